@@ -1,0 +1,145 @@
+/*
+ * Configuration as plain data: apps, per-server and per-directory settings,
+ * their merges by "set" marks, and the value parsers the directives share.
+ * Defaults are filled in at create time with their set marks clear, so a
+ * merge takes a child's value exactly when the child set it.
+ */
+#ifndef MSA_CFG_H
+#define MSA_CFG_H
+
+#include <apr_hash.h>
+
+#include "msa_core.h"
+#include "msa_jose.h"
+
+enum { MSA_SAMESITE_LAX, MSA_SAMESITE_STRICT, MSA_SAMESITE_NONE };
+enum { MSA_SECURE_AUTO, MSA_SECURE_ON, MSA_SECURE_OFF };
+enum { MSA_GROUPS_OFF, MSA_GROUPS_TOKEN, MSA_GROUPS_GRAPH };
+enum { MSA_UNAUTH_AUTO, MSA_UNAUTH_LOGIN, MSA_UNAUTH_401, MSA_UNAUTH_PASS };
+enum { MSA_CLAIM_EMAIL, MSA_CLAIM_UPN, MSA_CLAIM_ID, MSA_CLAIM_NAME };
+enum { MSA_PASS_ENV, MSA_PASS_HEADERS, MSA_PASS_BOTH, MSA_PASS_NONE };
+
+/* App settings (context S A): X(type, field, directive). */
+#define MSA_APP_FIELDS(X)                                                                          \
+    X(const char *, client_id, "MSAuthClientID")                                                   \
+    X(const char *, client_secret, "MSAuthClientSecret")                                           \
+    X(const char *, tenant, "MSAuthTenant")                                                        \
+    X(apr_array_header_t *, allowed_tenants, "MSAuthAllowedTenants")                               \
+    X(const char *, signin_success, "MSAuthSigninSuccess")                                         \
+    X(const char *, signin_failure, "MSAuthSigninFailure")                                         \
+    X(apr_array_header_t *, keys, "MSAuthSecretKey")                                               \
+    X(const char *, scope, "MSAuthScope")                                                          \
+    X(const char *, redirect_uri, "MSAuthRedirectURI")                                             \
+    X(apr_int64_t, session_timeout, "MSAuthSessionTimeout")                                        \
+    X(apr_int64_t, refresh_interval, "MSAuthRefreshInterval")                                      \
+    X(apr_int64_t, id_token_ttl, "MSAuthIDTokenTTL")                                               \
+    X(const char *, cookie_name, "MSAuthCookieName")                                               \
+    X(const char *, cookie_domain, "MSAuthCookieDomain")                                           \
+    X(const char *, cookie_path, "MSAuthCookiePath")                                               \
+    X(int, cookie_samesite, "MSAuthCookieSameSite")                                                \
+    X(int, cookie_secure, "MSAuthCookieSecure")                                                    \
+    X(int, legacy_state, "MSAuthLegacyState")                                                      \
+    X(int, groups, "MSAuthGroups")                                                                 \
+    X(apr_array_header_t *, redirect_allow, "MSAuthRedirectAllow")
+
+/* Server settings (context S). */
+#define MSA_SRV_FIELDS(X)                                                                          \
+    X(const char *, callback_path, "MSAuthCallbackPath")                                           \
+    X(const char *, jwt_path, "MSAuthJWTPath")                                                     \
+    X(const char *, login_host, "MSAuthLoginHost")                                                 \
+    X(const char *, graph_host, "MSAuthGraphHost")                                                 \
+    X(const char *, cache, "MSAuthCache")                                                          \
+    X(int, http_timeout, "MSAuthHTTPTimeout")                                                      \
+    X(int, http_connect_timeout, "MSAuthHTTPTimeout")                                              \
+    X(const char *, ca_file, "MSAuthCAFile")                                                       \
+    X(const char *, http_proxy, "MSAuthHTTPProxy")                                                 \
+    X(apr_int64_t, clock_skew, "MSAuthClockSkew")                                                  \
+    X(int, trust_forwarded, "MSAuthTrustForwarded")                                                \
+    X(const char *, settings_file, "MSAuthSettingsFile")                                           \
+    X(const char *, admin_key, "MSAuthAdminKey")                                                   \
+    X(apr_array_header_t *, cors_origins, "MSAuthCORSOrigins")                                     \
+    X(int, metrics, "MSAuthMetrics")
+
+/* Directory settings (context D). */
+#define MSA_DIR_FIELDS(X)                                                                          \
+    X(const char *, app, "MSAuthApp")                                                              \
+    X(int, unauth_action, "MSAuthUnauthAction")                                                    \
+    X(int, remote_user_claim, "MSAuthRemoteUserClaim")                                             \
+    X(int, pass_claims, "MSAuthPassClaims")                                                        \
+    X(int, easy_auth, "MSAuthEasyAuthHeaders")                                                     \
+    X(int, accept_bearer, "MSAuthAcceptBearer")                                                    \
+    X(int, strip_cookie, "MSAuthStripCookie")
+
+#define MSA_CFG_MEMBER(type, field, directive)                                                     \
+    type field;                                                                                    \
+    unsigned int field##_set : 1;
+
+typedef struct msa_app {
+    const char *appid; /* "" for the root app */
+    const char *where; /* "file:line" where it was first configured, for messages */
+    MSA_APP_FIELDS(MSA_CFG_MEMBER)
+} msa_app_t;
+
+typedef struct msa_srv {
+    msa_app_t *root;
+    apr_hash_t *apps;     /* appid -> msa_app_t *, as configured (not yet merged with root) */
+    apr_hash_t *resolved; /* appid ("" = root) -> effective msa_app_t *; see msa_srv_resolve */
+    struct msa_http *http; /* this server's HTTP client, made per process */
+    MSA_SRV_FIELDS(MSA_CFG_MEMBER)
+} msa_srv_t;
+
+typedef struct msa_dir {
+    MSA_DIR_FIELDS(MSA_CFG_MEMBER)
+} msa_dir_t;
+
+#undef MSA_CFG_MEMBER
+
+/* Marks a field as set to a value. */
+#define MSA_CFG_SET(cfg, field, value)                                                             \
+    do {                                                                                           \
+        (cfg)->field = (value);                                                                    \
+        (cfg)->field##_set = 1;                                                                    \
+    } while (0)
+
+/* Creation with defaults, set marks clear. */
+msa_app_t *msa_app_create(apr_pool_t *p, const char *appid);
+msa_srv_t *msa_srv_create(apr_pool_t *p);
+msa_dir_t *msa_dir_create(apr_pool_t *p);
+
+/* Merges: a field comes from add when add set it, else from base. */
+msa_app_t *msa_app_merge(apr_pool_t *p, const msa_app_t *base, const msa_app_t *add);
+msa_srv_t *msa_srv_merge(apr_pool_t *p, const msa_srv_t *base, const msa_srv_t *add);
+msa_dir_t *msa_dir_merge(apr_pool_t *p, const msa_dir_t *base, const msa_dir_t *add);
+
+/*
+ * Computes each app's effective settings once (after the last merge): the
+ * root app when it has a client id, and every named app merged over the
+ * root app, with its default cookie name filled in.
+ */
+void msa_srv_resolve(apr_pool_t *p, msa_srv_t *s);
+
+/* The effective app for appid ("" or "default" = root app); NULL when not configured. */
+const msa_app_t *msa_srv_app(const msa_srv_t *s, const char *appid);
+
+/* Whether any app is configured (the module's endpoints are served only then). */
+int msa_srv_has_apps(const msa_srv_t *s);
+
+/* Whether the app has what a login needs; NULL when complete, else the missing directive. */
+const char *msa_app_incomplete(const msa_app_t *a);
+
+/* The app's appid as it appears in tokens and logs ("default" for the root app). */
+const char *msa_app_token_id(const msa_app_t *a);
+
+/* Value parsers: NULL on success, else a message (without the directive name). */
+const char *msa_parse_secret(apr_pool_t *p, const char *value, const char **out);
+const char *msa_parse_key(apr_pool_t *p, const char *value, msa_key_t **out);
+const char *msa_parse_seconds(const char *value, apr_int64_t min, apr_int64_t max,
+                              apr_int64_t *out);
+const char *msa_parse_flag(const char *value, int *out);
+/* names: NULL-terminated list; *out = index of the match (case-insensitive). */
+const char *msa_parse_enum(const char *value, const char *const *names, int *out);
+const char *msa_parse_path(const char *value);
+const char *msa_parse_tenant(const char *value);
+const char *msa_parse_guid(const char *value);
+
+#endif

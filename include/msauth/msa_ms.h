@@ -1,0 +1,87 @@
+/*
+ * The Microsoft identity platform: authorize URL, code redemption, Graph
+ * profile and groups, JWKS fetch.
+ */
+#ifndef MSA_MS_H
+#define MSA_MS_H
+
+#include "msa_core.h"
+#include "msa_http.h"
+
+typedef struct msa_ms_client {
+    const char *login_host;    /* "https://login.microsoftonline.com", no trailing '/' */
+    const char *graph_host;    /* "https://graph.microsoft.com" */
+    const char *tenant;        /* path segment: common, organizations, consumers, GUID, domain */
+    const char *client_id;
+    const char *client_secret;
+    const char *redirect_uri;
+    const char *scope;
+} msa_ms_client_t;
+
+typedef struct msa_ms_tokens {
+    const char *access_token;
+    const char *id_token; /* NULL when absent */
+    const char *scope;    /* granted scopes, may be NULL */
+    long expires_in;      /* number or numeric string in the answer; 0 when absent */
+} msa_ms_tokens_t;
+
+typedef struct msa_ms_profile {
+    const char *id;    /* required */
+    const char *name;  /* displayName */
+    const char *email; /* mail, else userPrincipalName when it holds '@' */
+    const char *upn;   /* userPrincipalName */
+} msa_ms_profile_t;
+
+/* L/T/oauth2/v2.0/authorize?...; code_challenge and nonce may be NULL. */
+char *msa_ms_authorize_url(apr_pool_t *p, const msa_ms_client_t *c, const char *state,
+                           const char *code_challenge, const char *nonce);
+
+/* L/T/oauth2/v2.0/logout[?post_logout_redirect_uri=...]. */
+char *msa_ms_logout_url(apr_pool_t *p, const msa_ms_client_t *c, const char *post_logout);
+
+/* L/T/discovery/v2.0/keys */
+char *msa_ms_jwks_url(apr_pool_t *p, const msa_ms_client_t *c);
+
+/*
+ * Redeems an authorization code at L/T/oauth2/v2.0/token (client_secret_post).
+ * code_verifier is NULL for a client-built login. MSA_EUNREACHABLE when
+ * Microsoft cannot be reached; MSA_EPROTO for an error answer or one without
+ * an access token (err then holds Microsoft's error code and AADSTS number).
+ */
+apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
+                                const char *code, const char *code_verifier,
+                                msa_ms_tokens_t *out, const char **err);
+
+/*
+ * G/v1.0/me with the access token, mapped as Para does. MSA_EDENIED for a
+ * 401/403, MSA_EPROTO for any other bad answer or a missing id,
+ * MSA_EUNREACHABLE when Graph cannot be reached.
+ */
+apr_status_t msa_ms_graph_me(msa_http_t *h, apr_pool_t *p, const char *graph_host,
+                             const char *access_token, msa_ms_profile_t *out, const char **err);
+
+/*
+ * G/v1.0/me/transitiveMemberOf?$select=id, following @odata.nextLink
+ * (same host only) up to max_ids ids. Result: array of const char *.
+ */
+apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph_host,
+                                 const char *access_token, int max_ids,
+                                 apr_array_header_t **ids, const char **err);
+
+/* Fetches the JWKS document (raw JSON, checked to hold a "keys" array). */
+apr_status_t msa_ms_fetch_jwks(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
+                               char **jwks, const char **err);
+
+/*
+ * Whether a scope list names Graph's User.Read: any case, with or without the
+ * "https://graph.microsoft.com/" prefix.
+ */
+int msa_ms_scope_has_user_read(const char *scope);
+
+/* Whether s is a tenant segment: common, organizations, consumers, a GUID or a domain. */
+int msa_ms_tenant_valid(const char *s);
+
+/* The tenant id of personal Microsoft accounts. */
+#define MSA_MS_CONSUMERS_TID "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+#endif

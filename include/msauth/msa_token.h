@@ -1,0 +1,74 @@
+/*
+ * The module's tokens (INTERFACE.md section 6): session tokens and the
+ * short-lived ID tokens of Para's jwt=id, as claims sets and HS256 JWTs.
+ */
+#ifndef MSA_TOKEN_H
+#define MSA_TOKEN_H
+
+#include "msa_core.h"
+#include "msa_jose.h"
+
+#define MSA_USE_SESSION "session"
+#define MSA_USE_ID      "id"
+#define MSA_IDP         "microsoft"
+#define MSA_ROOT_APPID  "default" /* the root app's appid in tokens and logs */
+
+/* Who signed in, from Graph or a verified id_token. */
+typedef struct msa_identity {
+    const char *id;      /* Graph id, else the id_token's oid */
+    const char *name;
+    const char *email;
+    const char *upn;
+    const char *tid;     /* NULL when unknown (Graph-only login) */
+    const char *picture;
+    apr_array_header_t *groups; /* const char *, may be NULL */
+} msa_identity_t;
+
+typedef struct msa_token {
+    const char *sub;
+    const char *identifier; /* "ms:<sub>" */
+    const char *appid;
+    const char *idp;
+    const char *name;
+    const char *email;
+    const char *upn;
+    const char *tid;
+    const char *picture;
+    const char *jti;
+    const char *token_use;
+    apr_int64_t iat, nbf, exp; /* epoch seconds */
+    apr_int64_t refresh;       /* epoch milliseconds, session tokens */
+    apr_array_header_t *groups; /* const char *, may be NULL */
+} msa_token_t;
+
+/* Fills a session token for ident: exp = now + timeout, refresh = (now + refresh_interval) ms. */
+apr_status_t msa_token_session(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
+                               apr_int64_t now, apr_int64_t timeout,
+                               apr_int64_t refresh_interval, msa_token_t *t);
+
+/* Fills an ID token for ident: exp = now + ttl. */
+apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
+                          apr_int64_t now, apr_int64_t ttl, msa_token_t *t);
+
+/* The claims as JSON text (json-c); absent strings are left out. */
+char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t);
+
+/* Parses claims JSON; APR_EINVAL when it is not an object or a claim has the wrong type. */
+apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t,
+                                 const char **err);
+
+/* Signs t with key (HS256). */
+apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t *key,
+                            char **jwt, const char **err);
+
+/*
+ * Verifies jwt against keys (HS256) and checks: token_use = use, appid =
+ * appid (when not NULL), iat/nbf not after now + skew, exp after now - skew,
+ * sub and jti present. MSA_EEXPIRED for a time-window failure, APR_EINVAL
+ * for anything else.
+ */
+apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
+                              const char *use, const char *appid, apr_int64_t now,
+                              apr_int64_t skew, msa_token_t *t, const char **err);
+
+#endif

@@ -1,0 +1,429 @@
+/*
+ * JOSE through cjose: the only file that includes cjose's headers.
+ *
+ * cjose allocates with malloc; every cjose object made here is released
+ * before returning, and results are copied into the caller's pool.
+ */
+#include <string.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <cjose/cjose.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "msa_jose.h"
+
+#define JOSE_ERR(p, what, cerr)                                                                    \
+    apr_psprintf((p), "%s: %s", (what), (cerr).message ? (cerr).message : "unknown cjose error")
+
+/* The protected header's "alg", copied into p; NULL when absent. */
+static const char *jws_alg(apr_pool_t *p, cjose_jws_t *jws, const char **kid)
+{
+    cjose_err cerr;
+    cjose_header_t *hdr = cjose_jws_get_protected(jws);
+    if (hdr == NULL) {
+        return NULL;
+    }
+    if (kid != NULL) {
+        const char *k = cjose_header_get(hdr, CJOSE_HDR_KID, &cerr);
+        *kid = k ? apr_pstrdup(p, k) : NULL;
+    }
+    const char *alg = cjose_header_get(hdr, CJOSE_HDR_ALG, &cerr);
+    return alg ? apr_pstrdup(p, alg) : NULL;
+}
+
+/* Copies the verified payload of jws into p, NUL-terminated. */
+static apr_status_t jws_payload(apr_pool_t *p, cjose_jws_t *jws, char **payload, const char **err)
+{
+    cjose_err cerr;
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &cerr)) {
+        *err = JOSE_ERR(p, "JWS payload", cerr);
+        return APR_EINVAL;
+    }
+    if (memchr(plain, '\0', plain_len) != NULL) {
+        *err = "JWS payload holds a NUL byte";
+        return APR_EINVAL;
+    }
+    *payload = apr_pstrmemdup(p, (const char *)plain, plain_len);
+    return APR_SUCCESS;
+}
+
+/* Imports a compact JWS after a cheap shape check (3 parts, bounded size). */
+static cjose_jws_t *jws_import(apr_pool_t *p, const char *compact, const char **err)
+{
+    cjose_err cerr;
+    size_t len = strlen(compact);
+    if (len == 0 || len > MSA_MAX_TOKEN) {
+        *err = "JWS empty or too long";
+        return NULL;
+    }
+    int dots = 0;
+    for (const char *c = compact; *c; c++) {
+        if (*c == '.') {
+            dots++;
+        } else if (!(apr_isalnum(*c) || *c == '-' || *c == '_')) {
+            *err = "JWS holds characters outside base64url";
+            return NULL;
+        }
+    }
+    if (dots != 2) {
+        *err = "JWS is not three parts";
+        return NULL;
+    }
+    cjose_jws_t *jws = cjose_jws_import(compact, len, &cerr);
+    if (jws == NULL) {
+        *err = JOSE_ERR(p, "JWS import", cerr);
+    }
+    return jws;
+}
+
+apr_status_t msa_jws_hs256_sign(apr_pool_t *p, const msa_key_t *key, const char *payload,
+                                char **jws_out, const char **err)
+{
+    cjose_err cerr;
+    apr_status_t rv = APR_EGENERAL;
+    cjose_jwk_t *jwk = cjose_jwk_create_oct_spec(key->data, key->len, &cerr);
+    cjose_header_t *hdr = cjose_header_new(&cerr);
+    cjose_jws_t *jws = NULL;
+    const char *ser = NULL;
+
+    if (jwk == NULL || hdr == NULL ||
+        !cjose_header_set(hdr, CJOSE_HDR_ALG, CJOSE_HDR_ALG_HS256, &cerr) ||
+        !cjose_header_set(hdr, "typ", "JWT", &cerr)) {
+        *err = JOSE_ERR(p, "HS256 key or header", cerr);
+        goto out;
+    }
+    jws = cjose_jws_sign(jwk, hdr, (const uint8_t *)payload, strlen(payload), &cerr);
+    if (jws == NULL || !cjose_jws_export(jws, &ser, &cerr)) {
+        *err = JOSE_ERR(p, "HS256 sign", cerr);
+        goto out;
+    }
+    *jws_out = apr_pstrdup(p, ser);
+    rv = APR_SUCCESS;
+out:
+    cjose_jws_release(jws);
+    cjose_header_release(hdr);
+    cjose_jwk_release(jwk);
+    return rv;
+}
+
+apr_status_t msa_jws_hs256_verify(apr_pool_t *p, const char *compact, const msa_key_t *keys,
+                                  int nkeys, char **payload, const char **err)
+{
+    cjose_err cerr;
+    cjose_jws_t *jws = jws_import(p, compact, err);
+    if (jws == NULL) {
+        return APR_EINVAL;
+    }
+    apr_status_t rv = APR_EINVAL;
+    /* The header names the algorithm; only ours is acceptable (no none, no RS256). */
+    const char *alg = jws_alg(p, jws, NULL);
+    if (alg == NULL || strcmp(alg, CJOSE_HDR_ALG_HS256) != 0) {
+        *err = apr_psprintf(p, "JWS alg %s refused", alg ? "other than HS256" : "missing");
+        goto out;
+    }
+    *err = "JWS signature does not verify with any key";
+    for (int i = 0; i < nkeys; i++) {
+        cjose_jwk_t *jwk = cjose_jwk_create_oct_spec(keys[i].data, keys[i].len, &cerr);
+        if (jwk == NULL) {
+            continue;
+        }
+        int ok = cjose_jws_verify(jws, jwk, &cerr);
+        cjose_jwk_release(jwk);
+        if (ok) {
+            rv = jws_payload(p, jws, payload, err);
+            break;
+        }
+    }
+out:
+    cjose_jws_release(jws);
+    return rv;
+}
+
+/* The JWK of kid in a JWKS document, serialised for cjose; NULL when absent. */
+static const char *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, apr_status_t *rv,
+                             const char **err)
+{
+    const char *found = NULL;
+    json_object *doc = json_tokener_parse(jwks);
+    json_object *keys = NULL;
+    *rv = APR_EINVAL;
+    if (doc == NULL || !json_object_object_get_ex(doc, "keys", &keys) ||
+        !json_object_is_type(keys, json_type_array)) {
+        *err = "JWKS is not a JSON object with a keys array";
+        goto out;
+    }
+    size_t n = json_object_array_length(keys);
+    for (size_t i = 0; i < n; i++) {
+        json_object *k = json_object_array_get_idx(keys, i), *v = NULL;
+        if (!json_object_is_type(k, json_type_object) || !json_object_object_get_ex(k, "kid", &v) ||
+            !json_object_is_type(v, json_type_string) ||
+            strcmp(json_object_get_string(v), kid) != 0) {
+            continue;
+        }
+        if (!json_object_object_get_ex(k, "kty", &v) || !json_object_is_type(v, json_type_string) ||
+            strcmp(json_object_get_string(v), "RSA") != 0) {
+            *err = "JWKS key for this kid is not RSA";
+            goto out;
+        }
+        found = apr_pstrdup(p, json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN));
+        *rv = APR_SUCCESS;
+        goto out;
+    }
+    *rv = MSA_ENOKEY;
+    *err = "kid not in JWKS";
+out:
+    json_object_put(doc);
+    return found;
+}
+
+apr_status_t msa_jws_rs256_verify(apr_pool_t *p, const char *compact, const char *jwks,
+                                  char **payload, const char **err)
+{
+    cjose_err cerr;
+    cjose_jws_t *jws = jws_import(p, compact, err);
+    if (jws == NULL) {
+        return APR_EINVAL;
+    }
+    apr_status_t rv = APR_EINVAL;
+    cjose_jwk_t *jwk = NULL;
+    const char *kid = NULL;
+    const char *alg = jws_alg(p, jws, &kid);
+    if (alg == NULL || strcmp(alg, CJOSE_HDR_ALG_RS256) != 0) {
+        *err = alg ? "id_token alg other than RS256 refused" : "id_token alg missing";
+        goto out;
+    }
+    if (kid == NULL) {
+        *err = "id_token has no kid";
+        goto out;
+    }
+    const char *jwk_json = jwks_find(p, jwks, kid, &rv, err);
+    if (jwk_json == NULL) {
+        goto out;
+    }
+    rv = APR_EINVAL;
+    jwk = cjose_jwk_import(jwk_json, strlen(jwk_json), &cerr);
+    if (jwk == NULL || cjose_jwk_get_kty(jwk, &cerr) != CJOSE_JWK_KTY_RSA) {
+        *err = JOSE_ERR(p, "JWKS key import", cerr);
+        goto out;
+    }
+    if (!cjose_jws_verify(jws, jwk, &cerr)) {
+        *err = "id_token signature does not verify";
+        goto out;
+    }
+    rv = jws_payload(p, jws, payload, err);
+out:
+    cjose_jwk_release(jwk);
+    cjose_jws_release(jws);
+    return rv;
+}
+
+apr_status_t msa_jwe_seal(apr_pool_t *p, const unsigned char key[32], const char *plaintext,
+                          char **jwe_out, const char **err)
+{
+    cjose_err cerr;
+    apr_status_t rv = APR_EGENERAL;
+    cjose_jwk_t *jwk = cjose_jwk_create_oct_spec(key, 32, &cerr);
+    cjose_header_t *hdr = cjose_header_new(&cerr);
+    cjose_jwe_t *jwe = NULL;
+    char *ser = NULL;
+    if (jwk == NULL || hdr == NULL ||
+        !cjose_header_set(hdr, CJOSE_HDR_ALG, CJOSE_HDR_ALG_DIR, &cerr) ||
+        !cjose_header_set(hdr, CJOSE_HDR_ENC, CJOSE_HDR_ENC_A256GCM, &cerr)) {
+        *err = JOSE_ERR(p, "JWE key or header", cerr);
+        goto out;
+    }
+    jwe = cjose_jwe_encrypt(jwk, hdr, (const uint8_t *)plaintext, strlen(plaintext), &cerr);
+    if (jwe == NULL || (ser = cjose_jwe_export(jwe, &cerr)) == NULL) {
+        *err = JOSE_ERR(p, "JWE encrypt", cerr);
+        goto out;
+    }
+    *jwe_out = apr_pstrdup(p, ser);
+    rv = APR_SUCCESS;
+out:
+    if (ser != NULL) {
+        cjose_get_dealloc()(ser);
+    }
+    cjose_jwe_release(jwe);
+    cjose_header_release(hdr);
+    cjose_jwk_release(jwk);
+    return rv;
+}
+
+apr_status_t msa_jwe_open(apr_pool_t *p, const unsigned char key[32], const char *compact,
+                          char **plaintext, const char **err)
+{
+    cjose_err cerr;
+    apr_status_t rv = APR_EINVAL;
+    size_t len = strlen(compact);
+    const char *parts[5];
+    int n = 0;
+    parts[n++] = compact;
+    for (const char *c = compact; *c; c++) {
+        if (*c == '.') {
+            if (n == 5) {
+                *err = "JWE is not five parts";
+                return APR_EINVAL;
+            }
+            parts[n++] = c + 1;
+        } else if (!(apr_isalnum(*c) || *c == '-' || *c == '_')) {
+            *err = "JWE holds characters outside base64url";
+            return APR_EINVAL;
+        }
+    }
+    /*
+     * dir: no encrypted key; A256GCM: a 96-bit IV and a 128-bit tag. The tag
+     * length is checked here so a shortened tag can never be accepted.
+     */
+    if (n != 5 || len > MSA_MAX_TOKEN || parts[2] - parts[1] != 1 ||
+        parts[3] - parts[2] - 1 != 16 || strlen(parts[4]) != 22) {
+        *err = "JWE is not dir/A256GCM compact serialisation";
+        return APR_EINVAL;
+    }
+    cjose_jwk_t *jwk = cjose_jwk_create_oct_spec(key, 32, &cerr);
+    cjose_jwe_t *jwe = cjose_jwe_import(compact, len, &cerr);
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    if (jwk == NULL || jwe == NULL) {
+        *err = JOSE_ERR(p, "JWE import", cerr);
+        goto out;
+    }
+    cjose_header_t *hdr = cjose_jwe_get_protected(jwe);
+    const char *alg = hdr ? cjose_header_get(hdr, CJOSE_HDR_ALG, &cerr) : NULL;
+    const char *enc = hdr ? cjose_header_get(hdr, CJOSE_HDR_ENC, &cerr) : NULL;
+    if (alg == NULL || enc == NULL || strcmp(alg, CJOSE_HDR_ALG_DIR) != 0 ||
+        strcmp(enc, CJOSE_HDR_ENC_A256GCM) != 0) {
+        *err = "JWE algorithms other than dir/A256GCM refused";
+        goto out;
+    }
+    plain = cjose_jwe_decrypt(jwe, jwk, &plain_len, &cerr);
+    if (plain == NULL) {
+        *err = "JWE does not decrypt";
+        goto out;
+    }
+    if (memchr(plain, '\0', plain_len) != NULL) {
+        *err = "JWE plaintext holds a NUL byte";
+        goto out;
+    }
+    *plaintext = apr_pstrmemdup(p, (const char *)plain, plain_len);
+    rv = APR_SUCCESS;
+out:
+    if (plain != NULL) {
+        cjose_get_dealloc()(plain);
+    }
+    cjose_jwe_release(jwe);
+    cjose_jwk_release(jwk);
+    return rv;
+}
+
+apr_status_t msa_hkdf_sha256(const msa_key_t *secret, const char *info, unsigned char *out,
+                             apr_size_t outlen)
+{
+    apr_status_t rv = APR_EGENERAL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    if (ctx != NULL && EVP_PKEY_derive_init(ctx) > 0 &&
+        EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) > 0 &&
+        EVP_PKEY_CTX_set1_hkdf_key(ctx, secret->data, (int)secret->len) > 0 &&
+        EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)) > 0) {
+        size_t len = outlen;
+        if (EVP_PKEY_derive(ctx, out, &len) > 0 && len == outlen) {
+            rv = APR_SUCCESS;
+        }
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return rv;
+}
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *msa_b64url_encode(apr_pool_t *p, const unsigned char *d, apr_size_t len)
+{
+    char *out = apr_palloc(p, (len + 2) / 3 * 4 + 1), *o = out;
+    apr_size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)d[i] << 16 | (unsigned)d[i + 1] << 8 | d[i + 2];
+        *o++ = b64url_alphabet[v >> 18 & 63];
+        *o++ = b64url_alphabet[v >> 12 & 63];
+        *o++ = b64url_alphabet[v >> 6 & 63];
+        *o++ = b64url_alphabet[v & 63];
+    }
+    if (len - i == 1) {
+        unsigned v = (unsigned)d[i] << 16;
+        *o++ = b64url_alphabet[v >> 18 & 63];
+        *o++ = b64url_alphabet[v >> 12 & 63];
+    } else if (len - i == 2) {
+        unsigned v = (unsigned)d[i] << 16 | (unsigned)d[i + 1] << 8;
+        *o++ = b64url_alphabet[v >> 18 & 63];
+        *o++ = b64url_alphabet[v >> 12 & 63];
+        *o++ = b64url_alphabet[v >> 6 & 63];
+    }
+    *o = '\0';
+    return out;
+}
+
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+apr_status_t msa_b64url_decode(apr_pool_t *p, const char *s, apr_size_t slen, unsigned char **out,
+                               apr_size_t *outlen)
+{
+    if (slen % 4 == 1) {
+        return APR_EINVAL;
+    }
+    unsigned char *buf = apr_palloc(p, slen / 4 * 3 + 3), *o = buf;
+    unsigned acc = 0;
+    int bits = 0;
+    for (apr_size_t i = 0; i < slen; i++) {
+        int v = b64url_value(s[i]);
+        if (v < 0) {
+            return APR_EINVAL;
+        }
+        acc = (acc << 6 | (unsigned)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *o++ = (unsigned char)(acc >> bits);
+        }
+    }
+    /* Leftover bits must be zero: one encoding per byte string. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
+        return APR_EINVAL;
+    }
+    *out = buf;
+    *outlen = (apr_size_t)(o - buf);
+    return APR_SUCCESS;
+}
+
+char *msa_random_b64url(apr_pool_t *p, apr_size_t nbytes)
+{
+    unsigned char buf[64];
+    if (nbytes == 0 || nbytes > sizeof(buf) || RAND_bytes(buf, (int)nbytes) != 1) {
+        return NULL;
+    }
+    return msa_b64url_encode(p, buf, nbytes);
+}
+
+char *msa_pkce_challenge(apr_pool_t *p, const char *verifier)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)verifier, strlen(verifier), md);
+    return msa_b64url_encode(p, md, sizeof(md));
+}

@@ -1,0 +1,186 @@
+/* The module's session and ID tokens: claims sets, JSON, HS256. */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <json-c/json.h>
+
+#include "msa_token.h"
+
+/* Fields common to both kinds of token. */
+static apr_status_t token_base(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
+                               apr_int64_t now, msa_token_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (ident->id == NULL || *ident->id == '\0') {
+        return APR_EINVAL;
+    }
+    t->jti = msa_random_b64url(p, 16);
+    if (t->jti == NULL) {
+        return APR_EGENERAL;
+    }
+    t->sub = ident->id;
+    t->identifier = apr_pstrcat(p, "ms:", ident->id, NULL);
+    t->appid = (appid && *appid) ? appid : MSA_ROOT_APPID;
+    t->name = ident->name;
+    t->email = ident->email;
+    t->iat = t->nbf = now;
+    return APR_SUCCESS;
+}
+
+apr_status_t msa_token_session(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
+                               apr_int64_t now, apr_int64_t timeout, apr_int64_t refresh_interval,
+                               msa_token_t *t)
+{
+    apr_status_t rv = token_base(p, ident, appid, now, t);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t->idp = MSA_IDP;
+    t->upn = ident->upn;
+    t->tid = ident->tid;
+    t->groups = ident->groups;
+    t->exp = now + timeout;
+    t->refresh = (now + refresh_interval) * 1000;
+    t->token_use = MSA_USE_SESSION;
+    return APR_SUCCESS;
+}
+
+apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
+                          apr_int64_t now, apr_int64_t ttl, msa_token_t *t)
+{
+    apr_status_t rv = token_base(p, ident, appid, now, t);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t->picture = ident->picture;
+    t->exp = now + ttl;
+    t->token_use = MSA_USE_ID;
+    return APR_SUCCESS;
+}
+
+/* The string claims, in the order they are written. */
+#define TOKEN_STRINGS(X)                                                                           \
+    X(sub)                                                                                         \
+    X(identifier) X(appid) X(idp) X(name) X(email) X(upn) X(tid) X(picture) X(jti) X(token_use)
+#define TOKEN_NUMBERS(X) X(iat) X(nbf) X(exp) X(refresh)
+
+char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
+{
+    json_object *o = json_object_new_object();
+#define ADD_STRING(f)                                                                              \
+    if (t->f != NULL) {                                                                            \
+        json_object_object_add(o, #f, json_object_new_string(t->f));                               \
+    }
+#define ADD_NUMBER(f)                                                                              \
+    if (t->f != 0) {                                                                               \
+        json_object_object_add(o, #f, json_object_new_int64(t->f));                                \
+    }
+    TOKEN_STRINGS(ADD_STRING)
+    TOKEN_NUMBERS(ADD_NUMBER)
+#undef ADD_STRING
+#undef ADD_NUMBER
+    if (t->groups != NULL) {
+        json_object *a = json_object_new_array();
+        for (int i = 0; i < t->groups->nelts; i++) {
+            json_object_array_add(
+                a, json_object_new_string(APR_ARRAY_IDX(t->groups, i, const char *)));
+        }
+        json_object_object_add(o, "groups", a);
+    }
+    char *s = apr_pstrdup(p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return s;
+}
+
+apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t, const char **err)
+{
+    memset(t, 0, sizeof(*t));
+    json_object *o = json_tokener_parse(json), *v;
+    apr_status_t rv = APR_EINVAL;
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        *err = "token claims are not a JSON object";
+        goto out;
+    }
+#define GET_STRING(f)                                                                              \
+    if (json_object_object_get_ex(o, #f, &v) && !json_object_is_type(v, json_type_null)) {         \
+        if (!json_object_is_type(v, json_type_string)) {                                           \
+            *err = "token claim " #f " is not a string";                                           \
+            goto out;                                                                              \
+        }                                                                                          \
+        t->f = apr_pstrdup(p, json_object_get_string(v));                                          \
+    }
+#define GET_NUMBER(f)                                                                              \
+    if (json_object_object_get_ex(o, #f, &v)) {                                                    \
+        if (!json_object_is_type(v, json_type_int)) {                                              \
+            *err = "token claim " #f " is not an integer";                                         \
+            goto out;                                                                              \
+        }                                                                                          \
+        t->f = json_object_get_int64(v);                                                           \
+    }
+    TOKEN_STRINGS(GET_STRING)
+    TOKEN_NUMBERS(GET_NUMBER)
+#undef GET_STRING
+#undef GET_NUMBER
+    if (json_object_object_get_ex(o, "groups", &v)) {
+        if (!json_object_is_type(v, json_type_array)) {
+            *err = "token claim groups is not an array";
+            goto out;
+        }
+        size_t n = json_object_array_length(v);
+        t->groups = apr_array_make(p, (int)n, sizeof(const char *));
+        for (size_t i = 0; i < n; i++) {
+            json_object *g = json_object_array_get_idx(v, i);
+            if (!json_object_is_type(g, json_type_string)) {
+                *err = "token claim groups holds a non-string";
+                goto out;
+            }
+            APR_ARRAY_PUSH(t->groups, const char *) = apr_pstrdup(p, json_object_get_string(g));
+        }
+    }
+    rv = APR_SUCCESS;
+out:
+    json_object_put(o);
+    return rv;
+}
+
+apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t *key, char **jwt,
+                            const char **err)
+{
+    return msa_jws_hs256_sign(p, key, msa_token_to_json(p, t), jwt, err);
+}
+
+apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
+                              const char *use, const char *appid, apr_int64_t now, apr_int64_t skew,
+                              msa_token_t *t, const char **err)
+{
+    char *payload = NULL;
+    apr_status_t rv = msa_jws_hs256_verify(p, jwt, keys, nkeys, &payload, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = msa_token_from_json(p, payload, t, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (t->sub == NULL || *t->sub == '\0' || t->jti == NULL || *t->jti == '\0') {
+        *err = "token lacks sub or jti";
+        return APR_EINVAL;
+    }
+    if (t->token_use == NULL || strcmp(t->token_use, use) != 0) {
+        *err = apr_psprintf(p, "token_use is not %s", use);
+        return APR_EINVAL;
+    }
+    if (appid != NULL && (t->appid == NULL || strcmp(t->appid, appid) != 0)) {
+        *err = "token is for another app";
+        return APR_EINVAL;
+    }
+    if (t->exp == 0 || t->exp <= now - skew) {
+        *err = "token expired";
+        return MSA_EEXPIRED;
+    }
+    if (t->nbf > now + skew || t->iat > now + skew) {
+        *err = "token not yet valid";
+        return MSA_EEXPIRED;
+    }
+    return APR_SUCCESS;
+}

@@ -1,0 +1,111 @@
+/* Server and directory config: create, merge, and the checks once all is read. */
+#include <apr_strings.h>
+#include <http_core.h>
+
+#include "msa_module.h"
+#include "msa_ms.h"
+
+apr_array_header_t *msa_app_refs;
+
+void *msa_create_srv_config(apr_pool_t *p, server_rec *s)
+{
+    return msa_srv_create(p);
+}
+
+void *msa_merge_srv_config(apr_pool_t *p, void *base, void *add)
+{
+    return msa_srv_merge(p, base, add);
+}
+
+void *msa_create_dir_config(apr_pool_t *p, char *dir)
+{
+    return msa_dir_create(p);
+}
+
+void *msa_merge_dir_config(apr_pool_t *p, void *base, void *add)
+{
+    return msa_dir_merge(p, base, add);
+}
+
+int msa_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    msa_app_refs = apr_array_make(pconf, 8, sizeof(msa_app_ref_t));
+    return OK;
+}
+
+/* Checks that every configured app can sign users in. */
+static int check_apps(apr_pool_t *p, server_rec *s, msa_srv_t *srv)
+{
+    for (apr_hash_index_t *hi = apr_hash_first(p, srv->resolved); hi; hi = apr_hash_next(hi)) {
+        const msa_app_t *a;
+        apr_hash_this(hi, NULL, NULL, (void **)&a);
+        const char *missing = msa_app_incomplete(a);
+        if (missing != NULL) {
+            MSA_SLOG(s, APLOG_CRIT, 0, "config",
+                     "%s is required for app '%s'%s%s", missing, msa_app_token_id(a),
+                     a->where ? " configured at " : "", a->where ? a->where : "");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    /* A root app that was given settings but no client id is a mistake, not an absence. */
+    if (!srv->root->client_id_set && (srv->root->client_secret_set || srv->root->keys_set) &&
+        apr_hash_count(srv->apps) == 0) {
+        MSA_SLOG(s, APLOG_CRIT, 0, "config", "MSAuthClientID is required for the root app%s%s",
+                 srv->root->where ? " configured at " : "",
+                 srv->root->where ? srv->root->where : "");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    /* httpd runs post_config twice at startup; the first pass is a dry run. */
+    for (server_rec *vs = s; vs; vs = vs->next) {
+        msa_srv_t *srv = msa_srv_get(vs);
+        msa_srv_resolve(pconf, srv);
+        int rc = check_apps(ptemp, vs, srv);
+        if (rc != OK) {
+            return rc;
+        }
+    }
+    for (int i = 0; i < msa_app_refs->nelts; i++) {
+        const msa_app_ref_t *ref = &APR_ARRAY_IDX(msa_app_refs, i, msa_app_ref_t);
+        msa_srv_t *srv = msa_srv_get(ref->s);
+        if (msa_srv_app(srv, ref->appid) == NULL && srv->settings_file == NULL) {
+            MSA_SLOG(ref->s, APLOG_CRIT, 0, "config",
+                     "MSAuthApp %s at %s names an app defined nowhere (no <MSAuthApp %s> block"
+                     "%s)",
+                     *ref->appid ? ref->appid : "(root)", ref->where, ref->appid,
+                     *ref->appid ? "" : " and no MSAuthClientID at server level");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (msa_http_global_init() != APR_SUCCESS) {
+        MSA_SLOG(s, APLOG_CRIT, 0, "init", "libcurl could not be initialised");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+void msa_child_init(apr_pool_t *p, server_rec *s)
+{
+    msa_handler_child_init(p);
+    /* One client per server with apps, as timeouts, CA file and proxy are per server. */
+    for (server_rec *vs = s; vs; vs = vs->next) {
+        msa_srv_t *srv = msa_srv_get(vs);
+        if (!msa_srv_has_apps(srv)) {
+            continue;
+        }
+        msa_http_opts_t opts = {
+            .timeout = srv->http_timeout,
+            .connect_timeout = srv->http_connect_timeout,
+            .ca_file = srv->ca_file,
+            .proxy = srv->http_proxy,
+            .max_response = MSA_MAX_RESPONSE,
+        };
+        if (msa_http_create(&srv->http, p, &opts) != APR_SUCCESS) {
+            MSA_SLOG(vs, APLOG_CRIT, 0, "init", "the HTTP client could not be created");
+        }
+    }
+}

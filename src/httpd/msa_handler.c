@@ -1,0 +1,622 @@
+/*
+ * The module's browser endpoints under MSAuthCallbackPath: the callback
+ * (INTERFACE.md 4.2), /login (4.1). They run as a quick handler so that a
+ * site protecting "/" with AuthType Microsoft still lets the login finish.
+ */
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <json-c/json.h>
+
+#include "msa_cookie.h"
+#include "msa_jose.h"
+#include "msa_module.h"
+#include "msa_ms.h"
+#include "msa_state.h"
+#include "msa_token.h"
+#include "msa_url.h"
+
+#define STATE_TTL        600 /* seconds a login may take */
+#define STATE_COOKIE_MAX 4   /* parallel logins kept per browser */
+#define JWKS_MIN_REFRESH 60  /* seconds between fetches on an unknown kid */
+
+/* Request helpers ------------------------------------------------------------------- */
+
+/* A forwarded header's first value when it is plain enough to trust as a host or scheme. */
+static const char *forwarded(request_rec *r, const char *name)
+{
+    const char *v = apr_table_get(r->headers_in, name);
+    if (v == NULL) {
+        return NULL;
+    }
+    const char *end = v + strcspn(v, ",");
+    while (end > v && end[-1] == ' ') {
+        end--;
+    }
+    for (const char *c = v; c < end; c++) {
+        if (!(apr_isalnum(*c) || *c == '.' || *c == '-' || *c == ':' || *c == '[' || *c == ']')) {
+            return NULL;
+        }
+    }
+    return end > v ? apr_pstrmemdup(r->pool, v, (apr_size_t)(end - v)) : NULL;
+}
+
+int msa_request_is_https(request_rec *r, const msa_srv_t *srv)
+{
+    if (srv->trust_forwarded) {
+        const char *proto = forwarded(r, "X-Forwarded-Proto");
+        if (proto != NULL) {
+            return strcasecmp(proto, "https") == 0;
+        }
+    }
+    return strcmp(ap_http_scheme(r), "https") == 0;
+}
+
+const char *msa_self_origin(request_rec *r, const msa_srv_t *srv)
+{
+    if (srv->trust_forwarded) {
+        const char *host = forwarded(r, "X-Forwarded-Host");
+        if (host != NULL) {
+            return apr_pstrcat(r->pool, msa_request_is_https(r, srv) ? "https" : "http", "://",
+                               host, NULL);
+        }
+    }
+    const char *origin = ap_construct_url(r->pool, "/", r);
+    return apr_pstrmemdup(r->pool, origin, strlen(origin) - 1);
+}
+
+const char *msa_cookie_get(request_rec *r, const char *name)
+{
+    return msa_cookie_find(r->pool, apr_table_get(r->headers_in, "Cookie"), name);
+}
+
+static const char *const samesite_names[] = {"Lax", "Strict", "None"};
+
+void msa_cookie_set(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, const char *name,
+                    const char *value, const char *path, apr_int64_t max_age, int samesite)
+{
+    msa_cookie_attrs_t attrs = {
+        .path = path,
+        .domain = app->cookie_domain,
+        .max_age = max_age,
+        .samesite = samesite_names[samesite],
+        .secure = app->cookie_secure == MSA_SECURE_ON ||
+                  (app->cookie_secure == MSA_SECURE_AUTO && msa_request_is_https(r, srv)) ||
+                  samesite == MSA_SAMESITE_NONE,
+    };
+    apr_table_addn(r->err_headers_out, "Set-Cookie",
+                   msa_cookie_format(r->pool, name, value, &attrs));
+}
+
+/* A string safe to put in a log line: printable ASCII, bounded. */
+static const char *loggable(request_rec *r, const char *s)
+{
+    if (s == NULL) {
+        return "-";
+    }
+    size_t n = strlen(s) > 64 ? 64 : strlen(s);
+    char *out = apr_pstrmemdup(r->pool, s, n);
+    for (char *c = out; *c; c++) {
+        if (*c < 0x21 || *c > 0x7e) {
+            *c = '?';
+        }
+    }
+    return out;
+}
+
+static int redirect(request_rec *r, const char *url)
+{
+    apr_table_setn(r->headers_out, "Location", url);
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    return HTTP_MOVED_TEMPORARILY;
+}
+
+/* 302 to the app's failure URL with its cause; the root app's when the app is unknown. */
+static int fail(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, const char *cause,
+                int level, const char *detail)
+{
+    if (app == NULL) {
+        app = srv->root;
+    }
+    ap_log_rerror(APLOG_MARK, level, 0, r, "msauth: login_failed: cause=%s appid=%s: %s", cause,
+                  msa_app_token_id(app), detail);
+    return redirect(r, msa_url_fill(r->pool, app->signin_failure, "cause", "?", cause));
+}
+
+static void client_of(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                      msa_ms_client_t *c)
+{
+    c->login_host = srv->login_host;
+    c->graph_host = srv->graph_host;
+    c->tenant = app->tenant;
+    c->client_id = app->client_id;
+    c->client_secret = app->client_secret;
+    c->scope = app->scope;
+    c->redirect_uri =
+        app->redirect_uri
+            ? app->redirect_uri
+            : apr_pstrcat(r->pool, msa_self_origin(r, srv), srv->callback_path, NULL);
+}
+
+/* JWKS cache (per process) ----------------------------------------------------------- */
+
+typedef struct jwks_entry {
+    char *json;
+    apr_time_t fetched;
+} jwks_entry_t;
+
+static apr_pool_t *jwks_pool;
+static apr_hash_t *jwks_cache;
+static apr_thread_mutex_t *jwks_lock;
+
+void msa_handler_child_init(apr_pool_t *p)
+{
+    apr_pool_create(&jwks_pool, p);
+    jwks_cache = apr_hash_make(jwks_pool);
+    apr_thread_mutex_create(&jwks_lock, APR_THREAD_MUTEX_DEFAULT, p);
+}
+
+/*
+ * The JWKS of c's tenant. A cached document is used unless refresh is set;
+ * a refresh happens at most once a minute (the first fetch is free).
+ */
+static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_client_t *c,
+                             int refresh, const char **json, const char **err)
+{
+    const char *url = msa_ms_jwks_url(r->pool, c);
+    apr_status_t rv = APR_SUCCESS;
+    apr_thread_mutex_lock(jwks_lock);
+    jwks_entry_t *e = apr_hash_get(jwks_cache, url, APR_HASH_KEY_STRING);
+    if (e != NULL && (!refresh || apr_time_now() - e->fetched < apr_time_from_sec(JWKS_MIN_REFRESH))) {
+        *json = apr_pstrdup(r->pool, e->json);
+        apr_thread_mutex_unlock(jwks_lock);
+        return refresh ? MSA_ENOKEY : APR_SUCCESS;
+    }
+    apr_thread_mutex_unlock(jwks_lock);
+
+    char *doc = NULL;
+    rv = msa_ms_fetch_jwks(srv->http, r->pool, c, &doc, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    MSA_RLOG(r, APLOG_INFO, "jwks_fetched", "keys of tenant %s fetched", loggable(r, c->tenant));
+    apr_thread_mutex_lock(jwks_lock);
+    e = apr_hash_get(jwks_cache, url, APR_HASH_KEY_STRING);
+    if (e == NULL) {
+        e = apr_pcalloc(jwks_pool, sizeof(*e));
+        apr_hash_set(jwks_cache, apr_pstrdup(jwks_pool, url), APR_HASH_KEY_STRING, e);
+    }
+    /* Documents are small and refreshed rarely; the old copy stays in the pool. */
+    e->json = apr_pstrdup(jwks_pool, doc);
+    e->fetched = apr_time_now();
+    apr_thread_mutex_unlock(jwks_lock);
+    *json = doc;
+    return APR_SUCCESS;
+}
+
+/* The id_token --------------------------------------------------------------------- */
+
+static const char *jstr(apr_pool_t *p, json_object *o, const char *name)
+{
+    json_object *v;
+    if (json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_string)) {
+        return apr_pstrdup(p, json_object_get_string(v));
+    }
+    return NULL;
+}
+
+static int jint(json_object *o, const char *name, apr_int64_t *out)
+{
+    json_object *v;
+    if (json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_int)) {
+        *out = json_object_get_int64(v);
+        return 1;
+    }
+    return 0;
+}
+
+static int tenant_allowed(const msa_app_t *app, const char *tid)
+{
+    const char *t = app->tenant;
+    if (strcasecmp(t, "consumers") == 0 && strcasecmp(tid, MSA_MS_CONSUMERS_TID) != 0) {
+        return 0;
+    }
+    if (strcasecmp(t, "organizations") == 0 && strcasecmp(tid, MSA_MS_CONSUMERS_TID) == 0) {
+        return 0;
+    }
+    if (msa_parse_guid(t) == NULL && strcasecmp(t, tid) != 0) {
+        return 0;
+    }
+    if (app->allowed_tenants != NULL) {
+        for (int i = 0; i < app->allowed_tenants->nelts; i++) {
+            if (strcasecmp(APR_ARRAY_IDX(app->allowed_tenants, i, const char *), tid) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * Verifies Microsoft's id_token (4.2 step 4) and fills ident from it.
+ * Returns NULL, or the failure cause with *detail set.
+ */
+static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                                   const msa_ms_client_t *c, const char *id_token,
+                                   const char *nonce, msa_identity_t *ident, const char **detail)
+{
+    const char *jwks = NULL;
+    char *payload = NULL;
+    apr_status_t rv = jwks_get(r, srv, c, 0, &jwks, detail);
+    if (rv == APR_SUCCESS) {
+        rv = msa_jws_rs256_verify(r->pool, id_token, jwks, &payload, detail);
+        if (rv == MSA_ENOKEY) {
+            /* Keys roll over: an unknown kid is worth one more look at the JWKS. */
+            rv = jwks_get(r, srv, c, 1, &jwks, detail);
+            if (rv == APR_SUCCESS) {
+                rv = msa_jws_rs256_verify(r->pool, id_token, jwks, &payload, detail);
+            }
+            else if (rv == MSA_ENOKEY) {
+                *detail = "kid not in JWKS (refreshed less than a minute ago)";
+            }
+        }
+    }
+    if (rv == MSA_EUNREACHABLE) {
+        return "idp_unreachable";
+    }
+    if (rv != APR_SUCCESS) {
+        return "invalid_id_token";
+    }
+    json_object *o = json_tokener_parse(payload);
+    const char *cause = "invalid_id_token";
+    apr_int64_t now = apr_time_sec(apr_time_now()), exp = 0, nbf = 0, iat = 0;
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        *detail = "id_token claims are not a JSON object";
+        goto out;
+    }
+    const char *aud = jstr(r->pool, o, "aud"), *iss = jstr(r->pool, o, "iss");
+    const char *tid = jstr(r->pool, o, "tid"), *tok_nonce = jstr(r->pool, o, "nonce");
+    if (aud == NULL || strcmp(aud, app->client_id) != 0) {
+        *detail = "id_token aud is not our client id";
+        goto out;
+    }
+    if (tid == NULL || msa_parse_guid(tid) != NULL) {
+        *detail = "id_token has no tenant id";
+        goto out;
+    }
+    if (iss == NULL ||
+        strcmp(iss, apr_pstrcat(r->pool, srv->login_host, "/", tid, "/v2.0", NULL)) != 0) {
+        *detail = "id_token iss does not match its tenant";
+        goto out;
+    }
+    if (!jint(o, "exp", &exp) || exp <= now - srv->clock_skew) {
+        *detail = "id_token expired";
+        goto out;
+    }
+    if ((jint(o, "nbf", &nbf) && nbf > now + srv->clock_skew) ||
+        (jint(o, "iat", &iat) && iat > now + srv->clock_skew)) {
+        *detail = "id_token not yet valid";
+        goto out;
+    }
+    if (nonce != NULL && (tok_nonce == NULL || !msa_ct_streq(tok_nonce, nonce))) {
+        *detail = "id_token nonce does not match the login";
+        goto out;
+    }
+    ident->id = jstr(r->pool, o, "oid");
+    if (ident->id == NULL) {
+        *detail = "id_token has no oid";
+        goto out;
+    }
+    if (!tenant_allowed(app, tid)) {
+        *detail = apr_psprintf(r->pool, "tenant %s is not allowed", tid);
+        cause = "tenant_not_allowed";
+        goto out;
+    }
+    ident->tid = tid;
+    ident->name = jstr(r->pool, o, "name");
+    ident->upn = jstr(r->pool, o, "preferred_username");
+    ident->email = jstr(r->pool, o, "email");
+    if (ident->email == NULL && ident->upn != NULL && strchr(ident->upn, '@') != NULL) {
+        ident->email = ident->upn;
+    }
+    cause = NULL;
+out:
+    json_object_put(o);
+    return cause;
+}
+
+/* Login start (4.1) ------------------------------------------------------------------- */
+
+typedef struct state_cookie {
+    const char *name;
+    apr_int64_t created;
+} state_cookie_t;
+
+typedef struct prune_ctx {
+    request_rec *r;
+    const msa_app_t *app;
+    apr_array_header_t *found; /* state_cookie_t */
+} prune_ctx_t;
+
+static int collect_state(void *ctx, const char *name, const char *value)
+{
+    prune_ctx_t *pc = ctx;
+    if (strncmp(name, "msauth_state_", 13) == 0) {
+        msa_login_state_t ls;
+        const char *err;
+        const msa_key_t *k = &APR_ARRAY_IDX(pc->app->keys, 0, msa_key_t);
+        state_cookie_t *sc = apr_array_push(pc->found);
+        sc->name = name;
+        sc->created = msa_login_state_open(pc->r->pool, value, k->data, k->len, &ls, &err) ==
+                              APR_SUCCESS
+                          ? ls.created
+                          : 0;
+    }
+    return 0;
+}
+
+/* Expires all but the newest few state cookies, so parallel tabs work and the header stays small. */
+static void prune_state_cookies(request_rec *r, const msa_srv_t *srv, const msa_app_t *app)
+{
+    prune_ctx_t pc = {r, app, apr_array_make(r->pool, 4, sizeof(state_cookie_t))};
+    msa_cookie_each(r->pool, apr_table_get(r->headers_in, "Cookie"), collect_state, &pc);
+    int excess = pc.found->nelts - (STATE_COOKIE_MAX - 1);
+    while (excess-- > 0) {
+        int oldest = 0;
+        for (int i = 1; i < pc.found->nelts; i++) {
+            if (APR_ARRAY_IDX(pc.found, i, state_cookie_t).created <
+                APR_ARRAY_IDX(pc.found, oldest, state_cookie_t).created) {
+                oldest = i;
+            }
+        }
+        state_cookie_t *sc = &APR_ARRAY_IDX(pc.found, oldest, state_cookie_t);
+        msa_cookie_set(r, srv, app, sc->name, "", srv->callback_path, 0, MSA_SAMESITE_LAX);
+        sc->created = APR_INT64_MAX;
+    }
+}
+
+int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                    const char *return_to)
+{
+    msa_login_state_t ls;
+    msa_ms_client_t c;
+    const char *err;
+    char *cookie;
+    const msa_key_t *k = &APR_ARRAY_IDX(app->keys, 0, msa_key_t);
+    apr_int64_t now = apr_time_sec(apr_time_now());
+
+    if (msa_login_state_new(r->pool, app->appid, return_to, now, &ls) != APR_SUCCESS ||
+        msa_login_state_seal(r->pool, &ls, k->data, k->len, &cookie, &err) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "login_start", "could not make the login state");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    prune_state_cookies(r, srv, app);
+    /* Lax: the browser must send it on Microsoft's top-level redirect back. */
+    msa_cookie_set(r, srv, app, msa_login_state_cookie_name(r->pool, ls.state), cookie,
+                   srv->callback_path, STATE_TTL, MSA_SAMESITE_LAX);
+    client_of(r, srv, app, &c);
+    MSA_RLOG(r, APLOG_DEBUG, "login_start", "appid=%s", msa_app_token_id(app));
+    return redirect(r, msa_ms_authorize_url(r->pool, &c, ls.state,
+                                            msa_pkce_challenge(r->pool, ls.verifier), ls.nonce));
+}
+
+static int handle_login(request_rec *r, const msa_srv_t *srv)
+{
+    apr_table_t *q;
+    const char *appid = NULL, *return_to = NULL;
+    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
+        msa_query_get1(q, "appid", &appid) == APR_EINVAL ||
+        msa_query_get1(q, "return_to", &return_to) == APR_EINVAL) {
+        return fail(r, srv, NULL, "invalid_request", APLOG_INFO, "malformed /login query");
+    }
+    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    if (app == NULL) {
+        return fail(r, srv, NULL, "unknown_app", APLOG_INFO,
+                    apr_psprintf(r->pool, "no app '%s'", loggable(r, appid)));
+    }
+    if (return_to != NULL) {
+        const char *ok = msa_redirect_target(r->pool, return_to, msa_self_origin(r, srv),
+                                             app->redirect_allow);
+        if (ok == NULL) {
+            MSA_RLOG(r, APLOG_INFO, "return_to_refused",
+                     "return_to refused, the default target is used instead");
+        }
+        return_to = ok;
+    }
+    return msa_start_login(r, srv, app, return_to);
+}
+
+/* The callback (4.2) ------------------------------------------------------------------ */
+
+/* Checks a module-initiated state against its cookie, clearing the cookie. */
+static const char *check_state_cookie(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                                      const char *state, msa_login_state_t *ls)
+{
+    const char *name = msa_login_state_cookie_name(r->pool, state);
+    const char *value = msa_cookie_get(r, name);
+    const char *err = NULL;
+    if (value == NULL) {
+        return "no state cookie for this state (another browser, expired or already used)";
+    }
+    msa_cookie_set(r, srv, app, name, "", srv->callback_path, 0, MSA_SAMESITE_LAX);
+    for (int i = 0; i < app->keys->nelts; i++) {
+        const msa_key_t *k = &APR_ARRAY_IDX(app->keys, i, msa_key_t);
+        if (msa_login_state_open(r->pool, value, k->data, k->len, ls, &err) == APR_SUCCESS) {
+            break;
+        }
+        ls->state = NULL;
+    }
+    if (ls->state == NULL) {
+        return "state cookie does not decrypt";
+    }
+    if (!msa_ct_streq(ls->state, state) || strcmp(ls->appid, app->appid) != 0) {
+        return "state does not match its cookie";
+    }
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    if (ls->created > now + srv->clock_skew || now - ls->created > STATE_TTL) {
+        return "state cookie expired";
+    }
+    return NULL;
+}
+
+static int handle_callback(request_rec *r, const msa_srv_t *srv)
+{
+    apr_table_t *q;
+    const char *state = NULL, *code = NULL, *error = NULL, *detail = NULL;
+    msa_state_ref_t ref;
+    msa_login_state_t ls = {0};
+    int module_initiated = 0;
+
+    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS) {
+        return fail(r, srv, NULL, "invalid_request", APLOG_INFO,
+                    "malformed query string (broken escape or not UTF-8)");
+    }
+    if (msa_query_get1(q, "state", &state) == APR_EINVAL) {
+        return fail(r, srv, NULL, "invalid_state", APLOG_INFO, "state given more than once");
+    }
+    if (msa_state_parse(r->pool, state, &ref) != APR_SUCCESS) {
+        return fail(r, srv, NULL, "invalid_state", APLOG_INFO,
+                    apr_psprintf(r->pool, "malformed state (%" APR_SIZE_T_FMT " bytes)",
+                                 strlen(state)));
+    }
+    const msa_app_t *app = msa_srv_app(srv, ref.appid);
+    if (app == NULL) {
+        return fail(r, srv, NULL, "unknown_app", APLOG_INFO,
+                    apr_psprintf(r->pool, "no app '%s'", ref.appid));
+    }
+    if (!ref.client_built) {
+        const char *why = check_state_cookie(r, srv, app, state, &ls);
+        if (why != NULL) {
+            return fail(r, srv, app, "invalid_state", APLOG_INFO, why);
+        }
+        module_initiated = 1;
+    }
+    else if (!app->legacy_state) {
+        return fail(r, srv, app, "unsolicited_login", APLOG_INFO,
+                    "a client-built state and MSAuthLegacyState is Off");
+    }
+    if (apr_table_get(q, "error") != NULL) {
+        msa_query_get1(q, "error", &error);
+        return fail(r, srv, app, "access_denied", APLOG_INFO,
+                    apr_psprintf(r->pool, "Microsoft answered error=%s", loggable(r, error)));
+    }
+    apr_status_t rv = msa_query_get1(q, "code", &code);
+    if (rv != APR_SUCCESS || *code == '\0' || strlen(code) > 8192) {
+        return fail(r, srv, app, "invalid_request", APLOG_INFO,
+                    rv == APR_EINVAL ? "code given more than once" : "no code");
+    }
+
+    msa_ms_client_t c;
+    msa_ms_tokens_t tokens;
+    client_of(r, srv, app, &c);
+    rv = msa_ms_redeem_code(srv->http, r->pool, &c, code, module_initiated ? ls.verifier : NULL,
+                            &tokens, &detail);
+    if (rv == MSA_EUNREACHABLE) {
+        return fail(r, srv, app, "idp_unreachable", APLOG_WARNING, detail);
+    }
+    if (rv != APR_SUCCESS) {
+        return fail(r, srv, app, "token_exchange_failed", APLOG_WARNING, detail);
+    }
+
+    msa_identity_t ident = {0};
+    if (tokens.id_token != NULL) {
+        const char *cause = verify_id_token(r, srv, app, &c, tokens.id_token,
+                                            module_initiated ? ls.nonce : NULL, &ident, &detail);
+        if (cause != NULL) {
+            return fail(r, srv, app, cause, APLOG_WARNING, detail);
+        }
+    }
+    const char *granted = tokens.scope ? tokens.scope : app->scope;
+    if (tokens.id_token == NULL || msa_ms_scope_has_user_read(granted)) {
+        msa_ms_profile_t prof;
+        rv = msa_ms_graph_me(srv->http, r->pool, srv->graph_host, tokens.access_token, &prof,
+                             &detail);
+        if (rv == MSA_EUNREACHABLE) {
+            return fail(r, srv, app, "idp_unreachable", APLOG_WARNING, detail);
+        }
+        if (rv != APR_SUCCESS) {
+            return fail(r, srv, app, "profile_failed", APLOG_WARNING, detail);
+        }
+        ident.id = prof.id;
+        ident.name = prof.name;
+        ident.email = prof.email;
+        ident.upn = prof.upn;
+    }
+
+    return msa_finish_login(r, srv, app, &ident, module_initiated ? ls.return_to : NULL);
+}
+
+int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                     const msa_identity_t *ident, const char *return_to)
+{
+    msa_token_t st;
+    char *session = NULL;
+    const char *err = NULL;
+    const msa_key_t *key = &APR_ARRAY_IDX(app->keys, 0, msa_key_t);
+    apr_int64_t now = apr_time_sec(apr_time_now());
+
+    if (msa_token_session(r->pool, ident, msa_app_token_id(app), now, app->session_timeout,
+                          app->refresh_interval, &st) != APR_SUCCESS ||
+        msa_token_sign(r->pool, &st, key, &session, &err) != APR_SUCCESS) {
+        return fail(r, srv, app, "profile_failed", APLOG_WARNING,
+                    err ? err : "no user id to issue a token for");
+    }
+    msa_cookie_set(r, srv, app, app->cookie_name, session, app->cookie_path,
+                   app->session_timeout, app->cookie_samesite);
+
+    const char *target = return_to;
+    if (target == NULL) {
+        /* Only the success URL carries Para's placeholders (4.3). */
+        target = app->signin_success;
+        if (ap_strstr_c(target, "jwt=id") != NULL) {
+            msa_token_t it;
+            char *id_token = NULL;
+            if (msa_token_id(r->pool, ident, msa_app_token_id(app), now, app->id_token_ttl, &it) !=
+                    APR_SUCCESS ||
+                msa_token_sign(r->pool, &it, key, &id_token, &err) != APR_SUCCESS) {
+                return fail(r, srv, app, "profile_failed", APLOG_WARNING, "ID token not issued");
+            }
+            target = msa_url_fill(r->pool, target, "jwt", "id", id_token);
+        }
+        target = msa_url_fill(r->pool, target, "jwt", "?", session);
+    }
+    MSA_RLOG(r, APLOG_INFO, "login_ok", "appid=%s user=%s", msa_app_token_id(app),
+             loggable(r, ident->id));
+    return redirect(r, target);
+}
+
+/* Dispatch --------------------------------------------------------------------------- */
+
+/* The endpoint's name when path is the callback path or below it; NULL otherwise. */
+static const char *endpoint(const char *path, const char *base)
+{
+    size_t n = strlen(base);
+    if (strncmp(path, base, n) != 0) {
+        return NULL;
+    }
+    return path[n] == '\0' ? "" : path[n] == '/' ? path + n + 1 : NULL;
+}
+
+int msa_quick_handler(request_rec *r, int lookup_uri)
+{
+    if (lookup_uri || r->main != NULL || r->parsed_uri.path == NULL) {
+        return DECLINED;
+    }
+    const msa_srv_t *srv = msa_srv_get(r->server);
+    const char *ep = endpoint(r->parsed_uri.path, srv->callback_path);
+    if (ep == NULL || !msa_srv_has_apps(srv)) {
+        return DECLINED;
+    }
+    if (strcmp(ep, "") == 0 || strcmp(ep, "login") == 0) {
+        if (r->method_number != M_GET) {
+            r->allowed = AP_METHOD_BIT << M_GET;
+            return HTTP_METHOD_NOT_ALLOWED;
+        }
+        return *ep ? handle_login(r, srv) : handle_callback(r, srv);
+    }
+    return DECLINED;
+}

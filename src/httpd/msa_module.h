@@ -1,0 +1,71 @@
+/* The Apache glue's shared declarations: config access, logging, hooks. */
+#ifndef MSA_MODULE_H
+#define MSA_MODULE_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include "msa_cfg.h"
+#include "msa_http.h"
+#include "msa_token.h"
+
+extern module AP_MODULE_DECLARE_DATA msauth_module;
+
+#if defined(APLOG_USE_MODULE) && !defined(MSA_MODULE_MAIN) /* AP_DECLARE_MODULE declares it there */
+APLOG_USE_MODULE(msauth);
+#endif
+
+/* Every line starts "msauth: <tag>:" so it can be grepped and alerted on. */
+#define MSA_RLOG(r, level, tag, ...)                                                       \
+    ap_log_rerror(APLOG_MARK, (level), 0, (r), "msauth: " tag ": " __VA_ARGS__)
+#define MSA_SLOG(s, level, status, tag, ...)                                               \
+    ap_log_error(APLOG_MARK, (level), (status), (s), "msauth: " tag ": " __VA_ARGS__)
+
+/* A directive's use of an app, checked once all apps are known. */
+typedef struct msa_app_ref {
+    server_rec *s;
+    const char *appid;
+    const char *where;
+} msa_app_ref_t;
+
+extern apr_array_header_t *msa_app_refs;
+extern const command_rec msa_cmds[];
+
+static inline msa_srv_t *msa_srv_get(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &msauth_module);
+}
+
+static inline msa_dir_t *msa_dir_get(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &msauth_module);
+}
+
+/* msa_config.c */
+void *msa_create_srv_config(apr_pool_t *p, server_rec *s);
+void *msa_merge_srv_config(apr_pool_t *p, void *base, void *add);
+void *msa_create_dir_config(apr_pool_t *p, char *dir);
+void *msa_merge_dir_config(apr_pool_t *p, void *base, void *add);
+int msa_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+void msa_child_init(apr_pool_t *p, server_rec *s);
+
+/* msa_handler.c */
+int msa_quick_handler(request_rec *r, int lookup_uri);
+void msa_handler_child_init(apr_pool_t *p);
+/* Sets a state cookie and redirects to Microsoft; return_to already validated (or NULL). */
+int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                    const char *return_to);
+/* Issues the session cookie for ident and redirects to return_to or the success URL. */
+int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                     const msa_identity_t *ident, const char *return_to);
+
+/* Helpers shared by the handlers. */
+const char *msa_self_origin(request_rec *r, const msa_srv_t *srv);
+int msa_request_is_https(request_rec *r, const msa_srv_t *srv);
+const char *msa_cookie_get(request_rec *r, const char *name);
+void msa_cookie_set(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, const char *name,
+                    const char *value, const char *path, apr_int64_t max_age, int samesite);
+
+#endif
