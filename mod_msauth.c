@@ -7,6 +7,7 @@
 #define MSA_MODULE_MAIN
 #include <httpd.h>
 #include <http_config.h>
+#include <http_protocol.h>
 #include <http_request.h>
 
 #include "msa_module.h"
@@ -16,17 +17,15 @@ static void msa_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(msa_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(msa_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(msa_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* First, so nothing logs the request line before its codes and tokens are hidden. */
+    ap_hook_post_read_request(msa_redact_request_line, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* Before other quick handlers (mod_cache): the callback must never come from a cache. */
     ap_hook_quick_handler(msa_quick_handler, NULL, NULL, APR_HOOK_FIRST);
 }
 
 AP_DECLARE_MODULE(msauth) = {
-    STANDARD20_MODULE_STUFF,
-    msa_create_dir_config,
-    msa_merge_dir_config,
-    msa_create_srv_config,
-    msa_merge_srv_config,
-    msa_cmds,
+    STANDARD20_MODULE_STUFF,     msa_create_dir_config, msa_merge_dir_config,
+    msa_create_srv_config,       msa_merge_srv_config,  msa_cmds,
     msa_register_hooks,
 #ifdef AP_MODULE_FLAG_ALWAYS_MERGE
     AP_MODULE_FLAG_ALWAYS_MERGE,

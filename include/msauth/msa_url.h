@@ -10,16 +10,18 @@ char *msa_url_encode(apr_pool_t *p, const char *s);
 /*
  * Decodes a form/query component: '+' is a space, %XX a byte. Fails with
  * APR_EINVAL on a broken escape, an encoded NUL or bytes that are not UTF-8.
+ * Other control characters are kept (Microsoft's error_description holds CR LF):
+ * callers check the characters of what they use.
  */
 apr_status_t msa_url_decode(apr_pool_t *p, const char *s, apr_size_t len, char **out);
 
-/* Whether s[0..len) is well-formed UTF-8 without control characters other than TAB. */
+/* Whether s[0..len) is well-formed UTF-8 without control characters (C0, DEL, C1) but TAB. */
 int msa_utf8_valid(const char *s, apr_size_t len);
 
 /*
  * Parses a query string (or an x-www-form-urlencoded body) into a table;
  * repeated names are kept as repeated entries. APR_EINVAL when any
- * component is malformed (see msa_url_decode).
+ * component is malformed (see msa_url_decode) or past 100 parameters.
  */
 apr_status_t msa_query_parse(apr_pool_t *p, const char *query, apr_table_t **out);
 

@@ -101,7 +101,8 @@ char *msa_url_encode(apr_pool_t *p, const char *s)
     return out;
 }
 
-int msa_utf8_valid(const char *s, apr_size_t len)
+/* UTF-8 well-formedness; controls refused unless controls_ok (NUL always refused). */
+static int utf8_check(const char *s, apr_size_t len, int controls_ok)
 {
     const unsigned char *u = (const unsigned char *)s;
     apr_size_t i = 0;
@@ -112,7 +113,7 @@ int msa_utf8_valid(const char *s, apr_size_t len)
         unsigned char c = u[i];
         if (c < 0x80) {
             /* TAB is the one control character text fields may carry. */
-            if ((c < 0x20 && c != '\t') || c == 0x7F) {
+            if (c == 0 || (!controls_ok && ((c < 0x20 && c != '\t') || c == 0x7F))) {
                 return 0;
             }
             i++;
@@ -124,7 +125,7 @@ int msa_utf8_valid(const char *s, apr_size_t len)
         if (c >= 0xC2 && c <= 0xDF) {
             need = 1;
             /* U+0080..U+009F are the C1 controls (CSI, NEL...): terminal escapes in logs. */
-            if (c == 0xC2) {
+            if (c == 0xC2 && !controls_ok) {
                 lo = 0xA0;
             }
         } else if (c == 0xE0) {
@@ -162,6 +163,11 @@ int msa_utf8_valid(const char *s, apr_size_t len)
     return 1;
 }
 
+int msa_utf8_valid(const char *s, apr_size_t len)
+{
+    return utf8_check(s, len, 0);
+}
+
 apr_status_t msa_url_decode(apr_pool_t *p, const char *s, apr_size_t len, char **out)
 {
     *out = NULL;
@@ -194,11 +200,11 @@ apr_status_t msa_url_decode(apr_pool_t *p, const char *s, apr_size_t len, char *
     }
     buf[n] = '\0';
     /*
-     * NUL is refused with the other controls. TAB is refused here although
-     * msa_utf8_valid allows it: no state, code or return_to holds one, and a
-     * TAB inside a URL is silently dropped by browsers.
+     * Control characters other than NUL are kept: Microsoft's error_description
+     * carries CR LF. Each consumer checks the characters of the value it uses
+     * (state, return_to), and logs go through a sanitiser.
      */
-    if (memchr(buf, '\t', n) != NULL || !msa_utf8_valid(buf, n)) {
+    if (!utf8_check(buf, n, 1)) {
         return APR_EINVAL;
     }
     *out = buf;

@@ -50,24 +50,24 @@ static msa_srv_t *srv_of(cmd_parms *cmd, const char **err)
     return *err ? NULL : msa_srv_get(cmd->server);
 }
 
-#define APP_OR_RETURN(a)                                                                   \
-    const char *err_;                                                                      \
-    msa_app_t *a = app_of(cmd, &err_);                                                     \
-    if (a == NULL) {                                                                       \
-        return err_;                                                                       \
+#define APP_OR_RETURN(a)                                                                           \
+    const char *err_;                                                                              \
+    msa_app_t *a = app_of(cmd, &err_);                                                             \
+    if (a == NULL) {                                                                               \
+        return err_;                                                                               \
     }
-#define SRV_OR_RETURN(s)                                                                   \
-    const char *err_;                                                                      \
-    msa_srv_t *s = srv_of(cmd, &err_);                                                     \
-    if (s == NULL) {                                                                       \
-        return err_;                                                                       \
+#define SRV_OR_RETURN(s)                                                                           \
+    const char *err_;                                                                              \
+    msa_srv_t *s = srv_of(cmd, &err_);                                                             \
+    if (s == NULL) {                                                                               \
+        return err_;                                                                               \
     }
-#define CHECK(expr)                                                                        \
-    do {                                                                                   \
-        const char *m_ = (expr);                                                           \
-        if (m_ != NULL) {                                                                  \
-            return bad(cmd, m_);                                                           \
-        }                                                                                  \
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        const char *m_ = (expr);                                                                   \
+        if (m_ != NULL) {                                                                          \
+            return bad(cmd, m_);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* <MSAuthApp appid> ... </MSAuthApp> */
@@ -205,14 +205,14 @@ static const char *set_redirect_uri(cmd_parms *cmd, void *d, const char *v)
     return NULL;
 }
 
-#define APP_SECONDS(fn, field, min, max)                                                   \
-    static const char *fn(cmd_parms *cmd, void *d, const char *v)                          \
-    {                                                                                      \
-        APP_OR_RETURN(a);                                                                  \
-        apr_int64_t n;                                                                     \
-        CHECK(msa_parse_seconds(v, (min), (max), &n));                                     \
-        MSA_CFG_SET(a, field, n);                                                          \
-        return NULL;                                                                       \
+#define APP_SECONDS(fn, field, min, max)                                                           \
+    static const char *fn(cmd_parms *cmd, void *d, const char *v)                                  \
+    {                                                                                              \
+        APP_OR_RETURN(a);                                                                          \
+        apr_int64_t n;                                                                             \
+        CHECK(msa_parse_seconds(v, (min), (max), &n));                                             \
+        MSA_CFG_SET(a, field, n);                                                                  \
+        return NULL;                                                                               \
     }
 APP_SECONDS(set_session_timeout, session_timeout, 60, 400LL * 86400)
 APP_SECONDS(set_refresh_interval, refresh_interval, 60, 400LL * 86400)
@@ -259,18 +259,18 @@ static const char *set_cookie_path(cmd_parms *cmd, void *d, const char *v)
     return NULL;
 }
 
-#define APP_ENUM(fn, field, ...)                                                           \
-    static const char *fn(cmd_parms *cmd, void *d, const char *v)                          \
-    {                                                                                      \
-        static const char *const names[] = {__VA_ARGS__, NULL};                            \
-        APP_OR_RETURN(a);                                                                  \
-        int n;                                                                             \
-        if (msa_parse_enum(v, names, &n) != NULL) {                                        \
-            return apr_psprintf(cmd->pool, "%s: unknown value '%s' (expected %s)",         \
-                                cmd->cmd->name, v, #__VA_ARGS__);                          \
-        }                                                                                  \
-        MSA_CFG_SET(a, field, n);                                                          \
-        return NULL;                                                                       \
+#define APP_ENUM(fn, field, ...)                                                                   \
+    static const char *fn(cmd_parms *cmd, void *d, const char *v)                                  \
+    {                                                                                              \
+        static const char *const names[] = {__VA_ARGS__, NULL};                                    \
+        APP_OR_RETURN(a);                                                                          \
+        int n;                                                                                     \
+        if (msa_parse_enum(v, names, &n) != NULL) {                                                \
+            return apr_psprintf(cmd->pool, "%s: unknown value '%s' (expected %s)", cmd->cmd->name, \
+                                v, #__VA_ARGS__);                                                  \
+        }                                                                                          \
+        MSA_CFG_SET(a, field, n);                                                                  \
+        return NULL;                                                                               \
     }
 APP_ENUM(set_cookie_samesite, cookie_samesite, "Lax", "Strict", "None")
 APP_ENUM(set_cookie_secure, cookie_secure, "Auto", "On", "Off")
@@ -357,16 +357,15 @@ static const char *set_cache(cmd_parms *cmd, void *d, const char *v)
     SRV_OR_RETURN(s);
     const char *colon = strchr(v, ':');
     const char *name = colon ? apr_pstrmemdup(cmd->pool, v, (apr_size_t)(colon - v)) : v;
-    if (strcmp(name, "shmcb") != 0 && strcmp(name, "memcache") != 0 &&
-        strcmp(name, "redis") != 0 && strcmp(name, "dbm") != 0 && strcmp(name, "shmht") != 0) {
+    if (strcmp(name, "shmcb") != 0 && strcmp(name, "memcache") != 0 && strcmp(name, "redis") != 0 &&
+        strcmp(name, "dbm") != 0 && strcmp(name, "shmht") != 0) {
         return bad(cmd, "names an unknown cache provider (shmcb, memcache, redis, dbm, shmht)");
     }
     MSA_CFG_SET(s, cache, v);
     return NULL;
 }
 
-static const char *set_http_timeout(cmd_parms *cmd, void *d, const char *total,
-                                    const char *connect)
+static const char *set_http_timeout(cmd_parms *cmd, void *d, const char *total, const char *connect)
 {
     SRV_OR_RETURN(s);
     apr_int64_t t, c;
@@ -413,12 +412,12 @@ static const char *set_clock_skew(cmd_parms *cmd, void *d, const char *v)
     return NULL;
 }
 
-#define SRV_FLAG(fn, field)                                                                \
-    static const char *fn(cmd_parms *cmd, void *d, int on)                                 \
-    {                                                                                      \
-        SRV_OR_RETURN(s);                                                                  \
-        MSA_CFG_SET(s, field, on);                                                         \
-        return NULL;                                                                       \
+#define SRV_FLAG(fn, field)                                                                        \
+    static const char *fn(cmd_parms *cmd, void *d, int on)                                         \
+    {                                                                                              \
+        SRV_OR_RETURN(s);                                                                          \
+        MSA_CFG_SET(s, field, on);                                                                 \
+        return NULL;                                                                               \
     }
 SRV_FLAG(set_trust_forwarded, trust_forwarded)
 
@@ -429,8 +428,7 @@ static const char *set_dir_app(cmd_parms *cmd, void *dconf, const char *v)
     msa_dir_t *d = dconf;
     if (strcmp(v, "default") == 0) {
         v = "";
-    }
-    else if (!msa_appid_valid(v)) {
+    } else if (!msa_appid_valid(v)) {
         return bad(cmd, "must name an app: 1 to 64 letters, digits, '.', '_', '~' or '-'");
     }
     MSA_CFG_SET(d, app, v);
@@ -441,29 +439,29 @@ static const char *set_dir_app(cmd_parms *cmd, void *dconf, const char *v)
     return NULL;
 }
 
-#define DIR_ENUM(fn, field, ...)                                                           \
-    static const char *fn(cmd_parms *cmd, void *dconf, const char *v)                      \
-    {                                                                                      \
-        static const char *const names[] = {__VA_ARGS__, NULL};                            \
-        msa_dir_t *d = dconf;                                                              \
-        int n;                                                                             \
-        if (msa_parse_enum(v, names, &n) != NULL) {                                        \
-            return apr_psprintf(cmd->pool, "%s: unknown value '%s' (expected %s)",         \
-                                cmd->cmd->name, v, #__VA_ARGS__);                          \
-        }                                                                                  \
-        MSA_CFG_SET(d, field, n);                                                          \
-        return NULL;                                                                       \
+#define DIR_ENUM(fn, field, ...)                                                                   \
+    static const char *fn(cmd_parms *cmd, void *dconf, const char *v)                              \
+    {                                                                                              \
+        static const char *const names[] = {__VA_ARGS__, NULL};                                    \
+        msa_dir_t *d = dconf;                                                                      \
+        int n;                                                                                     \
+        if (msa_parse_enum(v, names, &n) != NULL) {                                                \
+            return apr_psprintf(cmd->pool, "%s: unknown value '%s' (expected %s)", cmd->cmd->name, \
+                                v, #__VA_ARGS__);                                                  \
+        }                                                                                          \
+        MSA_CFG_SET(d, field, n);                                                                  \
+        return NULL;                                                                               \
     }
 DIR_ENUM(set_unauth_action, unauth_action, "auto", "login", "401", "pass")
 DIR_ENUM(set_remote_user_claim, remote_user_claim, "email", "upn", "id", "name")
 DIR_ENUM(set_pass_claims, pass_claims, "env", "headers", "both", "none")
 
-#define DIR_FLAG(fn, field)                                                                \
-    static const char *fn(cmd_parms *cmd, void *dconf, int on)                             \
-    {                                                                                      \
-        msa_dir_t *d = dconf;                                                              \
-        MSA_CFG_SET(d, field, on);                                                         \
-        return NULL;                                                                       \
+#define DIR_FLAG(fn, field)                                                                        \
+    static const char *fn(cmd_parms *cmd, void *dconf, int on)                                     \
+    {                                                                                              \
+        msa_dir_t *d = dconf;                                                                      \
+        MSA_CFG_SET(d, field, on);                                                                 \
+        return NULL;                                                                               \
     }
 DIR_FLAG(set_easy_auth, easy_auth)
 DIR_FLAG(set_accept_bearer, accept_bearer)
@@ -499,11 +497,9 @@ const command_rec msa_cmds[] = {
     AP_INIT_TAKE1("MSAuthIDTokenTTL", set_id_token_ttl, NULL, S_,
                   "lifetime of the jwt=id ID token, in seconds"),
     AP_INIT_TAKE1("MSAuthCookieName", set_cookie_name, NULL, S_, "the session cookie's name"),
-    AP_INIT_TAKE1("MSAuthCookieDomain", set_cookie_domain, NULL, S_,
-                  "the session cookie's Domain"),
+    AP_INIT_TAKE1("MSAuthCookieDomain", set_cookie_domain, NULL, S_, "the session cookie's Domain"),
     AP_INIT_TAKE1("MSAuthCookiePath", set_cookie_path, NULL, S_, "the session cookie's Path"),
-    AP_INIT_TAKE1("MSAuthCookieSameSite", set_cookie_samesite, NULL, S_,
-                  "Lax, Strict or None"),
+    AP_INIT_TAKE1("MSAuthCookieSameSite", set_cookie_samesite, NULL, S_, "Lax, Strict or None"),
     AP_INIT_TAKE1("MSAuthCookieSecure", set_cookie_secure, NULL, S_,
                   "Auto (Secure over https), On or Off"),
     AP_INIT_TAKE1("MSAuthLegacyState", set_legacy_state, NULL, S_,
@@ -524,10 +520,8 @@ const command_rec msa_cmds[] = {
                    "total and connect timeouts of calls to Microsoft, in seconds"),
     AP_INIT_TAKE1("MSAuthCAFile", set_ca_file, NULL, S_,
                   "CA certificates trusted for calls to Microsoft (replaces the system's)"),
-    AP_INIT_TAKE1("MSAuthHTTPProxy", set_http_proxy, NULL, S_,
-                  "proxy for calls to Microsoft"),
-    AP_INIT_TAKE1("MSAuthClockSkew", set_clock_skew, NULL, S_,
-                  "leeway on token times, in seconds"),
+    AP_INIT_TAKE1("MSAuthHTTPProxy", set_http_proxy, NULL, S_, "proxy for calls to Microsoft"),
+    AP_INIT_TAKE1("MSAuthClockSkew", set_clock_skew, NULL, S_, "leeway on token times, in seconds"),
     AP_INIT_FLAG("MSAuthTrustForwarded", set_trust_forwarded, NULL, S_,
                  "On: build URLs from X-Forwarded-Proto/Host"),
     AP_INIT_TAKE1("MSAuthApp", set_dir_app, NULL, D_, "the app protecting this location"),

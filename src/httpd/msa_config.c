@@ -41,9 +41,9 @@ static int check_apps(apr_pool_t *p, server_rec *s, msa_srv_t *srv)
         apr_hash_this(hi, NULL, NULL, (void **)&a);
         const char *missing = msa_app_incomplete(a);
         if (missing != NULL) {
-            MSA_SLOG(s, APLOG_CRIT, 0, "config",
-                     "%s is required for app '%s'%s%s", missing, msa_app_token_id(a),
-                     a->where ? " configured at " : "", a->where ? a->where : "");
+            MSA_SLOG(s, APLOG_CRIT, 0, "config", "%s is required for app '%s'%s%s", missing,
+                     msa_app_token_id(a), a->where ? " configured at " : "",
+                     a->where ? a->where : "");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }

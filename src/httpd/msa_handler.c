@@ -135,10 +135,9 @@ static void client_of(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
     c->client_id = app->client_id;
     c->client_secret = app->client_secret;
     c->scope = app->scope;
-    c->redirect_uri =
-        app->redirect_uri
-            ? app->redirect_uri
-            : apr_pstrcat(r->pool, msa_self_origin(r, srv), srv->callback_path, NULL);
+    c->redirect_uri = app->redirect_uri
+                          ? app->redirect_uri
+                          : apr_pstrcat(r->pool, msa_self_origin(r, srv), srv->callback_path, NULL);
 }
 
 /* JWKS cache (per process) ----------------------------------------------------------- */
@@ -170,7 +169,8 @@ static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_
     apr_status_t rv = APR_SUCCESS;
     apr_thread_mutex_lock(jwks_lock);
     jwks_entry_t *e = apr_hash_get(jwks_cache, url, APR_HASH_KEY_STRING);
-    if (e != NULL && (!refresh || apr_time_now() - e->fetched < apr_time_from_sec(JWKS_MIN_REFRESH))) {
+    if (e != NULL &&
+        (!refresh || apr_time_now() - e->fetched < apr_time_from_sec(JWKS_MIN_REFRESH))) {
         *json = apr_pstrdup(r->pool, e->json);
         apr_thread_mutex_unlock(jwks_lock);
         return refresh ? MSA_ENOKEY : APR_SUCCESS;
@@ -259,8 +259,7 @@ static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const m
             rv = jwks_get(r, srv, c, 1, &jwks, detail);
             if (rv == APR_SUCCESS) {
                 rv = msa_jws_rs256_verify(r->pool, id_token, jwks, &payload, detail);
-            }
-            else if (rv == MSA_ENOKEY) {
+            } else if (rv == MSA_ENOKEY) {
                 *detail = "kid not in JWKS (refreshed less than a minute ago)";
             }
         }
@@ -351,15 +350,16 @@ static int collect_state(void *ctx, const char *name, const char *value)
         const msa_key_t *k = &APR_ARRAY_IDX(pc->app->keys, 0, msa_key_t);
         state_cookie_t *sc = apr_array_push(pc->found);
         sc->name = name;
-        sc->created = msa_login_state_open(pc->r->pool, value, k->data, k->len, &ls, &err) ==
-                              APR_SUCCESS
-                          ? ls.created
-                          : 0;
+        sc->created =
+            msa_login_state_open(pc->r->pool, value, k->data, k->len, &ls, &err) == APR_SUCCESS
+                ? ls.created
+                : 0;
     }
     return 0;
 }
 
-/* Expires all but the newest few state cookies, so parallel tabs work and the header stays small. */
+/* Expires all but the newest few state cookies, so parallel tabs work and the header stays small.
+ */
 static void prune_state_cookies(request_rec *r, const msa_srv_t *srv, const msa_app_t *app)
 {
     prune_ctx_t pc = {r, app, apr_array_make(r->pool, 4, sizeof(state_cookie_t))};
@@ -419,8 +419,8 @@ static int handle_login(request_rec *r, const msa_srv_t *srv)
                     apr_psprintf(r->pool, "no app '%s'", loggable(r, appid)));
     }
     if (return_to != NULL) {
-        const char *ok = msa_redirect_target(r->pool, return_to, msa_self_origin(r, srv),
-                                             app->redirect_allow);
+        const char *ok =
+            msa_redirect_target(r->pool, return_to, msa_self_origin(r, srv), app->redirect_allow);
         if (ok == NULL) {
             MSA_RLOG(r, APLOG_INFO, "return_to_refused",
                      "return_to refused, the default target is used instead");
@@ -479,9 +479,9 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
         return fail(r, srv, NULL, "invalid_state", APLOG_INFO, "state given more than once");
     }
     if (msa_state_parse(r->pool, state, &ref) != APR_SUCCESS) {
-        return fail(r, srv, NULL, "invalid_state", APLOG_INFO,
-                    apr_psprintf(r->pool, "malformed state (%" APR_SIZE_T_FMT " bytes)",
-                                 strlen(state)));
+        return fail(
+            r, srv, NULL, "invalid_state", APLOG_INFO,
+            apr_psprintf(r->pool, "malformed state (%" APR_SIZE_T_FMT " bytes)", strlen(state)));
     }
     const msa_app_t *app = msa_srv_app(srv, ref.appid);
     if (app == NULL) {
@@ -494,8 +494,7 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
             return fail(r, srv, app, "invalid_state", APLOG_INFO, why);
         }
         module_initiated = 1;
-    }
-    else if (!app->legacy_state) {
+    } else if (!app->legacy_state) {
         return fail(r, srv, app, "unsolicited_login", APLOG_INFO,
                     "a client-built state and MSAuthLegacyState is Off");
     }
@@ -565,8 +564,8 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
         return fail(r, srv, app, "profile_failed", APLOG_WARNING,
                     err ? err : "no user id to issue a token for");
     }
-    msa_cookie_set(r, srv, app, app->cookie_name, session, app->cookie_path,
-                   app->session_timeout, app->cookie_samesite);
+    msa_cookie_set(r, srv, app, app->cookie_name, session, app->cookie_path, app->session_timeout,
+                   app->cookie_samesite);
 
     const char *target = return_to;
     if (target == NULL) {
@@ -589,8 +588,6 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     return redirect(r, target);
 }
 
-/* Dispatch --------------------------------------------------------------------------- */
-
 /* The endpoint's name when path is the callback path or below it; NULL otherwise. */
 static const char *endpoint(const char *path, const char *base)
 {
@@ -600,6 +597,63 @@ static const char *endpoint(const char *path, const char *base)
     }
     return path[n] == '\0' ? "" : path[n] == '/' ? path + n + 1 : NULL;
 }
+
+/* The request line ---------------------------------------------------------------- */
+
+/* Overwrites the value of param (up to '&', '#' or ' ') in the query of line from q on. */
+static void redact_param(char *q, const char *param, int jwt_only)
+{
+    size_t n = strlen(param);
+    for (char *p = q; p && *p && *p != ' '; p = strpbrk(p + 1, "& ")) {
+        char *name = (*p == '?' || *p == '&') ? p + 1 : p;
+        if (strncmp(name, param, n) != 0 || name[n] != '=') {
+            continue;
+        }
+        char *v = name + n + 1;
+        if (jwt_only && strncmp(v, "eyJ", 3) != 0) {
+            continue;
+        }
+        /* In place: the line only gets shorter, so the value is overwritten and the rest moved. */
+        char *end = v + strcspn(v, "&# ");
+        static const char mark[] = "[redacted]";
+        if ((size_t)(end - v) > sizeof(mark) - 1) {
+            memcpy(v, mark, sizeof(mark) - 1);
+            memmove(v + sizeof(mark) - 1, end, strlen(end) + 1);
+        }
+        else {
+            memset(v, '*', (size_t)(end - v));
+        }
+    }
+}
+
+/*
+ * Codes and tokens travel in query strings (Microsoft's redirect, Para's
+ * jwt=id landing, /passwordless); the access log's %r would keep them.
+ * Only the logged request line is changed, never r->args.
+ */
+int msa_redact_request_line(request_rec *r)
+{
+    char *q = r->the_request ? strchr(r->the_request, '?') : NULL;
+    if (q == NULL) {
+        return DECLINED;
+    }
+    const msa_srv_t *srv = msa_srv_get(r->server);
+    if (!msa_srv_has_apps(srv)) {
+        return DECLINED;
+    }
+    char *line = apr_pstrdup(r->pool, r->the_request);
+    q = line + (q - r->the_request);
+    if (r->parsed_uri.path != NULL && endpoint(r->parsed_uri.path, srv->callback_path) != NULL) {
+        redact_param(q, "code", 0);
+        redact_param(q, "token", 0);
+        redact_param(q, "error_description", 0);
+    }
+    redact_param(q, "jwt", 1);
+    r->the_request = line;
+    return DECLINED;
+}
+
+/* Dispatch --------------------------------------------------------------------------- */
 
 int msa_quick_handler(request_rec *r, int lookup_uri)
 {

@@ -12,14 +12,15 @@
 
 extern module AP_MODULE_DECLARE_DATA msauth_module;
 
-#if defined(APLOG_USE_MODULE) && !defined(MSA_MODULE_MAIN) /* AP_DECLARE_MODULE declares it there */
+#if defined(APLOG_USE_MODULE) && !defined(MSA_MODULE_MAIN) /* AP_DECLARE_MODULE declares it there  \
+                                                            */
 APLOG_USE_MODULE(msauth);
 #endif
 
 /* Every line starts "msauth: <tag>:" so it can be grepped and alerted on. */
-#define MSA_RLOG(r, level, tag, ...)                                                       \
+#define MSA_RLOG(r, level, tag, ...)                                                               \
     ap_log_rerror(APLOG_MARK, (level), 0, (r), "msauth: " tag ": " __VA_ARGS__)
-#define MSA_SLOG(s, level, status, tag, ...)                                               \
+#define MSA_SLOG(s, level, status, tag, ...)                                                       \
     ap_log_error(APLOG_MARK, (level), (status), (s), "msauth: " tag ": " __VA_ARGS__)
 
 /* A directive's use of an app, checked once all apps are known. */
@@ -53,6 +54,7 @@ void msa_child_init(apr_pool_t *p, server_rec *s);
 
 /* msa_handler.c */
 int msa_quick_handler(request_rec *r, int lookup_uri);
+int msa_redact_request_line(request_rec *r);
 void msa_handler_child_init(apr_pool_t *p);
 /* Sets a state cookie and redirects to Microsoft; return_to already validated (or NULL). */
 int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,

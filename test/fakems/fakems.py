@@ -23,6 +23,7 @@ import base64
 import hashlib
 import hmac
 import html
+import io
 import json
 import os
 import re
@@ -872,12 +873,13 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
         self.close_connection = True
-        for f in (self.wfile, self.rfile):
-            try:
-                f.close()
-            except OSError:
-                pass
+        try:
+            self.rfile.close()
+        except OSError:
+            pass
         self.connection.close()
+        # The request loop still flushes and closes these; give it harmless ones.
+        self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
 
     def params(self):
         """Authorization parameters: the query, overridden by a posted form."""

@@ -1,0 +1,337 @@
+"""Test library: a real httpd with the freshly built module, and fakems.
+
+Each Httpd is `/usr/sbin/apache2 -f <generated conf> -DFOREGROUND` on a free
+loopback port, in its own directory under /tmp (world-readable, since CGI
+scripts run as www-data). Error-log lines are checked after every test:
+an `[error]`, `[crit]`, `[alert]` or `[emerg]` line fails the test unless the
+test declared it first with `httpd.expect_error(regex)`.
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODULE = os.environ.get("MSAUTH_MODULE", os.path.join(ROOT, ".libs", "mod_msauth.so"))
+FAKEMS = os.path.join(ROOT, "test", "fakems", "fakems.py")
+PYTHON = "/usr/bin/python3"
+APACHE = "/usr/sbin/apache2"
+MODDIR = "/usr/lib/apache2/modules"
+
+CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+CLIENT_SECRET = "fakems-client-secret-0123456789"
+KEY = "integration-test-key-0123456789-abcdef"
+OLD_KEY = "integration-test-old-key-0123456789-xyz"
+CONTOSO_TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+FABRIKAM_TID = "a1b2c3d4-0000-4000-8000-000000000001"
+CONSUMERS_TID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+SEED_SCOPE = "https://graph.microsoft.com/user.read"
+
+BASE_MODULES = [
+    "mpm_event", "authn_core", "authz_core", "authz_user", "authz_host", "mime", "alias",
+    "dir", "env", "headers", "setenvif", "cgid", "socache_shmcb",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def jwt_parts(token):
+    """Header, claims and signing input of a compact JWS (no verification)."""
+    h, c, s = token.split(".")
+    return json.loads(b64url_decode(h)), json.loads(b64url_decode(c)), (h + "." + c, s)
+
+
+def hs256_valid(token, key=KEY):
+    header, claims, (signing_input, sig) = jwt_parts(token)
+    mac = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return header.get("alg") == "HS256" and hmac.compare_digest(mac, b64url_decode(sig))
+
+
+def hs256_sign(claims, key=KEY, header=None):
+    def enc(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    h = enc(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    c = enc(json.dumps(claims).encode())
+    mac = hmac.new(key.encode(), (h + "." + c).encode(), hashlib.sha256).digest()
+    return h + "." + c + "." + enc(mac)
+
+
+def query_of(url):
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+
+
+class FakeMS:
+    """fakems as a subprocess, with its control API."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.proc = None
+        self.base = None
+
+    def start(self, extra_args=()):
+        self.log = open(os.path.join(self.workdir, "fakems.log"), "w")
+        self.proc = subprocess.Popen([PYTHON, FAKEMS, "--port", "0", *extra_args],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (https?://[\d.]+:\d+)", line)
+        if not m:
+            self.stop()
+            raise RuntimeError("fakems did not start: %r" % line)
+        self.base = m.group(1)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+    def control(self, what, body=None):
+        url = self.base + "/_fakems/" + what
+        r = requests.post(url, json=body or {}, timeout=5) if body is not None or what in (
+            "reset",) else requests.get(url, timeout=5)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def faults(self, **knobs):
+        return self.control("faults", knobs)
+
+    def reset(self):
+        return self.control("reset", {})
+
+    def requests(self):
+        return self.control("requests")["requests"]
+
+    def stats(self):
+        return self.control("stats")
+
+    def authorize_url(self, tenant="common", **params):
+        return self.base + "/" + tenant + "/oauth2/v2.0/authorize?" + urllib.parse.urlencode(params)
+
+    def pick_user(self, authorize_url, user="alice"):
+        """What a person does on the login page: choose an account. Returns the redirect."""
+        r = requests.get(authorize_url, allow_redirects=False, timeout=10)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        form = urllib.parse.parse_qs(urllib.parse.urlsplit(authorize_url).query)
+        fields = {k: v[0] for k, v in form.items()}
+        fields["user"] = user
+        path = urllib.parse.urlsplit(authorize_url).path
+        r = requests.post(self.base + path, data=fields, allow_redirects=False, timeout=10)
+        assert r.status_code == 302, (r.status_code, r.text[:300])
+        return r.headers["Location"]
+
+    def cancel(self, authorize_url):
+        form = urllib.parse.parse_qs(urllib.parse.urlsplit(authorize_url).query)
+        fields = {k: v[0] for k, v in form.items()}
+        fields["cancel"] = "1"
+        path = urllib.parse.urlsplit(authorize_url).path
+        r = requests.post(self.base + path, data=fields, allow_redirects=False, timeout=10)
+        assert r.status_code == 302, r.status_code
+        return r.headers["Location"]
+
+
+class Httpd:
+    """A real Apache with the module, configured by a snippet."""
+
+    def __init__(self, conf, fakems=None, modules=(), name="httpd"):
+        self.dir = tempfile.mkdtemp(prefix="msauth-%s-" % name)
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.origin = "http://127.0.0.1:%d" % self.port
+        self.fakems = fakems
+        self.conf_snippet = conf
+        self.modules = list(BASE_MODULES) + list(modules)
+        self.proc = None
+        self.log_offset = 0
+        self.expected = []
+        self.htdocs = os.path.join(self.dir, "htdocs")
+        os.makedirs(os.path.join(self.htdocs, "cgi"), exist_ok=True)
+        self._write_content()
+
+    def _write_content(self):
+        with open(os.path.join(self.htdocs, "index.html"), "w") as f:
+            f.write("<html><body>home</body></html>\n")
+        with open(os.path.join(self.htdocs, "static.txt"), "w") as f:
+            f.write("static file\n")
+        cgi = os.path.join(self.htdocs, "cgi", "whoami.cgi")
+        with open(cgi, "w") as f:
+            f.write("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"
+                    "env | grep -E '^(REMOTE_USER|AUTH_TYPE|MSAUTH_|HTTP_X_MSAUTH|HTTP_X_MS_|"
+                    "HTTP_COOKIE|HTTP_AUTHORIZATION)' | sort\n")
+        os.chmod(cgi, 0o755)
+
+    def substitute(self, text):
+        return (text.replace("@FAKEMS@", self.fakems.base if self.fakems else "")
+                .replace("@ORIGIN@", self.origin).replace("@PORT@", str(self.port))
+                .replace("@DIR@", self.dir).replace("@KEY@", KEY).replace("@OLD_KEY@", OLD_KEY)
+                .replace("@CLIENT_ID@", CLIENT_ID).replace("@CLIENT_SECRET@", CLIENT_SECRET))
+
+    def config_text(self):
+        loads = "\n".join("LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m)
+                          for m in self.modules)
+        user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
+        return """ServerRoot "{dir}"
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1:{port}
+PidFile {dir}/httpd.pid
+{loads}
+LoadModule msauth_module {module}
+{user}
+ErrorLog {dir}/error.log
+LogLevel warn msauth:info
+LogFormat "%h %l %u %t \\"%r\\" %>s %b" common
+CustomLog {dir}/access.log common
+ScriptSock {dir}/cgid.sock
+TypesConfig /etc/mime.types
+DocumentRoot {htdocs}
+Timeout 30
+<Directory {htdocs}>
+    Require all granted
+</Directory>
+<Directory {htdocs}/cgi>
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
+</Directory>
+{snippet}
+""".format(dir=self.dir, port=self.port, loads=loads, module=MODULE, user=user,
+           htdocs=self.htdocs, snippet=self.substitute(self.conf_snippet))
+
+    def write_config(self):
+        path = os.path.join(self.dir, "httpd.conf")
+        with open(path, "w") as f:
+            f.write(self.config_text())
+        return path
+
+    def configtest(self):
+        """`httpd -t`: (exit status, output)."""
+        path = self.write_config()
+        p = subprocess.run([APACHE, "-t", "-f", path], capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stdout + p.stderr
+
+    def start(self):
+        path = self.write_config()
+        self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
+        self.proc = subprocess.Popen([APACHE, "-f", path, "-DFOREGROUND"], stdout=self.stdout,
+                                     stderr=subprocess.STDOUT)
+        if not wait_port(self.port, self.proc):
+            self.stop()
+            raise RuntimeError("httpd did not start:\n" + self.read_file("stdout.log") +
+                               self.read_file("error.log"))
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get("MSAUTH_KEEP_TMP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def read_file(self, name):
+        try:
+            with open(os.path.join(self.dir, name), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def url(self, path):
+        return self.origin + path
+
+    def get(self, path, **kw):
+        kw.setdefault("allow_redirects", False)
+        kw.setdefault("timeout", 30)
+        return requests.get(self.url(path), **kw)
+
+    def raw_get(self, target, headers=None):
+        """GET with the request target sent byte for byte (requests would re-quote it)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.putrequest("GET", target, skip_accept_encoding=True)
+            for k, v in (headers or {}).items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            resp = conn.getresponse()
+            resp.body = resp.read()
+            return resp
+        finally:
+            conn.close()
+
+    # The error log ------------------------------------------------------------------
+
+    def new_log(self):
+        """Error-log text written since the last call."""
+        text = self.read_file("error.log")
+        new, self.log_offset = text[self.log_offset:], len(text)
+        return new
+
+    def expect_error(self, regex):
+        self.expected.append(re.compile(regex))
+
+    def check_log(self):
+        """Fails on [error]/[crit]/[alert]/[emerg] lines that no test declared."""
+        bad = []
+        for line in self.new_log().splitlines():
+            if re.search(r"\[[a-z_]*:(error|crit|alert|emerg)\]", line):
+                if not any(e.search(line) for e in self.expected):
+                    bad.append(line)
+        self.expected = []
+        assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+
+
+def seed_authorize_url(fakems, httpd, appid=None, scope=SEED_SCOPE, client_id=CLIENT_ID):
+    """The authorize URL exactly as the seed's JavaScript button builds it."""
+    params = [("response_type", "code"), ("client_id", client_id), ("scope", scope)]
+    if appid is not None:
+        params.append(("state", appid))
+    params.append(("redirect_uri", httpd.origin + "/microsoft_auth"))
+    return fakems.base + "/common/oauth2/v2.0/authorize?" + urllib.parse.urlencode(params)
+
+
+def callback_path(location):
+    """The path and query of a redirect to the callback, checked to be on our origin."""
+    parts = urllib.parse.urlsplit(location)
+    return parts.path + ("?" + parts.query if parts.query else "")
