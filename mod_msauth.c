@@ -9,6 +9,7 @@
 #include <http_config.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <mod_auth.h>
 
 #include "msa_module.h"
 
@@ -19,6 +20,8 @@ static void msa_register_hooks(apr_pool_t *p)
     ap_hook_child_init(msa_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so nothing logs the request line before its codes and tokens are hidden. */
     ap_hook_post_read_request(msa_redact_request_line, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* AuthType Microsoft: only when this location asks for it. */
+    ap_hook_check_authn(msa_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     /* Before other quick handlers (mod_cache): the callback must never come from a cache. */
     ap_hook_quick_handler(msa_quick_handler, NULL, NULL, APR_HOOK_FIRST);
 }

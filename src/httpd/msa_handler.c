@@ -619,8 +619,7 @@ static void redact_param(char *q, const char *param, int jwt_only)
         if ((size_t)(end - v) > sizeof(mark) - 1) {
             memcpy(v, mark, sizeof(mark) - 1);
             memmove(v + sizeof(mark) - 1, end, strlen(end) + 1);
-        }
-        else {
+        } else {
             memset(v, '*', (size_t)(end - v));
         }
     }

@@ -63,6 +63,9 @@ int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
 int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                      const msa_identity_t *ident, const char *return_to);
 
+/* msa_authn.c */
+int msa_check_authn(request_rec *r);
+
 /* Helpers shared by the handlers. */
 const char *msa_self_origin(request_rec *r, const msa_srv_t *srv);
 int msa_request_is_https(request_rec *r, const msa_srv_t *srv);

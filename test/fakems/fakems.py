@@ -1361,7 +1361,9 @@ class Handler(BaseHTTPRequestHandler):
             body["refresh_token"] = self.ms.issue_refresh_token(user, client["client_id"],
                                                                 grant, segment)
         if "openid" in grant.oidc and knob != "no_id_token":
-            id_knob = self.ms.take_fault("id_token")
+            # A request answered after a "hang" is read by no one (its client
+            # gave up): it must not use up a fault meant for a later request.
+            id_knob = None if knob == "hang" else self.ms.take_fault("id_token")
             body["id_token"] = self.ms.build_id_token(user, client, grant, nonce, id_knob)
         return json_response(200, body, NO_STORE)
 

@@ -87,27 +87,26 @@ START_TEST(test_post_form)
 }
 END_TEST
 
-/* A body over 1 KiB must not make curl wait for "100 Continue" (a 1 s stall). */
+/* A large body must not make curl wait for "100 Continue" (a 1 s stall). */
 START_TEST(test_post_large_no_expect)
 {
     msa_responder_t *r = new_responder();
     msa_http_t *h = new_client(NULL);
     msa_http_response_t resp;
     const char *err = NULL;
-    char *form = apr_palloc(pool, 5001);
-    memset(form, 'c', 5000);
+    enum { LEN = 1100 * 1024 }; /* above curl's threshold for Expect (1 KiB, later 1 MiB) */
+    char *form = apr_palloc(pool, LEN + 1);
+    memset(form, 'c', LEN);
     form[0] = 'x';
     form[1] = '=';
-    form[5000] = '\0';
+    form[LEN] = '\0';
 
     msa_responder_json(r, 200, "{}");
-    apr_time_t t0 = apr_time_now();
     ck_assert_int_eq(msa_http_call(h, pool, msa_responder_url(r, pool, "/token"), NULL, form,
                                    NULL, NULL, &resp, &err),
                      APR_SUCCESS);
-    ck_assert_int_lt(apr_time_now() - t0, apr_time_from_msec(800));
     const msa_resp_request_t *q = msa_responder_request(r, 0);
-    ck_assert_uint_eq(q->body_len, 5000);
+    ck_assert_uint_eq(q->body_len, LEN);
     ck_assert_str_eq(q->body, form);
     ck_assert_ptr_null(msa_resp_header(pool, q, "Expect"));
 }

@@ -1,0 +1,271 @@
+/*
+ * AuthType Microsoft (INTERFACE.md section 5): a session token from
+ * Authorization: Bearer or the app's cookie becomes REMOTE_USER and the
+ * identity the app is given; without one, a login or a 401.
+ */
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "msa_cookie.h"
+#include "msa_module.h"
+#include "msa_token.h"
+#include "msa_url.h"
+
+#define STATE_COOKIE_PREFIX "msauth_state_"
+
+/* Identity headers an app might trust: removed from every protected request. */
+static int spoofable(const char *name)
+{
+    static const char *const prefixes[] = {"X_MSAUTH_", "X_MS_CLIENT_PRINCIPAL"};
+    char norm[64];
+    size_t n = 0;
+    for (; name[n] && n < sizeof(norm) - 1; n++) {
+        char c = name[n];
+        norm[n] = c == '-' ? '_' : (char)apr_toupper(c);
+    }
+    norm[n] = '\0';
+    /* Compared in environment-variable form: X-Foo-Bar, x_foo_bar and X-FOO_BAR alike. */
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++) {
+        if (strncmp(norm, prefixes[i], strlen(prefixes[i])) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void scrub_headers(request_rec *r)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *drop = NULL;
+    for (int i = 0; i < arr->nelts; i++) {
+        if (e[i].key != NULL && spoofable(e[i].key)) {
+            if (drop == NULL) {
+                drop = apr_array_make(r->pool, 2, sizeof(const char *));
+            }
+            APR_ARRAY_PUSH(drop, const char *) = e[i].key;
+        }
+    }
+    for (int i = 0; drop && i < drop->nelts; i++) {
+        apr_table_unset(r->headers_in, APR_ARRAY_IDX(drop, i, const char *));
+    }
+}
+
+typedef struct strip_ctx {
+    const msa_srv_t *srv;
+} strip_ctx_t;
+
+/* The module's own cookies: any app's session cookie in this server, and state cookies. */
+static int own_cookie(void *ctx, const char *name)
+{
+    const strip_ctx_t *sc = ctx;
+    if (strncmp(name, STATE_COOKIE_PREFIX, sizeof(STATE_COOKIE_PREFIX) - 1) == 0) {
+        return 1;
+    }
+    for (apr_hash_index_t *hi = apr_hash_first(NULL, sc->srv->resolved); hi;
+         hi = apr_hash_next(hi)) {
+        const msa_app_t *a;
+        apr_hash_this(hi, NULL, NULL, (void **)&a);
+        if (strcmp(a->cookie_name, name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void strip_cookies(request_rec *r, const msa_srv_t *srv)
+{
+    const char *header = apr_table_get(r->headers_in, "Cookie");
+    if (header == NULL) {
+        return;
+    }
+    strip_ctx_t sc = {srv};
+    const char *rest = msa_cookie_strip(r->pool, header, own_cookie, &sc);
+    if (rest == NULL) {
+        apr_table_unset(r->headers_in, "Cookie");
+    } else {
+        apr_table_set(r->headers_in, "Cookie", rest);
+    }
+}
+
+/* A value fit for an environment variable or a header: no control characters. */
+static const char *clean(request_rec *r, const char *v)
+{
+    if (v == NULL) {
+        return "";
+    }
+    char *out = NULL;
+    for (const char *c = v; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            if (out == NULL) {
+                out = apr_pstrdup(r->pool, v);
+            }
+            out[c - v] = ' ';
+        }
+    }
+    return out ? out : v;
+}
+
+static const char *remote_user(const msa_dir_t *dir, const msa_token_t *t)
+{
+    switch (dir->remote_user_claim) {
+    case MSA_CLAIM_UPN:
+        return t->upn ? t->upn : t->sub;
+    case MSA_CLAIM_ID:
+        return t->sub;
+    case MSA_CLAIM_NAME:
+        return t->name ? t->name : t->sub;
+    default:
+        return t->email ? t->email : t->upn ? t->upn : t->sub;
+    }
+}
+
+static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_t *t)
+{
+    int env = dir->pass_claims == MSA_PASS_ENV || dir->pass_claims == MSA_PASS_BOTH;
+    int hdr = dir->pass_claims == MSA_PASS_HEADERS || dir->pass_claims == MSA_PASS_BOTH;
+    struct {
+        const char *env, *header, *value;
+    } vars[] = {
+        {"MSAUTH_ID", "X-MSAuth-Id", t->sub},
+        {"MSAUTH_IDENTIFIER", NULL, t->identifier},
+        {"MSAUTH_NAME", "X-MSAuth-Name", t->name},
+        {"MSAUTH_EMAIL", "X-MSAuth-Email", t->email},
+        {"MSAUTH_UPN", "X-MSAuth-Upn", t->upn},
+        {"MSAUTH_TID", "X-MSAuth-Tid", t->tid},
+        {"MSAUTH_APPID", "X-MSAuth-Appid", t->appid},
+        {"MSAUTH_EXPIRES", NULL, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t->exp)},
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++) {
+        const char *v = clean(r, vars[i].value);
+        if (env) {
+            apr_table_setn(r->subprocess_env, vars[i].env, v);
+        }
+        if (hdr && vars[i].header != NULL) {
+            apr_table_setn(r->headers_in, vars[i].header, v);
+        }
+    }
+    if (t->groups != NULL) {
+        const char *joined = "";
+        for (int i = 0; i < t->groups->nelts; i++) {
+            const char *g = clean(r, APR_ARRAY_IDX(t->groups, i, const char *));
+            joined = i ? apr_pstrcat(r->pool, joined, ",", g, NULL) : g;
+            if (env) {
+                apr_table_setn(r->subprocess_env, apr_psprintf(r->pool, "MSAUTH_GROUPS_%d", i), g);
+            }
+        }
+        if (env) {
+            apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS", joined);
+            apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS_N",
+                           apr_itoa(r->pool, t->groups->nelts));
+        }
+        if (hdr) {
+            apr_table_setn(r->headers_in, "X-MSAuth-Groups", joined);
+        }
+    }
+}
+
+/* Whether the request is a browser navigation that may be sent to a login page. */
+static int is_navigation(request_rec *r)
+{
+    if (r->method_number != M_GET) { /* HEAD is M_GET with r->header_only */
+        return 0;
+    }
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+    const char *xrw = apr_table_get(r->headers_in, "X-Requested-With");
+    const char *mode = apr_table_get(r->headers_in, "Sec-Fetch-Mode");
+    return accept != NULL && ap_strcasestr(accept, "text/html") != NULL &&
+           (xrw == NULL || strcasecmp(xrw, "XMLHttpRequest") != 0) &&
+           (mode == NULL || strcasecmp(mode, "navigate") == 0);
+}
+
+/* The session token presented with the request, and whether one was presented at all. */
+static const char *presented_token(request_rec *r, const msa_dir_t *dir, const msa_app_t *app)
+{
+    if (dir->accept_bearer) {
+        const char *auth = apr_table_get(r->headers_in, "Authorization");
+        if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
+            const char *t = auth + 7;
+            while (*t == ' ') {
+                t++;
+            }
+            return t;
+        }
+    }
+    return msa_cookie_get(r, app->cookie_name);
+}
+
+int msa_check_authn(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+    if (type == NULL || strcasecmp(type, "Microsoft") != 0) {
+        return DECLINED;
+    }
+    const msa_srv_t *srv = msa_srv_get(r->server);
+    const msa_dir_t *dir = msa_dir_get(r);
+    const msa_app_t *app = msa_srv_app(srv, dir->app);
+    scrub_headers(r);
+    if (app == NULL) {
+        MSA_RLOG(r, APLOG_ERR, "config",
+                 "AuthType Microsoft for %s, but app '%s' is not configured in this server", r->uri,
+                 *dir->app ? dir->app : "(root)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* A subrequest reuses what its main request found. */
+    msa_token_t *t = NULL;
+    if (r->main != NULL) {
+        t = ap_get_module_config(r->main->request_config, &msauth_module);
+    }
+    const char *jwt = NULL, *err = NULL;
+    if (t == NULL) {
+        jwt = presented_token(r, dir, app);
+        if (jwt != NULL) {
+            t = apr_palloc(r->pool, sizeof(*t));
+            apr_status_t rv = msa_token_verify(
+                r->pool, jwt, (const msa_key_t *)app->keys->elts, app->keys->nelts, MSA_USE_SESSION,
+                msa_app_token_id(app), apr_time_sec(r->request_time), srv->clock_skew, t, &err);
+            if (rv != APR_SUCCESS) {
+                MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app),
+                         err);
+                t = NULL;
+            }
+        }
+    }
+
+    if (dir->strip_cookie) {
+        strip_cookies(r, srv);
+    }
+    if (t != NULL) {
+        ap_set_module_config(r->request_config, &msauth_module, t);
+        r->user = apr_pstrdup(r->pool, clean(r, remote_user(dir, t)));
+        r->ap_auth_type = "Microsoft";
+        pass_identity(r, dir, t);
+        return OK;
+    }
+
+    switch (dir->unauth_action) {
+    case MSA_UNAUTH_PASS:
+        return OK;
+    case MSA_UNAUTH_LOGIN:
+        break;
+    case MSA_UNAUTH_401:
+        goto unauthorized;
+    default:
+        if (!is_navigation(r)) {
+            goto unauthorized;
+        }
+    }
+    const char *back =
+        msa_redirect_target(r->pool, r->unparsed_uri, msa_self_origin(r, srv), app->redirect_allow);
+    return msa_start_login(r, srv, app, back);
+
+unauthorized:
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                   apr_psprintf(r->pool, "Bearer realm=\"%s\"%s", msa_app_token_id(app),
+                                jwt ? ", error=\"invalid_token\"" : ""));
+    return HTTP_UNAUTHORIZED;
+}
