@@ -42,11 +42,11 @@
 #define PACKAGE_VERSION "0"
 #endif
 
-#define HTTP_USER_AGENT       "mod_msauth/" PACKAGE_VERSION
-#define HTTP_DEFAULT_TIMEOUT  10
-#define HTTP_DEFAULT_CONNECT  5
-#define HTTP_IDLE_MAX         8 /* idle handles kept: about one per busy thread */
-#define HTTP_FIRST_BUFFER     4096
+#define HTTP_USER_AGENT      "mod_msauth/" PACKAGE_VERSION
+#define HTTP_DEFAULT_TIMEOUT 10
+#define HTTP_DEFAULT_CONNECT 5
+#define HTTP_IDLE_MAX        8 /* idle handles kept: about one per busy thread */
+#define HTTP_FIRST_BUFFER    4096
 
 struct msa_http {
     apr_pool_t *pool;
@@ -149,8 +149,7 @@ apr_status_t msa_http_create(msa_http_t **ph, apr_pool_t *p, const msa_http_opts
 
 #if APR_HAS_THREADS
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
-        apr_status_t rv =
-            apr_thread_mutex_create(&h->share_locks[i], APR_THREAD_MUTEX_DEFAULT, p);
+        apr_status_t rv = apr_thread_mutex_create(&h->share_locks[i], APR_THREAD_MUTEX_DEFAULT, p);
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -265,8 +264,8 @@ static char *http_url_part(apr_pool_t *p, CURLU *u, CURLUPart what)
  * so no parser difference can send a request somewhere the check did not
  * see. *shown is the URL without userinfo, query or fragment, fit for a log.
  */
-static apr_status_t http_url_allowed(apr_pool_t *p, const char *url, CURLU **pu,
-                                     const char **shown, const char **err)
+static apr_status_t http_url_allowed(apr_pool_t *p, const char *url, CURLU **pu, const char **shown,
+                                     const char **err)
 {
     CURLU *u = curl_url();
     *pu = NULL;
@@ -410,8 +409,7 @@ static CURLcode http_setup(msa_http_t *h, CURL *e, CURLU *u, struct curl_slist *
     if (form_body != NULL) {
         HTTP_TRY(curl_easy_setopt(e, CURLOPT_POST, 1L));
         HTTP_TRY(curl_easy_setopt(e, CURLOPT_POSTFIELDS, form_body));
-        HTTP_TRY(
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(form_body)));
+        HTTP_TRY(curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(form_body)));
     } else {
         HTTP_TRY(curl_easy_setopt(e, CURLOPT_HTTPGET, 1L));
     }
@@ -443,8 +441,8 @@ static int http_has_line_break(const char *s)
 }
 
 apr_status_t msa_http_call(msa_http_t *h, apr_pool_t *p, const char *url, const char *bearer,
-                           const char *form_body, const char *basic_user,
-                           const char *basic_pass, msa_http_response_t *resp, const char **err)
+                           const char *form_body, const char *basic_user, const char *basic_pass,
+                           msa_http_response_t *resp, const char **err)
 {
     const char *dummy, *shown;
     CURLU *u;
@@ -492,8 +490,7 @@ apr_status_t msa_http_call(msa_http_t *h, apr_pool_t *p, const char *url, const 
 
     http_sink_t sink = {.max = h->opts.max_response};
     char *errbuf = apr_pcalloc(p, CURL_ERROR_SIZE);
-    CURLcode rc =
-        http_setup(h, e, u, hdrs, form_body, basic_user, basic_pass, &sink, errbuf);
+    CURLcode rc = http_setup(h, e, u, hdrs, form_body, basic_user, basic_pass, &sink, errbuf);
     if (rc != CURLE_OK) {
         *err = apr_psprintf(p, "%s %s: curl refused an option: %s", method, shown,
                             curl_easy_strerror(rc));

@@ -43,8 +43,7 @@ static apr_status_t ms_json_put(void *data)
  * The body as a JSON object, owned by p. Strict: one value, nothing after
  * it but white space, valid UTF-8. NULL with *why set when it is not.
  */
-static json_object *ms_parse_object(apr_pool_t *p, const msa_http_response_t *r,
-                                    const char **why)
+static json_object *ms_parse_object(apr_pool_t *p, const msa_http_response_t *r, const char **why)
 {
     if (r->body == NULL || r->body_len == 0) {
         *why = "an empty body";
@@ -86,8 +85,7 @@ static json_object *ms_parse_object(apr_pool_t *p, const msa_http_response_t *r,
  * sends null for unset fields), APR_EINVAL when it is not a string or holds
  * a NUL.
  */
-static apr_status_t ms_json_string(apr_pool_t *p, json_object *o, const char *key,
-                                   const char **out)
+static apr_status_t ms_json_string(apr_pool_t *p, json_object *o, const char *key, const char **out)
 {
     json_object *v = NULL;
     *out = NULL;
@@ -183,8 +181,8 @@ static const char *ms_oauth_error(apr_pool_t *p, const char *what, int status, j
         return apr_psprintf(p, "%s answered %d without an access token or an error code", what,
                             status);
     }
-    return apr_psprintf(p, "%s answered %d: %s%s%s%s", what, status, code,
-                        aadsts ? " (AADSTS" : "", aadsts ? aadsts : "", aadsts ? ")" : "");
+    return apr_psprintf(p, "%s answered %d: %s%s%s%s", what, status, code, aadsts ? " (AADSTS" : "",
+                        aadsts ? aadsts : "", aadsts ? ")" : "");
 }
 
 /* Transport failures keep their status; the message says which call failed. */
@@ -208,8 +206,8 @@ static const char *ms_base(apr_pool_t *p, const msa_ms_client_t *c)
 char *msa_ms_authorize_url(apr_pool_t *p, const msa_ms_client_t *c, const char *state,
                            const char *code_challenge, const char *nonce)
 {
-    char *url = apr_pstrcat(p, ms_base(p, c), "/oauth2/v2.0/authorize?client_id=",
-                            msa_url_encode(p, c->client_id),
+    char *url = apr_pstrcat(p, ms_base(p, c),
+                            "/oauth2/v2.0/authorize?client_id=", msa_url_encode(p, c->client_id),
                             "&response_type=code&redirect_uri=", msa_url_encode(p, c->redirect_uri),
                             "&response_mode=query&scope=", msa_url_encode(p, c->scope),
                             "&state=", msa_url_encode(p, state), NULL);
@@ -227,8 +225,8 @@ char *msa_ms_logout_url(apr_pool_t *p, const msa_ms_client_t *c, const char *pos
 {
     char *url = apr_pstrcat(p, ms_base(p, c), "/oauth2/v2.0/logout", NULL);
     if (post_logout != NULL && *post_logout != '\0') {
-        url = apr_pstrcat(p, url, "?post_logout_redirect_uri=", msa_url_encode(p, post_logout),
-                          NULL);
+        url =
+            apr_pstrcat(p, url, "?post_logout_redirect_uri=", msa_url_encode(p, post_logout), NULL);
     }
     return url;
 }
@@ -263,14 +261,13 @@ static long ms_expires_in(json_object *o)
 static void ms_form_add(apr_pool_t *p, char **form, const char *name, const char *value)
 {
     if (value != NULL) {
-        *form = apr_pstrcat(p, *form, **form ? "&" : "", name, "=", msa_url_encode(p, value),
-                            NULL);
+        *form = apr_pstrcat(p, *form, **form ? "&" : "", name, "=", msa_url_encode(p, value), NULL);
     }
 }
 
 apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
-                                const char *code, const char *code_verifier,
-                                msa_ms_tokens_t *out, const char **err)
+                                const char *code, const char *code_verifier, msa_ms_tokens_t *out,
+                                const char **err)
 {
     static const char what[] = "token endpoint";
     const char *dummy, *why;
@@ -367,8 +364,8 @@ apr_status_t msa_ms_graph_me(msa_http_t *h, apr_pool_t *p, const char *graph_hos
     }
     json_object *o = ms_parse_object(p, &resp, &why);
     if (o == NULL) {
-        *err = apr_psprintf(p, "%s answered %s (%s)", what, why,
-                            ms_media_type(p, resp.content_type));
+        *err =
+            apr_psprintf(p, "%s answered %s (%s)", what, why, ms_media_type(p, resp.content_type));
         return MSA_EPROTO;
     }
     msa_ms_profile_t pr = {0};
@@ -396,8 +393,8 @@ apr_status_t msa_ms_graph_me(msa_http_t *h, apr_pool_t *p, const char *graph_hos
 }
 
 apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph_host,
-                                 const char *access_token, int max_ids,
-                                 apr_array_header_t **ids, const char **err)
+                                 const char *access_token, int max_ids, apr_array_header_t **ids,
+                                 const char **err)
 {
     static const char what[] = "Graph transitiveMemberOf";
     const char *dummy, *why;
@@ -462,8 +459,8 @@ apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph
     return APR_SUCCESS;
 }
 
-apr_status_t msa_ms_fetch_jwks(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
-                               char **jwks, const char **err)
+apr_status_t msa_ms_fetch_jwks(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c, char **jwks,
+                               const char **err)
 {
     static const char what[] = "JWKS endpoint";
     const char *dummy, *why;
@@ -482,8 +479,8 @@ apr_status_t msa_ms_fetch_jwks(msa_http_t *h, apr_pool_t *p, const msa_ms_client
     }
     json_object *o = ms_parse_object(p, &resp, &why), *keys = NULL;
     if (o == NULL) {
-        *err = apr_psprintf(p, "%s answered %s (%s)", what, why,
-                            ms_media_type(p, resp.content_type));
+        *err =
+            apr_psprintf(p, "%s answered %s (%s)", what, why, ms_media_type(p, resp.content_type));
         return MSA_EPROTO;
     }
     if (!json_object_object_get_ex(o, "keys", &keys) ||

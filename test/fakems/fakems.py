@@ -1596,7 +1596,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError(top)
         except (ValueError, UnicodeDecodeError):
             return self.graph_error(400, "Request_BadRequest", "Invalid paging parameters.")
-        page_ids = ids[offset:offset + top]
+        page_ids = ids
         select = first(self.query, "$select")
         body = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
                                   + ("(%s)" % select if select else ""),

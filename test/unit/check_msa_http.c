@@ -80,8 +80,7 @@ START_TEST(test_post_form)
     ck_assert_str_eq(q->method, "POST");
     ck_assert_str_eq(q->target, "/t/oauth2/v2.0/token");
     ck_assert_str_eq(q->body, "a=1&b=x%20y");
-    ck_assert_str_eq(msa_resp_header(pool, q, "Content-Type"),
-                     "application/x-www-form-urlencoded");
+    ck_assert_str_eq(msa_resp_header(pool, q, "Content-Type"), "application/x-www-form-urlencoded");
     ck_assert_str_eq(msa_resp_header(pool, q, "Accept"), "application/json");
     ck_assert_ptr_null(msa_resp_header(pool, q, "Authorization"));
 }
@@ -102,8 +101,8 @@ START_TEST(test_post_large_no_expect)
     form[LEN] = '\0';
 
     msa_responder_json(r, 200, "{}");
-    ck_assert_int_eq(msa_http_call(h, pool, msa_responder_url(r, pool, "/token"), NULL, form,
-                                   NULL, NULL, &resp, &err),
+    ck_assert_int_eq(msa_http_call(h, pool, msa_responder_url(r, pool, "/token"), NULL, form, NULL,
+                                   NULL, &resp, &err),
                      APR_SUCCESS);
     const msa_resp_request_t *q = msa_responder_request(r, 0);
     ck_assert_uint_eq(q->body_len, LEN);
@@ -204,8 +203,8 @@ START_TEST(test_redirect_not_followed)
     const char *err = NULL;
     msa_resp_answer_t a = {
         .status = 302,
-        .headers = apr_pstrcat(pool, "Location: ", msa_responder_url(r, pool, "/elsewhere"),
-                               "\r\n", NULL)};
+        .headers = apr_pstrcat(pool, "Location: ", msa_responder_url(r, pool, "/elsewhere"), "\r\n",
+                               NULL)};
 
     msa_responder_push(r, &a);
     msa_responder_json(r, 200, "{}");
@@ -282,8 +281,8 @@ START_TEST(test_timeout)
 
     msa_responder_push(r, &a);
     apr_time_t t0 = apr_time_now();
-    ck_assert_int_eq(msa_http_call(h, pool, msa_responder_url(r, pool, "/slow?code=SECRET"),
-                                   NULL, NULL, NULL, NULL, &resp, &err),
+    ck_assert_int_eq(msa_http_call(h, pool, msa_responder_url(r, pool, "/slow?code=SECRET"), NULL,
+                                   NULL, NULL, NULL, &resp, &err),
                      MSA_EUNREACHABLE);
     apr_time_t took = apr_time_now() - t0;
     ck_assert_int_ge(took, apr_time_from_msec(900));
@@ -300,11 +299,10 @@ START_TEST(test_connection_refused)
     msa_http_response_t resp;
     const char *err = NULL;
 
-    ck_assert_int_eq(msa_http_call(h, pool,
-                                   apr_psprintf(pool, "http://127.0.0.1:%d/token?code=SECRET",
-                                                port),
-                                   NULL, "code=SECRET", NULL, NULL, &resp, &err),
-                     MSA_EUNREACHABLE);
+    ck_assert_int_eq(
+        msa_http_call(h, pool, apr_psprintf(pool, "http://127.0.0.1:%d/token?code=SECRET", port),
+                      NULL, "code=SECRET", NULL, NULL, &resp, &err),
+        MSA_EUNREACHABLE);
     assert_no_query(err);
     ck_assert_ptr_nonnull(strstr(err, "/token"));
 }
@@ -334,11 +332,10 @@ START_TEST(test_https_handshake_fails)
     msa_http_response_t resp;
     const char *err = NULL;
 
-    ck_assert_int_eq(msa_http_call(h, pool,
-                                   apr_psprintf(pool, "https://127.0.0.1:%d/k",
-                                                msa_responder_port(r)),
-                                   NULL, NULL, NULL, NULL, &resp, &err),
-                     MSA_EUNREACHABLE);
+    ck_assert_int_eq(
+        msa_http_call(h, pool, apr_psprintf(pool, "https://127.0.0.1:%d/k", msa_responder_port(r)),
+                      NULL, NULL, NULL, NULL, &resp, &err),
+        MSA_EUNREACHABLE);
     ck_assert_ptr_nonnull(err);
     ck_assert_int_eq(msa_responder_nrequests(r), 0);
 }
@@ -421,8 +418,7 @@ START_TEST(test_url_refused_without_traffic)
         ck_assert_ptr_null(strstr(err, "pw@"));
     }
     const char *err = NULL;
-    ck_assert_int_eq(msa_http_call(h, pool, NULL, NULL, NULL, NULL, NULL, &resp, &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(msa_http_call(h, pool, NULL, NULL, NULL, NULL, NULL, &resp, &err), APR_EINVAL);
     ck_assert_int_eq(msa_responder_connections(r), 0);
 }
 END_TEST
@@ -435,11 +431,10 @@ START_TEST(test_loopback_http_allowed)
     const char *err = NULL;
 
     msa_responder_json(r, 200, "{\"via\":\"localhost\"}");
-    ck_assert_int_eq(msa_http_call(h, pool,
-                                   apr_psprintf(pool, "http://LocalHost:%d/x",
-                                                msa_responder_port(r)),
-                                   NULL, NULL, NULL, NULL, &resp, &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_http_call(h, pool, apr_psprintf(pool, "http://LocalHost:%d/x", msa_responder_port(r)),
+                      NULL, NULL, NULL, NULL, &resp, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(resp.body, "{\"via\":\"localhost\"}");
 }
 END_TEST
@@ -451,8 +446,8 @@ START_TEST(test_bearer_line_break)
     msa_http_response_t resp;
     const char *err = NULL;
 
-    ck_assert_int_eq(msa_http_call(h, pool, msa_responder_url(r, pool, "/x"),
-                                   "tok\r\nX-Evil: 1", NULL, NULL, NULL, &resp, &err),
+    ck_assert_int_eq(msa_http_call(h, pool, msa_responder_url(r, pool, "/x"), "tok\r\nX-Evil: 1",
+                                   NULL, NULL, NULL, &resp, &err),
                      APR_EINVAL);
     ck_assert_ptr_nonnull(err);
     ck_assert_ptr_null(strstr(err, "Evil"));
@@ -537,8 +532,7 @@ static void *call_many(void *data)
     for (int i = 0; i < 10; i++) {
         msa_http_response_t resp;
         const char *err = NULL;
-        if (msa_http_call(a->h, tp, a->url, "tok", NULL, NULL, NULL, &resp, &err) ==
-                APR_SUCCESS &&
+        if (msa_http_call(a->h, tp, a->url, "tok", NULL, NULL, NULL, &resp, &err) == APR_SUCCESS &&
             resp.status == 200 && strcmp(resp.body, "{\"ok\":true}") == 0) {
             a->ok++;
         }

@@ -111,8 +111,9 @@ START_TEST(test_logout_and_jwks_url)
     msa_ms_client_t c = real_client;
     c.login_host = "https://login.microsoftonline.us";
     c.tenant = "contoso.onmicrosoft.com";
-    ck_assert_str_eq(msa_ms_jwks_url(pool, &c),
-                     "https://login.microsoftonline.us/contoso.onmicrosoft.com/discovery/v2.0/keys");
+    ck_assert_str_eq(
+        msa_ms_jwks_url(pool, &c),
+        "https://login.microsoftonline.us/contoso.onmicrosoft.com/discovery/v2.0/keys");
 }
 END_TEST
 
@@ -141,8 +142,7 @@ START_TEST(test_redeem_success)
     ck_assert_ptr_nonnull(q);
     ck_assert_str_eq(q->method, "POST");
     ck_assert_str_eq(q->target, "/common/oauth2/v2.0/token");
-    ck_assert_str_eq(msa_resp_header(pool, q, "Content-Type"),
-                     "application/x-www-form-urlencoded");
+    ck_assert_str_eq(msa_resp_header(pool, q, "Content-Type"), "application/x-www-form-urlencoded");
     ck_assert_ptr_null(msa_resp_header(pool, q, "Authorization"));
     ck_assert_str_eq(q->body, "grant_type=authorization_code"
                               "&code=0.AXkA-the%2Fcode%2BSECRETCODE"
@@ -335,9 +335,9 @@ START_TEST(test_graph_me_mapping)
     ck_assert_str_eq(pr.upn, "bob@contoso.com");
 
     /* mail empty: the same. */
-    ck_assert_int_eq(me(&f, 200, "{\"id\":\"u3\",\"mail\":\"\",\"userPrincipalName\":\"c@d.e\"}",
-                        &pr, &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        me(&f, 200, "{\"id\":\"u3\",\"mail\":\"\",\"userPrincipalName\":\"c@d.e\"}", &pr, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(pr.email, "c@d.e");
 
     /* A UPN without '@' is no email. */
@@ -357,10 +357,10 @@ START_TEST(test_graph_me_mapping)
     ck_assert_ptr_null(pr.name);
 
     /* A mail of the wrong type is dropped, not trusted. */
-    ck_assert_int_eq(
-        me(&f, 200, "{\"id\":\"u6\",\"mail\":[\"x@y.z\"],\"userPrincipalName\":\"u@v.w\"}", &pr,
-           &err),
-        APR_SUCCESS);
+    ck_assert_int_eq(me(&f, 200,
+                        "{\"id\":\"u6\",\"mail\":[\"x@y.z\"],\"userPrincipalName\":\"u@v.w\"}", &pr,
+                        &err),
+                     APR_SUCCESS);
     ck_assert_str_eq(pr.email, "u@v.w");
 }
 END_TEST
@@ -421,8 +421,7 @@ START_TEST(test_graph_groups_paging)
     msa_responder_json(f.r, 200, "{\"value\":[{\"id\":\"g4\"}]}");
     msa_responder_json(f.r, 200, "{\"value\":[{\"id\":\"never\"}]}");
 
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), APR_SUCCESS);
     ck_assert_int_eq(ids->nelts, 4);
     ck_assert_str_eq(APR_ARRAY_IDX(ids, 0, const char *), "g1");
     ck_assert_str_eq(APR_ARRAY_IDX(ids, 1, const char *), "g2");
@@ -451,8 +450,7 @@ START_TEST(test_graph_groups_foreign_next_link)
     msa_responder_json(f.r, 200,
                        "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":"
                        "\"https://evil.example/v1.0/me/transitiveMemberOf?$skiptoken=x\"}");
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), APR_SUCCESS);
     ck_assert_int_eq(ids->nelts, 1);
     ck_assert_int_eq(msa_responder_nrequests(f.r), 1);
 
@@ -462,16 +460,14 @@ START_TEST(test_graph_groups_foreign_next_link)
                                     "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":"
                                     "\"%s0/v1.0/me/transitiveMemberOf?$skiptoken=x\"}",
                                     f.host));
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), APR_SUCCESS);
     ck_assert_int_eq(ids->nelts, 1);
     msa_responder_json(f.r, 200,
                        apr_psprintf(pool,
                                     "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":"
                                     "\"%s.evil.example/v1.0/x\"}",
                                     f.host));
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), APR_SUCCESS);
     ck_assert_int_eq(ids->nelts, 1);
     ck_assert_int_eq(msa_responder_nrequests(f.r), 3);
 }
@@ -505,8 +501,7 @@ START_TEST(test_graph_groups_limits)
     for (int i = 0; i < 60; i++) {
         msa_responder_json(f.r, 200, page);
     }
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 1000, &ids, &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 1000, &ids, &err), APR_SUCCESS);
     ck_assert_int_eq(ids->nelts, 50);
     ck_assert_int_eq(msa_responder_nrequests(f.r), 50);
 }
@@ -572,8 +567,7 @@ START_TEST(test_fetch_jwks)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         msa_responder_json(f.r, 200, bad[i]);
         err = NULL;
-        ck_assert_msg(msa_ms_fetch_jwks(f.h, pool, &f.c, &jwks, &err) == MSA_EPROTO, "case %zu",
-                      i);
+        ck_assert_msg(msa_ms_fetch_jwks(f.h, pool, &f.c, &jwks, &err) == MSA_EPROTO, "case %zu", i);
         ck_assert_ptr_null(jwks);
         ck_assert_ptr_nonnull(err);
     }

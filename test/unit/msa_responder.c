@@ -378,8 +378,7 @@ msa_responder_t *msa_responder_start(apr_pool_t *p)
     r->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (r->listen_fd < 0 || bind(r->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         listen(r->listen_fd, 16) != 0 ||
-        getsockname(r->listen_fd, (struct sockaddr *)&sa, &slen) != 0 ||
-        pipe(r->wake) != 0) {
+        getsockname(r->listen_fd, (struct sockaddr *)&sa, &slen) != 0 || pipe(r->wake) != 0) {
         perror("msa_responder_start");
         if (r->listen_fd >= 0) {
             close(r->listen_fd);
