@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -58,6 +59,7 @@ struct msa_http {
 #endif
     CURL *idle[HTTP_IDLE_MAX]; /* LIFO: the warmest connections are reused first */
     int nidle;
+    pid_t pid; /* the process whose connections the idle handles hold */
 };
 
 /* The body as it arrives; malloc'd so that a growing buffer does not pile up in a pool. */
@@ -117,6 +119,10 @@ static void http_unlock(CURL *e, curl_lock_data data, void *ud)
 static apr_status_t http_cleanup(void *data)
 {
     msa_http_t *h = data;
+    if (h->pid != getpid()) {
+        /* Inherited over fork: see http_acquire. */
+        h->nidle = 0;
+    }
     while (h->nidle > 0) {
         curl_easy_cleanup(h->idle[--h->nidle]);
     }
@@ -131,6 +137,7 @@ apr_status_t msa_http_create(msa_http_t **ph, apr_pool_t *p, const msa_http_opts
 {
     msa_http_t *h = apr_pcalloc(p, sizeof(*h));
     h->pool = p;
+    h->pid = getpid();
     if (opts != NULL) {
         h->opts = *opts;
     }
@@ -183,6 +190,16 @@ static CURL *http_acquire(msa_http_t *h)
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(h->idle_lock);
 #endif
+    if (h->pid != getpid()) {
+        /*
+         * A child of the process that made the idle handles (httpd forks
+         * after post_config): their connections are the parent's too, so
+         * they are dropped unused. Not cleaned up either, as that would
+         * close TLS sessions the parent may still be using.
+         */
+        h->nidle = 0;
+        h->pid = getpid();
+    }
     if (h->nidle > 0) {
         e = h->idle[--h->nidle];
     }

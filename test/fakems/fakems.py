@@ -429,7 +429,7 @@ def transport_fault(knob, build):
     if knob == "empty":
         return Response(200, b"", "application/json; charset=utf-8")
     if knob == "reset":
-        return RESET
+        return Response(200, b"")
     if knob == "html":
         return Response(200, "<!DOCTYPE html><html><head><title>Sign in to your account"
                         "</title></head><body><div id=\"error\">Sorry, but we're having "
@@ -1596,7 +1596,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError(top)
         except (ValueError, UnicodeDecodeError):
             return self.graph_error(400, "Request_BadRequest", "Invalid paging parameters.")
-        page_ids = ids
+        page_ids = ids[offset:offset + top]
         select = first(self.query, "$select")
         body = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
                                   + ("(%s)" % select if select else ""),

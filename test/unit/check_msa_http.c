@@ -1,6 +1,8 @@
 /* Unit tests of the HTTP client against the loopback responder. */
 #include <pthread.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <apr_time.h>
@@ -570,6 +572,44 @@ START_TEST(test_threads_share_client)
 }
 END_TEST
 
+/*
+ * httpd forks its children after the client may have been used: a child
+ * must not talk on the parent's kept connections (two processes writing on
+ * one socket, or one TLS session), so it opens its own.
+ */
+START_TEST(test_fork_does_not_share_connections)
+{
+    msa_responder_t *r = new_responder();
+    msa_http_t *h = new_client(NULL);
+    msa_http_response_t resp;
+    const char *err = NULL;
+    const char *url = msa_responder_url(r, pool, "/x");
+
+    for (int i = 0; i < 3; i++) {
+        msa_responder_json(r, 200, "{}");
+    }
+    ck_assert_int_eq(msa_http_call(h, pool, url, NULL, NULL, NULL, NULL, &resp, &err), APR_SUCCESS);
+    ck_assert_int_eq(msa_responder_connections(r), 1);
+
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int ok = msa_http_call(h, pool, url, NULL, NULL, NULL, NULL, &resp, &err) == APR_SUCCESS &&
+                 resp.status == 200;
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(msa_responder_connections(r), 2);
+
+    /* The parent keeps its own connection. */
+    ck_assert_int_eq(msa_http_call(h, pool, url, NULL, NULL, NULL, NULL, &resp, &err), APR_SUCCESS);
+    ck_assert_int_eq(msa_responder_connections(r), 2);
+    ck_assert_int_eq(msa_responder_nrequests(r), 3);
+}
+END_TEST
+
 START_TEST(test_global_init_twice)
 {
     ck_assert_int_eq(msa_http_global_init(), APR_SUCCESS);
@@ -600,6 +640,7 @@ int main(void)
     tcase_add_test(tc, test_proxy);
     tcase_add_test(tc, test_env_proxy_ignored);
     tcase_add_test(tc, test_threads_share_client);
+    tcase_add_test(tc, test_fork_does_not_share_connections);
     tcase_add_test(tc, test_global_init_twice);
     suite_add_tcase(s, tc);
     return msa_test_run(s);

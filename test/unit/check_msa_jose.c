@@ -1,8 +1,12 @@
 /* Unit tests of src/core/msa_jose.c: HS256/RS256 JWS, dir/A256GCM JWE, HKDF, base64url, PKCE. */
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <cjose/util.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -277,6 +281,111 @@ START_TEST(hs256_payload_nul_refused)
                               key_a.len);
     ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &key_a, 1, &payload, &err), APR_EINVAL);
     ck_assert_ptr_null(payload);
+}
+END_TEST
+
+/*
+ * Over-reads are silent in a normal run. This allocator, plugged into cjose for
+ * one call, ends every block exactly at an inaccessible page, so reading one
+ * byte past a cjose buffer crashes the test instead of passing by luck.
+ */
+#define GUARD_MAX 4096
+static struct guard_block {
+    void *ptr, *base;
+    size_t size, maplen;
+} guards[GUARD_MAX];
+
+static struct guard_block *guard_find(void *ptr)
+{
+    for (int i = 0; i < GUARD_MAX; i++) {
+        if (ptr != NULL && guards[i].ptr == ptr) {
+            return &guards[i];
+        }
+    }
+    return NULL;
+}
+
+static void *guard_alloc(size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), body = (size + page - 1) / page * page;
+    struct guard_block *g = NULL;
+    for (int i = 0; i < GUARD_MAX && g == NULL; i++) {
+        g = guards[i].ptr == NULL ? &guards[i] : NULL;
+    }
+    if (g == NULL) {
+        return NULL;
+    }
+    char *base = mmap(NULL, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED || mprotect(base + body, page, PROT_NONE) != 0) {
+        return NULL;
+    }
+    *g = (struct guard_block){base + body - size, base, size, body + page};
+    return g->ptr;
+}
+
+static void guard_free(void *ptr)
+{
+    struct guard_block *g = guard_find(ptr);
+    if (g == NULL) {
+        free(ptr); /* allocated before the switch */
+        return;
+    }
+    munmap(g->base, g->maplen);
+    memset(g, 0, sizeof(*g));
+}
+
+static void *guard_realloc(void *ptr, size_t size)
+{
+    struct guard_block *g = guard_find(ptr);
+    if (ptr != NULL && g == NULL) {
+        return realloc(ptr, size);
+    }
+    void *n = guard_alloc(size);
+    if (n != NULL && g != NULL) {
+        memcpy(n, ptr, g->size < size ? g->size : size);
+        guard_free(ptr);
+    }
+    return n;
+}
+
+/*
+ * BUG (src/core/msa_jose.c, msa_jws_hs256_verify, line 137): the signature part is
+ * handed to cjose_jws_verify whatever its length; cjose 0.6.2.1 (the version this
+ * tree builds against) then compares 32 bytes of it with the HMAC (cjose_const_memcmp
+ * of dig_len bytes, no sig_len check), reading past the decoded signature when it is
+ * shorter: a heap over-read from any cookie or Bearer token. Expected: a signature
+ * that does not decode to exactly 32 bytes is refused before cjose is called (as
+ * msa_jwe_open already does for the GCM tag). This test crashes (SIGSEGV) until then.
+ */
+START_TEST(hs256_short_signature_no_overread)
+{
+    if (getenv("CK_FORK") != NULL && strcmp(getenv("CK_FORK"), "no") == 0) {
+        return; /* a crash would end the whole run; valgrind reports the over-read instead */
+    }
+    char *jws = NULL, *payload = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_jws_hs256_sign(pool, &key_a, claims, &jws, &err), APR_SUCCESS);
+    char *parts[3];
+    int n;
+    split(jws, parts, 3, &n);
+    apr_size_t slen;
+    unsigned char *sig = unb64(parts[2], &slen);
+    const char *shorts[] = {
+        "",
+        b64(sig, 1),
+        b64(sig, 16),
+        b64(sig, 31),
+    };
+    cjose_set_alloc_funcs(guard_alloc, guard_realloc, guard_free);
+    for (size_t i = 0; i < sizeof shorts / sizeof *shorts; i++) {
+        char *p3[3] = {parts[0], parts[1], (char *)shorts[i]};
+        ck_assert_int_eq(msa_jws_hs256_verify(pool, join(p3, 3), &key_a, 1, &payload, &err),
+                         APR_EINVAL);
+        ck_assert_ptr_null(payload);
+    }
+    /* The full signature still verifies under the guard: the crash above is the over-read. */
+    ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &key_a, 1, &payload, &err), APR_SUCCESS);
+    cjose_set_alloc_funcs(malloc, realloc, free);
 }
 END_TEST
 
@@ -872,6 +981,7 @@ static Suite *jose_suite(void)
     tcase_add_test(tc, hs256_malformed_refused);
     tcase_add_test(tc, hs256_size_cap);
     tcase_add_test(tc, hs256_payload_nul_refused);
+    tcase_add_test(tc, hs256_short_signature_no_overread);
     suite_add_tcase(s, tc);
 
     tc = msa_test_case("rs256");
