@@ -16,6 +16,7 @@
 static void msa_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(msa_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(msa_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(msa_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(msa_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so nothing logs the request line before its codes and tokens are hidden. */

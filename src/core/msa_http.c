@@ -48,6 +48,7 @@
 #define HTTP_DEFAULT_CONNECT 5
 #define HTTP_IDLE_MAX        8 /* idle handles kept: about one per busy thread */
 #define HTTP_FIRST_BUFFER    4096
+#define HTTP_MAX_CAP         ((apr_size_t)1 << 30)
 
 struct msa_http {
     apr_pool_t *pool;
@@ -59,7 +60,9 @@ struct msa_http {
 #endif
     CURL *idle[HTTP_IDLE_MAX]; /* LIFO: the warmest connections are reused first */
     int nidle;
-    pid_t pid; /* the process whose connections the idle handles hold */
+    pid_t pid;                      /* the process whose connections the idle handles hold */
+    CURL *inherited[HTTP_IDLE_MAX]; /* a parent's idle handles, parked unused (http_acquire) */
+    int ninherited;
 };
 
 /* The body as it arrives; malloc'd so that a growing buffer does not pile up in a pool. */
@@ -113,6 +116,21 @@ static void http_unlock(CURL *e, curl_lock_data data, void *ud)
 }
 
 /*
+ * In a child of the process that made the idle handles (httpd forks after
+ * post_config), their connections are the parent's too: they are put aside
+ * unused. Not cleaned up either, as that would end TLS sessions the parent
+ * is still using. A child (and its child) parks at most HTTP_IDLE_MAX.
+ */
+static void http_park_inherited(msa_http_t *h)
+{
+    for (int i = 0; i < h->nidle && h->ninherited < HTTP_IDLE_MAX; i++) {
+        h->inherited[h->ninherited++] = h->idle[i];
+    }
+    h->nidle = 0;
+    h->pid = getpid();
+}
+
+/*
  * Runs before the mutexes' own cleanups (registered later, so run earlier):
  * curl takes the share lock while handles detach and the share goes away.
  */
@@ -120,8 +138,8 @@ static apr_status_t http_cleanup(void *data)
 {
     msa_http_t *h = data;
     if (h->pid != getpid()) {
-        /* Inherited over fork: see http_acquire. */
-        h->nidle = 0;
+        /* The parked handles keep the share in use; curl then leaves it be. */
+        http_park_inherited(h);
     }
     while (h->nidle > 0) {
         curl_easy_cleanup(h->idle[--h->nidle]);
@@ -152,6 +170,10 @@ apr_status_t msa_http_create(msa_http_t **ph, apr_pool_t *p, const msa_http_opts
     }
     if (h->opts.max_response == 0) {
         h->opts.max_response = MSA_MAX_RESPONSE;
+    }
+    /* No answer from Microsoft comes near this; it keeps http_write's sums from overflowing. */
+    if (h->opts.max_response > HTTP_MAX_CAP) {
+        h->opts.max_response = HTTP_MAX_CAP;
     }
 
 #if APR_HAS_THREADS
@@ -191,14 +213,7 @@ static CURL *http_acquire(msa_http_t *h)
     apr_thread_mutex_lock(h->idle_lock);
 #endif
     if (h->pid != getpid()) {
-        /*
-         * A child of the process that made the idle handles (httpd forks
-         * after post_config): their connections are the parent's too, so
-         * they are dropped unused. Not cleaned up either, as that would
-         * close TLS sessions the parent may still be using.
-         */
-        h->nidle = 0;
-        h->pid = getpid();
+        http_park_inherited(h);
     }
     if (h->nidle > 0) {
         e = h->idle[--h->nidle];

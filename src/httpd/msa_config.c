@@ -58,9 +58,9 @@ static int check_apps(apr_pool_t *p, server_rec *s, msa_srv_t *srv)
     return OK;
 }
 
-int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+/* Runs before `httpd -t` reports "Syntax OK", so configtest catches what it finds. */
+int msa_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    /* httpd runs post_config twice at startup; the first pass is a dry run. */
     for (server_rec *vs = s; vs; vs = vs->next) {
         msa_srv_t *srv = msa_srv_get(vs);
         msa_srv_resolve(pconf, srv);
@@ -81,6 +81,11 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    return OK;
+}
+
+int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
     if (msa_http_global_init() != APR_SUCCESS) {
         MSA_SLOG(s, APLOG_CRIT, 0, "init", "libcurl could not be initialised");
         return HTTP_INTERNAL_SERVER_ERROR;

@@ -429,7 +429,7 @@ def transport_fault(knob, build):
     if knob == "empty":
         return Response(200, b"", "application/json; charset=utf-8")
     if knob == "reset":
-        return Response(200, b"")
+        return RESET
     if knob == "html":
         return Response(200, "<!DOCTYPE html><html><head><title>Sign in to your account"
                         "</title></head><body><div id=\"error\">Sorry, but we're having "
@@ -512,25 +512,34 @@ class FakeMS:
     # -- faults ------------------------------------------------------------
 
     def set_faults(self, body):
+        """Arm (or, with null, clear) one knob per category; validated first so
+        a bad request changes nothing."""
         count = body.get("count")
         if count is not None and (not isinstance(count, int) or count < 1):
             raise ValueError("'count' must be a positive integer")
+        unknown = set(body) - set(FAULT_KNOBS) - {"count"}
+        if unknown:
+            raise ValueError("unknown fault categories: " + ", ".join(sorted(unknown)))
+        changes = {}
+        for category in FAULT_KNOBS:
+            if category not in body:
+                continue
+            knob = body[category]
+            if knob in (None, ""):
+                changes[category] = None
+                continue
+            knob = str(knob)   # allow {"token": 500}
+            if knob not in FAULT_KNOBS[category]:
+                raise ValueError("unknown %s knob %r; valid: %s" % (
+                    category, knob, ", ".join(FAULT_KNOBS[category])))
+            changes[category] = {"knob": knob, "remaining": count}
         with self.lock:
-            for category in FAULT_KNOBS:
-                if category not in body:
-                    continue
-                knob = body[category]
-                if knob in (None, ""):
+            for category, fault in changes.items():
+                if fault is None:
                     self.faults.pop(category, None)
-                    continue
-                if knob not in FAULT_KNOBS[category]:
-                    raise ValueError("unknown %s knob %r; valid: %s" % (
-                        category, knob, ", ".join(FAULT_KNOBS[category])))
-                self.faults[category] = {"knob": knob, "remaining": count}
-            unknown = set(body) - set(FAULT_KNOBS) - {"count"}
-            if unknown:
-                raise ValueError("unknown fault categories: " + ", ".join(sorted(unknown)))
-            return dict(self.faults)
+                else:
+                    self.faults[category] = fault
+            return {k: dict(v) for k, v in self.faults.items()}
 
     def take_fault(self, category):
         """The knob to apply to this request of `category`, consuming one use."""
@@ -817,6 +826,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception:
             traceback.print_exc(file=sys.stderr)
+            self.close_connection = True   # the body may not have been read
             self.send(json_response(500, {"error": "fakems internal error"}))
 
     def log_entry(self):
@@ -840,7 +850,7 @@ class Handler(BaseHTTPRequestHandler):
         return {"time": time.time(), "connection": self.connection_id,
                 "method": self.command, "path": self.req_path,
                 "query": redact(flatten(self.query)), "form": redact(flatten(self.form)),
-                "auth": auth, "headers": headers, "status": None}
+                "auth": auth, "client_id": None, "headers": headers, "status": None}
 
     def send(self, resp):
         if resp is RESET:
@@ -1657,7 +1667,8 @@ class Handler(BaseHTTPRequestHandler):
                 return json_response(200, {"ok": True, "base_url": ms.base_url})
             if name == "faults" and get:
                 with ms.lock:
-                    return json_response(200, {"faults": dict(ms.faults)})
+                    return json_response(200, {"faults": {k: dict(v) for k, v in
+                                                          ms.faults.items()}})
             if name == "faults" and post:
                 return json_response(200, {"faults": ms.set_faults(body)})
             if name == "reset" and post:
@@ -1665,7 +1676,7 @@ class Handler(BaseHTTPRequestHandler):
                 return json_response(200, {"ok": True})
             if name == "requests" and get:
                 with ms.lock:
-                    entries = list(ms.requests)
+                    entries = [dict(e) for e in ms.requests]
                 contains = first(self.query, "path")
                 if contains:
                     entries = [e for e in entries if contains in e["path"]]

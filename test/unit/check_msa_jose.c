@@ -225,13 +225,13 @@ START_TEST(hs256_malformed_refused)
     split(jws, parts, 3, &n);
     const char *bad[] = {
         "",
-        apr_pstrndup(pool, jws, strlen(jws) - 3),          /* truncated */
-        apr_pstrndup(pool, jws, strlen(parts[0]) + 5),     /* cut in the payload */
-        apr_pstrcat(pool, parts[0], ".", parts[1], NULL),  /* 2 parts */
-        apr_pstrcat(pool, jws, ".", parts[2], NULL),       /* 4 parts */
-        apr_pstrcat(pool, jws, ".", NULL),                 /* 4 parts, last empty */
-        apr_pstrcat(pool, parts[0], "..", parts[2], NULL), /* empty payload */
-        apr_pstrcat(pool, parts[0], "=.", parts[1], ".", parts[2], NULL), /* padding */
+        apr_pstrndup(pool, jws, strlen(jws) - 3),                          /* truncated */
+        apr_pstrndup(pool, jws, strlen(parts[0]) + 5),                     /* cut in the payload */
+        apr_pstrcat(pool, parts[0], ".", parts[1], NULL),                  /* 2 parts */
+        apr_pstrcat(pool, jws, ".", parts[2], NULL),                       /* 4 parts */
+        apr_pstrcat(pool, jws, ".", NULL),                                 /* 4 parts, last empty */
+        apr_pstrcat(pool, parts[0], "..", parts[2], NULL),                 /* empty payload */
+        apr_pstrcat(pool, parts[0], "=.", parts[1], ".", parts[2], NULL),  /* padding */
         apr_pstrcat(pool, parts[0], ".", parts[1], "+/.", parts[2], NULL), /* standard b64 */
         apr_pstrcat(pool, " ", jws, NULL),
         apr_pstrcat(pool, jws, "\n", NULL),
@@ -277,8 +277,8 @@ START_TEST(hs256_payload_nul_refused)
     char *payload = NULL;
     const char *err = NULL;
     static const char withnul[] = "{\"sub\":\"u1\"}\0{\"sub\":\"admin\"}";
-    char *jws = hs256_by_hand("{\"alg\":\"HS256\"}", withnul, sizeof withnul - 1, key_a.data,
-                              key_a.len);
+    char *jws =
+        hs256_by_hand("{\"alg\":\"HS256\"}", withnul, sizeof withnul - 1, key_a.data, key_a.len);
     ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &key_a, 1, &payload, &err), APR_EINVAL);
     ck_assert_ptr_null(payload);
 }
@@ -315,7 +315,8 @@ static void *guard_alloc(size_t size)
     if (g == NULL) {
         return NULL;
     }
-    char *base = mmap(NULL, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *base =
+        mmap(NULL, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED || mprotect(base + body, page, PROT_NONE) != 0) {
         return NULL;
     }
@@ -455,9 +456,9 @@ START_TEST(rs256_good)
     char *payload = NULL;
     const char *err = NULL;
     char *jws = rs256_by_hand(rs_header, claims);
-    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks_with("k1", "RSA", rsa_n()), &payload,
-                                          &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_jws_rs256_verify(pool, jws, jwks_with("k1", "RSA", rsa_n()), &payload, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(payload, claims);
 }
 END_TEST
@@ -467,13 +468,12 @@ START_TEST(rs256_unknown_kid)
     char *payload = NULL;
     const char *err = NULL;
     char *jws = rs256_by_hand("{\"alg\":\"RS256\",\"kid\":\"k9\"}", claims);
-    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks_with("k1", "RSA", rsa_n()), &payload,
-                                          &err),
-                     MSA_ENOKEY);
+    ck_assert_int_eq(
+        msa_jws_rs256_verify(pool, jws, jwks_with("k1", "RSA", rsa_n()), &payload, &err),
+        MSA_ENOKEY);
     ck_assert_ptr_null(payload);
     /* An empty key set: the kid is unknown as well (fetch again). */
-    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, "{\"keys\":[]}", &payload, &err),
-                     MSA_ENOKEY);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, "{\"keys\":[]}", &payload, &err), MSA_ENOKEY);
 }
 END_TEST
 
@@ -482,9 +482,9 @@ START_TEST(rs256_no_kid)
     char *payload = NULL;
     const char *err = NULL;
     char *jws = rs256_by_hand("{\"alg\":\"RS256\"}", claims);
-    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks_with("k1", "RSA", rsa_n()), &payload,
-                                          &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(
+        msa_jws_rs256_verify(pool, jws, jwks_with("k1", "RSA", rsa_n()), &payload, &err),
+        APR_EINVAL);
     ck_assert_ptr_null(payload);
 }
 END_TEST
@@ -494,8 +494,8 @@ START_TEST(rs256_jwks_garbage)
     char *payload = NULL;
     const char *err = NULL;
     char *jws = rs256_by_hand(rs_header, claims);
-    const char *bad[] = {"", "not json", "[]", "{}", "{\"keys\":{}}", "{\"keys\":\"k1\"}",
-                         "{\"keys\":[", "null"};
+    const char *bad[] = {
+        "", "not json", "[]", "{}", "{\"keys\":{}}", "{\"keys\":\"k1\"}", "{\"keys\":[", "null"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ck_assert_msg(msa_jws_rs256_verify(pool, jws, bad[i], &payload, &err) == APR_EINVAL,
                       "JWKS %s", bad[i]);
@@ -513,13 +513,13 @@ START_TEST(rs256_kid_not_rsa)
     char *payload = NULL;
     const char *err = NULL;
     char *jws = rs256_by_hand(rs_header, claims);
-    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks_with("k1", "EC", rsa_n()), &payload,
-                                          &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(
+        msa_jws_rs256_verify(pool, jws, jwks_with("k1", "EC", rsa_n()), &payload, &err),
+        APR_EINVAL);
     ck_assert_ptr_null(payload);
-    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks_with("k1", "oct", rsa_n()), &payload,
-                                          &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(
+        msa_jws_rs256_verify(pool, jws, jwks_with("k1", "oct", rsa_n()), &payload, &err),
+        APR_EINVAL);
 }
 END_TEST
 
@@ -545,10 +545,9 @@ START_TEST(rs256_tampered)
     apr_size_t nlen;
     unsigned char *nb = unb64(rsa_n(), &nlen);
     nb[nlen / 2] ^= 0x10;
-    ck_assert_int_eq(
-        msa_jws_rs256_verify(pool, join(parts, 3), jwks_with("k1", "RSA", b64(nb, nlen)), &payload,
-                             &err),
-        APR_EINVAL);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, join(parts, 3),
+                                          jwks_with("k1", "RSA", b64(nb, nlen)), &payload, &err),
+                     APR_EINVAL);
     ck_assert_ptr_null(payload);
 }
 END_TEST
@@ -575,9 +574,9 @@ START_TEST(rs256_alg_confusion)
     ck_assert_ptr_null(payload);
     /* A good RS256 token is not accepted by the HS256 verifier keyed with the same text. */
     msa_key_t k = {(const unsigned char *)jwks, strlen(jwks)};
-    ck_assert_int_eq(msa_jws_hs256_verify(pool, rs256_by_hand(rs_header, claims), &k, 1, &payload,
-                                          &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(
+        msa_jws_hs256_verify(pool, rs256_by_hand(rs_header, claims), &k, 1, &payload, &err),
+        APR_EINVAL);
     ck_assert_ptr_null(payload);
 }
 END_TEST
@@ -587,8 +586,8 @@ START_TEST(rs256_alg_none_and_others)
     char *payload = NULL;
     const char *err = NULL;
     const char *jwks = jwks_with("k1", "RSA", rsa_n());
-    char *jws = apr_pstrcat(pool, b64s("{\"alg\":\"none\",\"kid\":\"k1\"}"), ".", b64s(claims),
-                            ".", NULL);
+    char *jws =
+        apr_pstrcat(pool, b64s("{\"alg\":\"none\",\"kid\":\"k1\"}"), ".", b64s(claims), ".", NULL);
     ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
     ck_assert_ptr_null(payload);
     jws = apr_pstrcat(pool, "eyJhbGciOiJub25lIn0.", b64s(claims), ".", NULL);
@@ -753,14 +752,14 @@ START_TEST(jwe_bad_shapes)
     split(jwe, parts, 6, &n);
     const char *bad[] = {
         "",
-        join(parts, 4),                                         /* 4 parts */
-        apr_pstrcat(pool, jwe, ".", parts[4], NULL),            /* 6 parts */
-        apr_pstrcat(pool, jwe, ".", NULL),                      /* 6 parts, last empty */
-        apr_pstrcat(pool, jwe, "=", NULL),                      /* padding */
+        join(parts, 4),                              /* 4 parts */
+        apr_pstrcat(pool, jwe, ".", parts[4], NULL), /* 6 parts */
+        apr_pstrcat(pool, jwe, ".", NULL),           /* 6 parts, last empty */
+        apr_pstrcat(pool, jwe, "=", NULL),           /* padding */
         apr_pstrcat(pool, parts[0], ".AAAA.", parts[2], ".", parts[3], ".", parts[4],
-                    NULL),                                       /* an encrypted key for dir */
-        apr_pstrcat(pool, parts[0], "..", b64("0123456789abcdef", 16), ".", parts[3], ".",
-                    parts[4], NULL),                             /* 16-byte IV */
+                    NULL), /* an encrypted key for dir */
+        apr_pstrcat(pool, parts[0], "..", b64("0123456789abcdef", 16), ".", parts[3], ".", parts[4],
+                    NULL),                                                 /* 16-byte IV */
         apr_pstrcat(pool, parts[0], "..", parts[2], "..", parts[4], NULL), /* no ciphertext */
         "a.b.c.d.e",
         "....",
@@ -845,7 +844,7 @@ END_TEST
 /* ---- base64url ---- */
 
 static const char *const rfc4648[][2] = {
-    {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},       {"foo", "Zm9v"},
+    {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
     {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
 };
 
@@ -888,18 +887,18 @@ START_TEST(b64url_url_alphabet)
 END_TEST
 
 static const char *const b64_bad[] = {
-    "Zh",       /* 'f' with a non-zero trailing bit */
-    "Zm9",      /* "fo" with trailing bits: canonical is Zm8 */
-    "Zm9vYh",   /* "foob" non-canonical */
-    "Zm9vYmF",  /* "fooba" non-canonical (canonical Zm9vYmE) */
-    "Z",        /* length % 4 == 1 */
-    "Zm9vY",    /* length % 4 == 1 */
-    "Zg==",     /* padding */
-    "Zm+v",     /* standard alphabet */
-    "Zm/v",     /* standard alphabet */
-    "Zm9 v",    /* space */
-    "Zm9v\n",   /* newline */
-    "Zm\x80v",  /* high byte */
+    "Zh",      /* 'f' with a non-zero trailing bit */
+    "Zm9",     /* "fo" with trailing bits: canonical is Zm8 */
+    "Zm9vYh",  /* "foob" non-canonical */
+    "Zm9vYmF", /* "fooba" non-canonical (canonical Zm9vYmE) */
+    "Z",       /* length % 4 == 1 */
+    "Zm9vY",   /* length % 4 == 1 */
+    "Zg==",    /* padding */
+    "Zm+v",    /* standard alphabet */
+    "Zm/v",    /* standard alphabet */
+    "Zm9 v",   /* space */
+    "Zm9v\n",  /* newline */
+    "Zm\x80v", /* high byte */
 };
 
 START_TEST(b64url_bad)
@@ -907,8 +906,7 @@ START_TEST(b64url_bad)
     unsigned char *out = NULL;
     apr_size_t len = 0;
     const char *s = b64_bad[_i];
-    ck_assert_msg(msa_b64url_decode(pool, s, strlen(s), &out, &len) == APR_EINVAL, "decoded %s",
-                  s);
+    ck_assert_msg(msa_b64url_decode(pool, s, strlen(s), &out, &len) == APR_EINVAL, "decoded %s", s);
 }
 END_TEST
 
