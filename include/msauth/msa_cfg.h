@@ -82,9 +82,10 @@ typedef struct msa_app {
 
 typedef struct msa_srv {
     msa_app_t *root;
-    apr_hash_t *apps;     /* appid -> msa_app_t *, as configured (not yet merged with root) */
-    apr_hash_t *resolved; /* appid ("" = root) -> effective msa_app_t *; see msa_srv_resolve */
+    apr_hash_t *apps;      /* appid -> msa_app_t *, as configured (not yet merged with root) */
+    apr_hash_t *resolved;  /* appid ("" = root) -> effective msa_app_t *; see msa_srv_resolve */
     struct msa_http *http; /* this server's HTTP client, made per process */
+    struct msa_cache *cache_handle; /* this server's shared cache, made in post_config */
     MSA_SRV_FIELDS(MSA_CFG_MEMBER)
 } msa_srv_t;
 

@@ -58,10 +58,18 @@ static json_object *ms_parse_object(apr_pool_t *p, const msa_http_response_t *r,
         *why = "out of memory";
         return NULL;
     }
+#ifdef JSON_TOKENER_VALIDATE_UTF8
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+#else
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+#endif
     json_object *o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
+#if JSON_C_VERSION_NUM >= ((0 << 16) | (15 << 8))
     size_t end = json_tokener_get_parse_end(tok);
+#else
+    size_t end = (size_t)tok->char_offset;
+#endif
     json_tokener_free(tok);
     if (o == NULL || jerr != json_tokener_success) {
         json_object_put(o);
@@ -303,7 +311,7 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
         return MSA_EPROTO;
     }
     json_object *e = NULL;
-    if (resp.status != 200 || json_object_object_get_ex(o, "error", &e)) {
+    if (resp.status != 200 || (json_object_object_get_ex(o, "error", &e) && e != NULL)) {
         *err = ms_oauth_error(p, what, resp.status, o);
         return MSA_EPROTO;
     }
@@ -412,6 +420,10 @@ apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph
     for (int page = 0; page < MS_MAX_PAGES && url != NULL && (*ids)->nelts < max_ids; page++) {
         msa_http_response_t resp;
         apr_status_t rv = ms_call(h, p, what, url, access_token, NULL, &resp, err);
+        if (rv == APR_EINVAL && page > 0) {
+            /* A nextLink curl will not take is Graph's fault, not the configuration's. */
+            return MSA_EPROTO;
+        }
         if (rv != APR_SUCCESS) {
             return rv;
         }

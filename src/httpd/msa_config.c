@@ -30,7 +30,7 @@ void *msa_merge_dir_config(apr_pool_t *p, void *base, void *add)
 int msa_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     msa_app_refs = apr_array_make(pconf, 8, sizeof(msa_app_ref_t));
-    return OK;
+    return msa_cache_pre_config(pconf);
 }
 
 /* Checks that every configured app can sign users in. */
@@ -68,6 +68,11 @@ int msa_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
         if (rc != OK) {
             return rc;
         }
+        const char *msg = msa_srv_has_apps(srv) ? msa_cache_check(ptemp, srv) : NULL;
+        if (msg != NULL) {
+            MSA_SLOG(vs, APLOG_CRIT, 0, "config", "%s", msg);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
     for (int i = 0; i < msa_app_refs->nelts; i++) {
         const msa_app_ref_t *ref = &APR_ARRAY_IDX(msa_app_refs, i, msa_app_ref_t);
@@ -90,12 +95,16 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         MSA_SLOG(s, APLOG_CRIT, 0, "init", "libcurl could not be initialised");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (msa_cache_post_config(pconf, ptemp, s) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return OK;
 }
 
 void msa_child_init(apr_pool_t *p, server_rec *s)
 {
     msa_handler_child_init(p);
+    msa_cache_child_init(p, s);
     /* One client per server with apps, as timeouts, CA file and proxy are per server. */
     for (server_rec *vs = s; vs; vs = vs->next) {
         msa_srv_t *srv = msa_srv_get(vs);

@@ -493,6 +493,17 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
         if (why != NULL) {
             return fail(r, srv, app, "invalid_state", APLOG_INFO, why);
         }
+        /* Single use, even if the cookie and the state are replayed together. */
+        apr_status_t used = msa_cache_claim(r, srv, "state", state,
+                                            apr_time_from_sec(ls.created + STATE_TTL + 60));
+        if (used == APR_EEXIST) {
+            return fail(r, srv, app, "invalid_state", APLOG_INFO, "state used already");
+        }
+        if (used != APR_SUCCESS) {
+            MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record the login state",
+                     srv->cache);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
         module_initiated = 1;
     } else if (!app->legacy_state) {
         return fail(r, srv, app, "unsolicited_login", APLOG_INFO,

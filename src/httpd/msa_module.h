@@ -64,6 +64,21 @@ int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
 int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                      const msa_identity_t *ident, const char *return_to);
 
+/* msa_cache.c: shared state by kind ("state", "jti", "revoked", "jwks", "groups") and id. */
+typedef struct msa_cache msa_cache_t;
+int msa_cache_pre_config(apr_pool_t *pconf);
+const char *msa_cache_check(apr_pool_t *p, const msa_srv_t *srv);
+apr_status_t msa_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+void msa_cache_child_init(apr_pool_t *p, server_rec *s);
+/* APR_NOTFOUND when absent; any other failure means the cache cannot answer. */
+apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
+                           char **val);
+apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
+                           const char *val, apr_time_t expiry);
+/* Records id once: APR_SUCCESS the first time, APR_EEXIST after; other failures: cache down. */
+apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
+                             apr_time_t expiry);
+
 /* msa_authn.c */
 int msa_check_authn(request_rec *r);
 

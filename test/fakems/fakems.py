@@ -621,13 +621,15 @@ class FakeMS:
         now = int(time.time())
         lifetime = int(self.settings["access_token_lifetime"])
         exp = now - 3600 if expired else now + lifetime
-        audience = "graph" if grant.graph else "other"
+        # With only OIDC scopes the token is still Graph's (for userinfo).
+        audience = "other" if grant.other and not grant.graph else "graph"
         if user["personal"]:
             # Personal-account access tokens are opaque tickets, not JWTs.
             token = "EwB" + junk(1100)
         else:
             token = self._graph_jwt(user, client_id, grant, now, exp)
-        record = {"user": user["name"], "client_id": client_id, "scopes": list(grant.graph),
+        record = {"user": user["name"], "client_id": client_id,
+                  "scopes": list(grant.graph) + list(grant.oidc),
                   "audience": audience, "exp": exp}
         with self.lock:
             if len(self.access_tokens) > 5000:
@@ -643,7 +645,8 @@ class FakeMS:
         key = self.keys["current"]
         nonce = junk(43)
         given, surname = split_name(user["displayName"])
-        aud = "https://graph.microsoft.com" if grant.graph else (grant.other[0].rsplit("/", 1)[0])
+        aud = (grant.other[0].rsplit("/", 1)[0] if grant.other and not grant.graph
+               else "https://graph.microsoft.com")
         claims = {
             "aud": aud, "iss": "https://sts.windows.net/%s/" % user["tid"],
             "iat": now, "nbf": now, "exp": exp, "acct": 0, "acr": "1", "aio": junk(120),

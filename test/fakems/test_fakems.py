@@ -768,6 +768,23 @@ def test_register_client_at_runtime(ms):
     assert jwt_parts(body["id_token"])[1]["groups"] == ALICE_GROUPS
 
 
+def test_app_without_graph_permissions(ms):
+    cid = "dddddddd-0000-4000-8000-00000000000d"
+    ms.control("post", "clients", {"client_id": cid, "secret": "no-graph-secret",
+                                   "api_permissions": []})
+    body = ms.tokens(client_id=cid, secret="no-graph-secret", scope="openid profile email")
+    assert body["scope"] == "openid profile email" and "id_token" in body
+    r = ms.graph("me", body["access_token"])
+    assert r.status_code == 403 and r.json()["error"]["code"] == "Authorization_RequestDenied"
+    info = ms.session.get(ms.url("/oidc/userinfo"),
+                          headers={"Authorization": "Bearer " + body["access_token"]}).json()
+    assert info["name"] == "Alice Example" and info["sub"] != ALICE_OID
+    # Another resource's token is not Graph's.
+    other = ms.tokens(scope="openid api://contoso-api/Data.Read")
+    assert other["scope"] == "openid api://contoso-api/Data.Read"
+    assert ms.graph("me", other["access_token"]).status_code == 401
+
+
 def test_sign(ms):
     jwks = ms.jwks()
     claims = {"aud": CLIENT_ID, "sub": "x"}

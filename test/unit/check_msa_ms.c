@@ -220,6 +220,11 @@ START_TEST(test_redeem_microsoft_error)
     assert_clean_err(err);
     ck_assert_ptr_null(strchr(err, '\n'));
 
+    /* A null error is no error. */
+    msa_responder_json(f.r, 200, "{\"error\":null,\"access_token\":\"AT\"}");
+    ck_assert_int_eq(msa_ms_redeem_code(f.h, pool, &f.c, CODE, "v", &t, &err), APR_SUCCESS);
+    ck_assert_str_eq(t.access_token, "AT");
+
     /* An error alongside a 200 is still an error. */
     msa_responder_json(f.r, 200, "{\"error\":\"server_error\",\"access_token\":\"AT\"}");
     err = NULL;
@@ -534,6 +539,14 @@ START_TEST(test_graph_groups_failures)
                                     "\"%s/v1.0/me/transitiveMemberOf?p2\"}",
                                     f.host));
     msa_responder_json(f.r, 503, "{}");
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 100, &ids, &err), MSA_EPROTO);
+
+    /* A nextLink on the Graph host that is no URL curl accepts. */
+    msa_responder_json(f.r, 200,
+                       apr_psprintf(pool,
+                                    "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":"
+                                    "\"%s/v1.0/me/transitive MemberOf\"}",
+                                    f.host));
     ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 100, &ids, &err), MSA_EPROTO);
 
     /* An empty list is a list. */

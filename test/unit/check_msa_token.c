@@ -1,0 +1,487 @@
+/* Unit tests of src/core/msa_token.c: session and ID tokens, their JSON and HS256 JWTs. */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_tables.h>
+
+#include "msa_test.h"
+#include "msa_token.h"
+
+#define NOW  ((apr_int64_t)1700000000)
+#define SKEW ((apr_int64_t)60)
+
+static const msa_key_t key_new = {(const unsigned char *)"new-key-0123456789abcdef-0123456", 32};
+static const msa_key_t key_old = {(const unsigned char *)"old-key-0123456789abcdef-0123456", 32};
+static const msa_key_t key_evil = {(const unsigned char *)"evil-key-0123456789abcdef-012345", 32};
+
+static msa_identity_t alice(void)
+{
+    msa_identity_t id = {0};
+    id.id = "00000000-0000-0000-aaaa-0123456789ab";
+    id.name = "Alice Example";
+    id.email = "alice@example.com";
+    id.upn = "alice@contoso.onmicrosoft.com";
+    id.tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    id.picture = "https://example.com/alice.png";
+    id.groups = apr_array_make(pool, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(id.groups, const char *) = "g-one";
+    APR_ARRAY_PUSH(id.groups, const char *) = "g-two";
+    return id;
+}
+
+static int is_b64url(const char *s)
+{
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+           strlen(s);
+}
+
+/* ---- filling tokens from an identity ---- */
+
+START_TEST(session_fields)
+{
+    msa_identity_t id = alice();
+    msa_token_t t;
+    ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 86400, 3600, &t), APR_SUCCESS);
+    ck_assert_str_eq(t.sub, id.id);
+    ck_assert_str_eq(t.identifier, "ms:00000000-0000-0000-aaaa-0123456789ab");
+    ck_assert_str_eq(t.appid, "myapp");
+    ck_assert_str_eq(t.idp, "microsoft");
+    ck_assert_str_eq(t.name, "Alice Example");
+    ck_assert_str_eq(t.email, "alice@example.com");
+    ck_assert_str_eq(t.upn, "alice@contoso.onmicrosoft.com");
+    ck_assert_str_eq(t.tid, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+    ck_assert_str_eq(t.token_use, "session");
+    ck_assert_int_eq(t.iat, NOW);
+    ck_assert_int_eq(t.nbf, NOW);
+    ck_assert_int_eq(t.exp, NOW + 86400);
+    ck_assert_int_eq(t.refresh, (NOW + 3600) * 1000);
+    ck_assert_ptr_nonnull(t.groups);
+    ck_assert_int_eq(t.groups->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(t.groups, 1, const char *), "g-two");
+    ck_assert_ptr_nonnull(t.jti);
+    ck_assert_int_ge(strlen(t.jti), 22);
+    ck_assert_msg(is_b64url(t.jti), "jti %s", t.jti);
+
+    msa_token_t t2;
+    ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 86400, 3600, &t2), APR_SUCCESS);
+    ck_assert_str_ne(t.jti, t2.jti);
+}
+END_TEST
+
+START_TEST(session_root_appid)
+{
+    msa_identity_t id = alice();
+    msa_token_t t;
+    ck_assert_int_eq(msa_token_session(pool, &id, "", NOW, 10, 5, &t), APR_SUCCESS);
+    ck_assert_str_eq(t.appid, "default");
+    ck_assert_int_eq(msa_token_session(pool, &id, NULL, NOW, 10, 5, &t), APR_SUCCESS);
+    ck_assert_str_eq(t.appid, "default");
+    ck_assert_int_eq(msa_token_id(pool, &id, NULL, NOW, 10, &t), APR_SUCCESS);
+    ck_assert_str_eq(t.appid, "default");
+}
+END_TEST
+
+START_TEST(session_graph_only_identity)
+{
+    /* The seed's Graph-only login: no tid, no upn, no groups. */
+    msa_identity_t id = {0};
+    id.id = "abc";
+    msa_token_t t;
+    ck_assert_int_eq(msa_token_session(pool, &id, "a", NOW, 100, 50, &t), APR_SUCCESS);
+    ck_assert_ptr_null(t.tid);
+    ck_assert_ptr_null(t.upn);
+    ck_assert_ptr_null(t.groups);
+    char *json = msa_token_to_json(pool, &t);
+    ck_assert_ptr_null(strstr(json, "\"tid\""));
+    ck_assert_ptr_null(strstr(json, "\"upn\""));
+    ck_assert_ptr_null(strstr(json, "\"name\""));
+    ck_assert_ptr_null(strstr(json, "\"groups\""));
+}
+END_TEST
+
+START_TEST(id_token_fields)
+{
+    msa_identity_t id = alice();
+    msa_token_t t;
+    ck_assert_int_eq(msa_token_id(pool, &id, "myapp", NOW, 60, &t), APR_SUCCESS);
+    ck_assert_str_eq(t.sub, id.id);
+    ck_assert_str_eq(t.identifier, "ms:00000000-0000-0000-aaaa-0123456789ab");
+    ck_assert_str_eq(t.appid, "myapp");
+    ck_assert_str_eq(t.token_use, "id");
+    ck_assert_str_eq(t.name, "Alice Example");
+    ck_assert_str_eq(t.email, "alice@example.com");
+    ck_assert_str_eq(t.picture, "https://example.com/alice.png");
+    ck_assert_int_eq(t.iat, NOW);
+    ck_assert_int_eq(t.nbf, NOW);
+    ck_assert_int_eq(t.exp, NOW + 60);
+    ck_assert_ptr_null(t.upn);
+    ck_assert_ptr_null(t.idp);
+    ck_assert_ptr_null(t.tid);
+    ck_assert_int_eq(t.refresh, 0);
+    ck_assert_int_ge(strlen(t.jti), 22);
+    char *json = msa_token_to_json(pool, &t);
+    ck_assert_ptr_null(strstr(json, "\"upn\""));
+    ck_assert_ptr_null(strstr(json, "\"idp\""));
+    ck_assert_ptr_null(strstr(json, "\"refresh\""));
+}
+END_TEST
+
+START_TEST(identity_without_id)
+{
+    msa_identity_t id = alice();
+    msa_token_t t;
+    id.id = NULL;
+    ck_assert_int_ne(msa_token_session(pool, &id, "a", NOW, 10, 5, &t), APR_SUCCESS);
+    ck_assert_int_ne(msa_token_id(pool, &id, "a", NOW, 10, &t), APR_SUCCESS);
+    id.id = "";
+    ck_assert_int_ne(msa_token_session(pool, &id, "a", NOW, 10, 5, &t), APR_SUCCESS);
+    ck_assert_int_ne(msa_token_id(pool, &id, "a", NOW, 10, &t), APR_SUCCESS);
+}
+END_TEST
+
+/* ---- JSON ---- */
+
+static void assert_same_token(const msa_token_t *a, const msa_token_t *b)
+{
+#define SAME_STR(f)                                                                                \
+    if (a->f == NULL) {                                                                            \
+        ck_assert_ptr_null(b->f);                                                                  \
+    } else {                                                                                       \
+        ck_assert_ptr_nonnull(b->f);                                                               \
+        ck_assert_str_eq(a->f, b->f);                                                              \
+    }
+    SAME_STR(sub)
+    SAME_STR(identifier)
+    SAME_STR(appid)
+    SAME_STR(idp)
+    SAME_STR(name)
+    SAME_STR(email)
+    SAME_STR(upn)
+    SAME_STR(tid)
+    SAME_STR(picture)
+    SAME_STR(jti)
+    SAME_STR(token_use)
+#undef SAME_STR
+    ck_assert_int_eq(a->iat, b->iat);
+    ck_assert_int_eq(a->nbf, b->nbf);
+    ck_assert_int_eq(a->exp, b->exp);
+    ck_assert_int_eq(a->refresh, b->refresh);
+    if (a->groups == NULL) {
+        ck_assert_ptr_null(b->groups);
+    } else {
+        ck_assert_ptr_nonnull(b->groups);
+        ck_assert_int_eq(a->groups->nelts, b->groups->nelts);
+        for (int i = 0; i < a->groups->nelts; i++) {
+            ck_assert_str_eq(APR_ARRAY_IDX(a->groups, i, const char *),
+                             APR_ARRAY_IDX(b->groups, i, const char *));
+        }
+    }
+}
+
+START_TEST(json_round_trip)
+{
+    msa_identity_t id = alice();
+    id.name = "Zoë \"Q\" O'Brien \\ </script>";
+    msa_token_t t, back;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 86400, 3600, &t), APR_SUCCESS);
+    char *json = msa_token_to_json(pool, &t);
+    ck_assert_msg(strstr(json, "\"groups\":[\"g-one\",\"g-two\"]") != NULL, "%s", json);
+    ck_assert_int_eq(msa_token_from_json(pool, json, &back, &err), APR_SUCCESS);
+    assert_same_token(&t, &back);
+
+    ck_assert_int_eq(msa_token_id(pool, &id, NULL, NOW, 60, &t), APR_SUCCESS);
+    ck_assert_int_eq(msa_token_from_json(pool, msa_token_to_json(pool, &t), &back, &err),
+                     APR_SUCCESS);
+    assert_same_token(&t, &back);
+
+    /* An empty group list stays a list. */
+    id.groups = apr_array_make(pool, 0, sizeof(const char *));
+    ck_assert_int_eq(msa_token_session(pool, &id, "a", NOW, 1, 1, &t), APR_SUCCESS);
+    ck_assert_int_eq(msa_token_from_json(pool, msa_token_to_json(pool, &t), &back, &err),
+                     APR_SUCCESS);
+    ck_assert_ptr_nonnull(back.groups);
+    ck_assert_int_eq(back.groups->nelts, 0);
+}
+END_TEST
+
+START_TEST(json_null_and_unknown_claims)
+{
+    msa_token_t t;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_from_json(pool,
+                                         "{\"sub\":\"s\",\"name\":null,\"extra\":[1,2],"
+                                         "\"exp\":1700000100}",
+                                         &t, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(t.sub, "s");
+    ck_assert_ptr_null(t.name);
+    ck_assert_int_eq(t.exp, NOW + 100);
+    ck_assert_ptr_null(t.groups);
+}
+END_TEST
+
+static const char *const bad_claims[] = {
+    "",
+    "not json",
+    "[]",
+    "[{\"sub\":\"x\"}]",
+    "\"sub\"",
+    "42",
+    "null",
+    "{\"sub\":5}",
+    "{\"sub\":true}",
+    "{\"sub\":[\"x\"]}",
+    "{\"name\":{}}",
+    "{\"jti\":1}",
+    "{\"exp\":\"1700000000\"}",
+    "{\"exp\":1.5}",
+    "{\"exp\":true}",
+    "{\"iat\":null}",
+    "{\"refresh\":\"soon\"}",
+    "{\"groups\":\"g-one\"}",
+    "{\"groups\":{\"0\":\"g\"}}",
+    "{\"groups\":[1]}",
+    "{\"groups\":[\"a\",2]}",
+    "{\"groups\":[\"a\",null]}",
+    "{\"groups\":[[\"a\"]]}",
+};
+
+START_TEST(json_bad)
+{
+    msa_token_t t;
+    const char *err = NULL;
+    ck_assert_msg(msa_token_from_json(pool, bad_claims[_i], &t, &err) == APR_EINVAL, "accepted %s",
+                  bad_claims[_i]);
+    ck_assert_ptr_nonnull(err);
+}
+END_TEST
+
+/* ---- sign and verify ---- */
+
+static char *signed_session(const char *appid, apr_int64_t now, msa_token_t *t)
+{
+    msa_identity_t id = alice();
+    char *jwt = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_session(pool, &id, appid, now, 86400, 3600, t), APR_SUCCESS);
+    ck_assert_int_eq(msa_token_sign(pool, t, &key_new, &jwt, &err), APR_SUCCESS);
+    return jwt;
+}
+
+static char *sign_tok(const msa_token_t *t)
+{
+    char *jwt = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_sign(pool, t, &key_new, &jwt, &err), APR_SUCCESS);
+    return jwt;
+}
+
+static apr_status_t verify(const char *jwt, const char *use, const char *appid, apr_int64_t now,
+                           msa_token_t *out)
+{
+    msa_key_t keys[2] = {key_new, key_old};
+    const char *err = NULL;
+    apr_status_t rv = msa_token_verify(pool, jwt, keys, 2, use, appid, now, SKEW, out, &err);
+    if (rv != APR_SUCCESS) {
+        ck_assert_ptr_nonnull(err);
+    }
+    return rv;
+}
+
+START_TEST(verify_good)
+{
+    msa_token_t t, back;
+    char *jwt = signed_session("myapp", NOW, &t);
+    ck_assert_int_eq(verify(jwt, "session", "myapp", NOW + 10, &back), APR_SUCCESS);
+    assert_same_token(&t, &back);
+    /* Made with the old key of a rotation: still good. */
+    char *old = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_sign(pool, &t, &key_old, &old, &err), APR_SUCCESS);
+    ck_assert_int_eq(verify(old, "session", "myapp", NOW, &back), APR_SUCCESS);
+    ck_assert_str_eq(back.jti, t.jti);
+}
+END_TEST
+
+START_TEST(verify_foreign_key)
+{
+    msa_token_t t, back;
+    char *jwt = NULL;
+    const char *err = NULL;
+    signed_session("myapp", NOW, &t);
+    ck_assert_int_eq(msa_token_sign(pool, &t, &key_evil, &jwt, &err), APR_SUCCESS);
+    ck_assert_int_eq(verify(jwt, "session", "myapp", NOW, &back), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(verify_wrong_use)
+{
+    msa_identity_t id = alice();
+    msa_token_t t, back;
+    char *jwt = signed_session("myapp", NOW, &t);
+    ck_assert_int_eq(verify(jwt, "id", "myapp", NOW, &back), APR_EINVAL);
+    /* An ID token is not a session token. */
+    ck_assert_int_eq(msa_token_id(pool, &id, "myapp", NOW, 60, &t), APR_SUCCESS);
+    jwt = sign_tok(&t);
+    ck_assert_int_eq(verify(jwt, "session", "myapp", NOW, &back), APR_EINVAL);
+    ck_assert_int_eq(verify(jwt, "id", "myapp", NOW, &back), APR_SUCCESS);
+    /* No token_use at all. */
+    t.token_use = NULL;
+    ck_assert_int_eq(verify(sign_tok(&t), "id", "myapp", NOW, &back), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(verify_appid)
+{
+    msa_token_t t, back;
+    char *jwt = signed_session("myapp", NOW, &t);
+    ck_assert_int_eq(verify(jwt, "session", "otherapp", NOW, &back), APR_EINVAL);
+    ck_assert_int_eq(verify(jwt, "session", "default", NOW, &back), APR_EINVAL);
+    ck_assert_int_eq(verify(jwt, "session", "MYAPP", NOW, &back), APR_EINVAL);
+    ck_assert_int_eq(verify(jwt, "session", NULL, NOW, &back), APR_SUCCESS);
+    ck_assert_str_eq(back.appid, "myapp");
+    /* A root app token is "default". */
+    jwt = signed_session(NULL, NOW, &t);
+    ck_assert_int_eq(verify(jwt, "session", "default", NOW, &back), APR_SUCCESS);
+    ck_assert_int_eq(verify(jwt, "session", "myapp", NOW, &back), APR_EINVAL);
+    /* A token without an appid claim is no app's. */
+    t.appid = NULL;
+    jwt = sign_tok(&t);
+    ck_assert_int_eq(verify(jwt, "session", "default", NOW, &back), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(verify_expiry)
+{
+    msa_token_t t, back;
+    signed_session("a", NOW, &t);
+    t.exp = NOW + 1;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_SUCCESS);
+    /* Expired, but within the skew. */
+    t.exp = NOW - 30;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_SUCCESS);
+    t.exp = NOW - SKEW + 1;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_SUCCESS);
+    /* At and beyond the skew. */
+    t.exp = NOW - SKEW;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), MSA_EEXPIRED);
+    t.exp = NOW - 3600;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), MSA_EEXPIRED);
+    /* No exp at all never passes for a live token. */
+    t.exp = 0;
+    ck_assert_int_ne(verify(sign_tok(&t), "session", "a", NOW, &back), APR_SUCCESS);
+    /* A real session token a day and a bit later. */
+    char *jwt = signed_session("a", NOW, &t);
+    ck_assert_int_eq(verify(jwt, "session", "a", NOW + 86400 + SKEW - 1, &back), APR_SUCCESS);
+    ck_assert_int_eq(verify(jwt, "session", "a", NOW + 86400 + SKEW + 1, &back), MSA_EEXPIRED);
+}
+END_TEST
+
+START_TEST(verify_not_yet_valid)
+{
+    msa_token_t t, back;
+    signed_session("a", NOW, &t);
+    t.exp = NOW + 7200;
+    /* nbf/iat in the future, within the skew: fine. */
+    t.nbf = t.iat = NOW + SKEW;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_SUCCESS);
+    /* Beyond it. */
+    t.nbf = NOW + SKEW + 1;
+    t.iat = NOW;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), MSA_EEXPIRED);
+    t.nbf = NOW;
+    t.iat = NOW + SKEW + 1;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), MSA_EEXPIRED);
+    t.nbf = t.iat = NOW + 3600;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), MSA_EEXPIRED);
+}
+END_TEST
+
+START_TEST(verify_needs_sub_and_jti)
+{
+    msa_token_t t, back;
+    signed_session("a", NOW, &t);
+    const char *sub = t.sub, *jti = t.jti;
+    t.sub = NULL;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_EINVAL);
+    t.sub = "";
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_EINVAL);
+    t.sub = sub;
+    t.jti = NULL;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_EINVAL);
+    t.jti = "";
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_EINVAL);
+    t.jti = jti;
+    ck_assert_int_eq(verify(sign_tok(&t), "session", "a", NOW, &back), APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(verify_bad_claims_types)
+{
+    /* Correctly signed, but the claims have the wrong types. */
+    msa_key_t keys[1] = {key_new};
+    msa_token_t back;
+    char *jwt = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_jws_hs256_sign(pool, &key_new,
+                                        "{\"sub\":\"s\",\"jti\":\"j\",\"token_use\":\"session\","
+                                        "\"appid\":\"a\",\"exp\":\"9999999999\"}",
+                                        &jwt, &err),
+                     APR_SUCCESS);
+    ck_assert_int_eq(msa_token_verify(pool, jwt, keys, 1, "session", "a", NOW, SKEW, &back, &err),
+                     APR_EINVAL);
+    ck_assert_int_eq(msa_jws_hs256_sign(pool, &key_new, "[\"session\"]", &jwt, &err), APR_SUCCESS);
+    ck_assert_int_eq(msa_token_verify(pool, jwt, keys, 1, "session", NULL, NOW, SKEW, &back, &err),
+                     APR_EINVAL);
+}
+END_TEST
+
+START_TEST(verify_garbage)
+{
+    msa_token_t back;
+    ck_assert_int_eq(verify("", "session", NULL, NOW, &back), APR_EINVAL);
+    ck_assert_int_eq(verify("a.b.c", "session", NULL, NOW, &back), APR_EINVAL);
+    ck_assert_int_eq(verify("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "session", NULL, NOW, &back),
+                     APR_EINVAL);
+}
+END_TEST
+
+static Suite *token_suite(void)
+{
+    Suite *s = suite_create("msa_token");
+    TCase *tc;
+
+    tc = msa_test_case("fill");
+    tcase_add_test(tc, session_fields);
+    tcase_add_test(tc, session_root_appid);
+    tcase_add_test(tc, session_graph_only_identity);
+    tcase_add_test(tc, id_token_fields);
+    tcase_add_test(tc, identity_without_id);
+    suite_add_tcase(s, tc);
+
+    tc = msa_test_case("json");
+    tcase_add_test(tc, json_round_trip);
+    tcase_add_test(tc, json_null_and_unknown_claims);
+    tcase_add_loop_test(tc, json_bad, 0, sizeof bad_claims / sizeof *bad_claims);
+    suite_add_tcase(s, tc);
+
+    tc = msa_test_case("verify");
+    tcase_add_test(tc, verify_good);
+    tcase_add_test(tc, verify_foreign_key);
+    tcase_add_test(tc, verify_wrong_use);
+    tcase_add_test(tc, verify_appid);
+    tcase_add_test(tc, verify_expiry);
+    tcase_add_test(tc, verify_not_yet_valid);
+    tcase_add_test(tc, verify_needs_sub_and_jti);
+    tcase_add_test(tc, verify_bad_claims_types);
+    tcase_add_test(tc, verify_garbage);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+int main(void)
+{
+    return msa_test_run(token_suite());
+}
