@@ -494,8 +494,8 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
             return fail(r, srv, app, "invalid_state", APLOG_INFO, why);
         }
         /* Single use, even if the cookie and the state are replayed together. */
-        apr_status_t used = msa_cache_claim(r, srv, "state", state,
-                                            apr_time_from_sec(ls.created + STATE_TTL + 60));
+        apr_status_t used =
+            msa_cache_claim(r, srv, "state", state, apr_time_from_sec(ls.created + STATE_TTL + 60));
         if (used == APR_EEXIST) {
             return fail(r, srv, app, "invalid_state", APLOG_INFO, "state used already");
         }

@@ -82,6 +82,11 @@ apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, const char *k
 /* msa_authn.c */
 int msa_check_authn(request_rec *r);
 
+/* msa_authz.c */
+void msa_authz_register(apr_pool_t *p);
+/* The session AuthType Microsoft accepted for this request (or its main request). */
+const msa_token_t *msa_request_token(const request_rec *r);
+
 /* Helpers shared by the handlers. */
 const char *msa_self_origin(request_rec *r, const msa_srv_t *srv);
 int msa_request_is_https(request_rec *r, const msa_srv_t *srv);
