@@ -15,11 +15,12 @@
 
 /* Who signed in, from Graph or a verified id_token. */
 typedef struct msa_identity {
-    const char *id;      /* Graph id, else the id_token's oid */
+    const char *id; /* Graph id, else the id_token's oid */
     const char *name;
     const char *email;
     const char *upn;
-    const char *tid;     /* NULL when unknown (Graph-only login) */
+    const char *tid; /* NULL when unknown (Graph-only login) */
+    const char *oid; /* the id_token's oid, when there was one */
     const char *picture;
     apr_array_header_t *groups; /* const char *, may be NULL */
 } msa_identity_t;
@@ -33,18 +34,20 @@ typedef struct msa_token {
     const char *email;
     const char *upn;
     const char *tid;
+    const char *oid;
     const char *picture;
     const char *jti;
     const char *token_use;
-    apr_int64_t iat, nbf, exp; /* epoch seconds */
-    apr_int64_t refresh;       /* epoch milliseconds, session tokens */
+    apr_int64_t iat, nbf, exp;  /* epoch seconds */
+    apr_int64_t refresh;        /* epoch milliseconds, session tokens */
     apr_array_header_t *groups; /* const char *, may be NULL */
+    int groups_cached;          /* the groups did not fit: they are in the cache under jti */
 } msa_token_t;
 
 /* Fills a session token for ident: exp = now + timeout, refresh = (now + refresh_interval) ms. */
 apr_status_t msa_token_session(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
-                               apr_int64_t now, apr_int64_t timeout,
-                               apr_int64_t refresh_interval, msa_token_t *t);
+                               apr_int64_t now, apr_int64_t timeout, apr_int64_t refresh_interval,
+                               msa_token_t *t);
 
 /* Fills an ID token for ident: exp = now + ttl. */
 apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
@@ -54,12 +57,11 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
 char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t);
 
 /* Parses claims JSON; APR_EINVAL when it is not an object or a claim has the wrong type. */
-apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t,
-                                 const char **err);
+apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t, const char **err);
 
 /* Signs t with key (HS256). */
-apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t *key,
-                            char **jwt, const char **err);
+apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t *key, char **jwt,
+                            const char **err);
 
 /*
  * Verifies jwt against keys (HS256) and checks: token_use = use, appid =
@@ -68,7 +70,7 @@ apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t
  * for anything else.
  */
 apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
-                              const char *use, const char *appid, apr_int64_t now,
-                              apr_int64_t skew, msa_token_t *t, const char **err);
+                              const char *use, const char *appid, apr_int64_t now, apr_int64_t skew,
+                              msa_token_t *t, const char **err);
 
 #endif

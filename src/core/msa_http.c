@@ -506,7 +506,7 @@ apr_status_t msa_http_call(msa_http_t *h, apr_pool_t *p, const char *url, const 
 
     struct curl_slist *hdrs = NULL;
     int ok = http_add_header(&hdrs, "Accept: application/json") &&
-             /* curl would otherwise wait for "100 Continue" on a body over 1 KiB. */
+             /* curl would otherwise wait up to 1 s for "100 Continue" on a large body. */
              http_add_header(&hdrs, "Expect:") &&
              (form_body == NULL ||
               http_add_header(&hdrs, "Content-Type: application/x-www-form-urlencoded")) &&

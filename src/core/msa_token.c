@@ -38,6 +38,7 @@ apr_status_t msa_token_session(apr_pool_t *p, const msa_identity_t *ident, const
     t->idp = MSA_IDP;
     t->upn = ident->upn;
     t->tid = ident->tid;
+    t->oid = ident->oid;
     t->groups = ident->groups;
     t->exp = now + timeout;
     t->refresh = (now + refresh_interval) * 1000;
@@ -61,7 +62,8 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
 /* The string claims, in the order they are written. */
 #define TOKEN_STRINGS(X)                                                                           \
     X(sub)                                                                                         \
-    X(identifier) X(appid) X(idp) X(name) X(email) X(upn) X(tid) X(picture) X(jti) X(token_use)
+    X(identifier)                                                                                  \
+    X(appid) X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(jti) X(token_use)
 #define TOKEN_NUMBERS(X) X(iat) X(nbf) X(exp) X(refresh)
 
 char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
@@ -86,6 +88,9 @@ char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
                 a, json_object_new_string(APR_ARRAY_IDX(t->groups, i, const char *)));
         }
         json_object_object_add(o, "groups", a);
+    }
+    if (t->groups_cached) {
+        json_object_object_add(o, "groups_cached", json_object_new_boolean(1));
     }
     char *s = apr_pstrdup(p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
@@ -136,6 +141,13 @@ apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t
             }
             APR_ARRAY_PUSH(t->groups, const char *) = apr_pstrdup(p, json_object_get_string(g));
         }
+    }
+    if (json_object_object_get_ex(o, "groups_cached", &v)) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            *err = "token claim groups_cached is not a boolean";
+            goto out;
+        }
+        t->groups_cached = json_object_get_boolean(v);
     }
     rv = APR_SUCCESS;
 out:

@@ -9,6 +9,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include "msa_claims.h"
 #include "msa_cookie.h"
 #include "msa_module.h"
 #include "msa_token.h"
@@ -182,10 +183,10 @@ static int is_navigation(request_rec *r)
            (mode == NULL || strcasecmp(mode, "navigate") == 0);
 }
 
-/* The session token presented with the request, and whether one was presented at all. */
-static const char *presented_token(request_rec *r, const msa_dir_t *dir, const msa_app_t *app)
+/* The session token presented with the request: Bearer when accepted, else the cookie. */
+static const char *presented_token(request_rec *r, int accept_bearer, const msa_app_t *app)
 {
-    if (dir->accept_bearer) {
+    if (accept_bearer) {
         const char *auth = apr_table_get(r->headers_in, "Authorization");
         if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
             const char *t = auth + 7;
@@ -196,6 +197,94 @@ static const char *presented_token(request_rec *r, const msa_dir_t *dir, const m
         }
     }
     return msa_cookie_get(r, app->cookie_name);
+}
+
+/* Whether the cache says t was revoked: 1 yes, 0 no, -1 the cache cannot answer. */
+static int revoked(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
+{
+    char *v = NULL;
+    apr_status_t rv = msa_cache_get(r, srv, "revoked", t->jti, &v);
+    if (rv == APR_SUCCESS) {
+        return 1;
+    }
+    if (rv != APR_NOTFOUND) {
+        return -1;
+    }
+    /* A revocation of all the user's tokens holds the time before which they are dead. */
+    rv = msa_cache_get(r, srv, "revoked_user", apr_pstrcat(r->pool, t->appid, ":", t->sub, NULL),
+                       &v);
+    if (rv == APR_SUCCESS) {
+        return t->iat <= apr_atoi64(v);
+    }
+    return rv == APR_NOTFOUND ? 0 : -1;
+}
+
+/* Groups kept in the cache because they did not fit in the cookie. */
+static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_t *t)
+{
+    char *v = NULL;
+    apr_status_t rv = msa_cache_get(r, srv, "groups", t->jti, &v);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t->groups = apr_array_make(r->pool, 32, sizeof(const char *));
+    char *last, *g;
+    for (g = apr_strtok(v, ",", &last); g; g = apr_strtok(NULL, ",", &last)) {
+        APR_ARRAY_PUSH(t->groups, const char *) = g;
+    }
+    return APR_SUCCESS;
+}
+
+int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, int accept_bearer,
+                      msa_token_t **out, const char **presented)
+{
+    const char *err = NULL;
+    const char *jwt = presented_token(r, accept_bearer, app);
+    *out = NULL;
+    *presented = jwt;
+    if (jwt == NULL) {
+        return HTTP_UNAUTHORIZED;
+    }
+    msa_token_t *t = apr_palloc(r->pool, sizeof(*t));
+    apr_status_t rv = msa_token_verify(r->pool, jwt, (const msa_key_t *)app->keys->elts,
+                                       app->keys->nelts, MSA_USE_SESSION, msa_app_token_id(app),
+                                       apr_time_sec(r->request_time), srv->clock_skew, t, &err);
+    if (rv != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), err);
+        return HTTP_UNAUTHORIZED;
+    }
+    int rev = revoked(r, srv, t);
+    if (rev != 0) {
+        if (rev < 0) {
+            MSA_RLOG(r, APLOG_ERR, "cache_error",
+                     "MSAuthCache %s cannot answer a revocation check: request refused",
+                     srv->cache);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: token revoked", msa_app_token_id(app));
+        return HTTP_UNAUTHORIZED;
+    }
+    if (t->groups_cached) {
+        rv = load_groups(r, srv, t);
+        if (rv != APR_SUCCESS) {
+            MSA_RLOG(r, rv == APR_NOTFOUND ? APLOG_INFO : APLOG_ERR, "cache_error",
+                     "appid=%s: the session's groups are not in MSAuthCache %s",
+                     msa_app_token_id(app), srv->cache);
+            return rv == APR_NOTFOUND ? HTTP_UNAUTHORIZED : HTTP_SERVICE_UNAVAILABLE;
+        }
+    }
+    *out = t;
+    return OK;
+}
+
+static void pass_easyauth(request_rec *r, const msa_token_t *t)
+{
+    apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-NAME",
+                   clean(r, msa_claims_principal_name(t)));
+    apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-ID", clean(r, msa_claims_principal_id(t)));
+    apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-IDP", "aad");
+    apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL",
+                   msa_claims_easyauth_principal(r->pool, t));
 }
 
 int msa_check_authn(request_rec *r)
@@ -217,22 +306,14 @@ int msa_check_authn(request_rec *r)
 
     /* A subrequest reuses what its main request found. */
     msa_token_t *t = NULL;
+    const char *jwt = NULL;
     if (r->main != NULL) {
-        t = ap_get_module_config(r->main->request_config, &msauth_module);
+        t = (msa_token_t *)msa_request_token(r->main);
     }
-    const char *jwt = NULL, *err = NULL;
     if (t == NULL) {
-        jwt = presented_token(r, dir, app);
-        if (jwt != NULL) {
-            t = apr_palloc(r->pool, sizeof(*t));
-            apr_status_t rv = msa_token_verify(
-                r->pool, jwt, (const msa_key_t *)app->keys->elts, app->keys->nelts, MSA_USE_SESSION,
-                msa_app_token_id(app), apr_time_sec(r->request_time), srv->clock_skew, t, &err);
-            if (rv != APR_SUCCESS) {
-                MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app),
-                         err);
-                t = NULL;
-            }
+        int rc = msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt);
+        if (rc == HTTP_SERVICE_UNAVAILABLE) {
+            return rc;
         }
     }
 
@@ -244,6 +325,9 @@ int msa_check_authn(request_rec *r)
         r->user = apr_pstrdup(r->pool, clean(r, remote_user(dir, t)));
         r->ap_auth_type = "Microsoft";
         pass_identity(r, dir, t);
+        if (dir->easy_auth) {
+            pass_easyauth(r, t);
+        }
         return OK;
     }
 

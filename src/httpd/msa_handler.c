@@ -11,6 +11,7 @@
 #include <http_request.h>
 #include <json-c/json.h>
 
+#include "msa_claims.h"
 #include "msa_cookie.h"
 #include "msa_jose.h"
 #include "msa_module.h"
@@ -22,6 +23,8 @@
 #define STATE_TTL        600 /* seconds a login may take */
 #define STATE_COOKIE_MAX 4   /* parallel logins kept per browser */
 #define JWKS_MIN_REFRESH 60  /* seconds between fetches on an unknown kid */
+#define MAX_GROUPS       2000
+#define MAX_COOKIE       4000 /* bytes of name=value: browsers keep at least 4096 */
 
 /* Request helpers ------------------------------------------------------------------- */
 
@@ -247,7 +250,8 @@ static int tenant_allowed(const msa_app_t *app, const char *tid)
  */
 static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                                    const msa_ms_client_t *c, const char *id_token,
-                                   const char *nonce, msa_identity_t *ident, const char **detail)
+                                   const char *nonce, msa_identity_t *ident, int *overage,
+                                   const char **detail)
 {
     const char *jwks = NULL;
     char *payload = NULL;
@@ -322,6 +326,25 @@ static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const m
     if (ident->email == NULL && ident->upn != NULL && strchr(ident->upn, '@') != NULL) {
         ident->email = ident->upn;
     }
+    ident->oid = ident->id;
+    json_object *v;
+    if (json_object_object_get_ex(o, "groups", &v) && json_object_is_type(v, json_type_array)) {
+        size_t n = json_object_array_length(v);
+        ident->groups = apr_array_make(r->pool, (int)n, sizeof(const char *));
+        for (size_t i = 0; i < n; i++) {
+            json_object *g = json_object_array_get_idx(v, i);
+            if (json_object_is_type(g, json_type_string) &&
+                msa_parse_guid(json_object_get_string(g)) == NULL) {
+                APR_ARRAY_PUSH(ident->groups, const char *) =
+                    apr_pstrdup(r->pool, json_object_get_string(g));
+            }
+        }
+    }
+    /* Over 200 groups Microsoft sends a pointer to Graph instead: the "overage". */
+    json_object *names, *g;
+    *overage = json_object_object_get_ex(o, "_claim_names", &names) &&
+               json_object_is_type(names, json_type_object) &&
+               json_object_object_get_ex(names, "groups", &g);
     cause = NULL;
 out:
     json_object_put(o);
@@ -533,9 +556,11 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
     }
 
     msa_identity_t ident = {0};
+    int overage = 0;
     if (tokens.id_token != NULL) {
-        const char *cause = verify_id_token(r, srv, app, &c, tokens.id_token,
-                                            module_initiated ? ls.nonce : NULL, &ident, &detail);
+        const char *cause =
+            verify_id_token(r, srv, app, &c, tokens.id_token, module_initiated ? ls.nonce : NULL,
+                            &ident, &overage, &detail);
         if (cause != NULL) {
             return fail(r, srv, app, cause, APLOG_WARNING, detail);
         }
@@ -556,6 +581,16 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
         ident.email = prof.email;
         ident.upn = prof.upn;
     }
+    if (app->groups == MSA_GROUPS_GRAPH || (app->groups == MSA_GROUPS_TOKEN && overage)) {
+        rv = msa_ms_graph_groups(srv->http, r->pool, srv->graph_host, tokens.access_token,
+                                 MAX_GROUPS, &ident.groups, &detail);
+        if (rv != APR_SUCCESS) {
+            return fail(r, srv, app, rv == MSA_EUNREACHABLE ? "idp_unreachable" : "profile_failed",
+                        APLOG_WARNING, apr_pstrcat(r->pool, "groups: ", detail, NULL));
+        }
+    } else if (app->groups == MSA_GROUPS_OFF) {
+        ident.groups = NULL;
+    }
 
     return msa_finish_login(r, srv, app, &ident, module_initiated ? ls.return_to : NULL);
 }
@@ -574,6 +609,21 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
         msa_token_sign(r->pool, &st, key, &session, &err) != APR_SUCCESS) {
         return fail(r, srv, app, "profile_failed", APLOG_WARNING,
                     err ? err : "no user id to issue a token for");
+    }
+    if (strlen(app->cookie_name) + 1 + strlen(session) > MAX_COOKIE && st.groups != NULL) {
+        /* One cookie whatever the claims: groups that do not fit wait in the cache. */
+        const char *joined = apr_array_pstrcat(r->pool, st.groups, ',');
+        if (msa_cache_put(r, srv, "groups", st.jti, joined,
+                          apr_time_from_sec(st.exp + srv->clock_skew)) != APR_SUCCESS) {
+            MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot keep a group list",
+                     srv->cache);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        st.groups = NULL;
+        st.groups_cached = 1;
+        if (msa_token_sign(r->pool, &st, key, &session, &err) != APR_SUCCESS) {
+            return fail(r, srv, app, "profile_failed", APLOG_WARNING, err);
+        }
     }
     msa_cookie_set(r, srv, app, app->cookie_name, session, app->cookie_path, app->session_timeout,
                    app->cookie_samesite);
@@ -663,6 +713,97 @@ int msa_redact_request_line(request_rec *r)
     return DECLINED;
 }
 
+/* /logout and /me -------------------------------------------------------------------- */
+
+static int answer_json(request_rec *r, int status, const char *json)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    ap_rputs(json, r);
+    ap_rputs("\n", r);
+    return OK;
+}
+
+static int handle_logout(request_rec *r, const msa_srv_t *srv)
+{
+    apr_table_t *q;
+    const char *appid = NULL, *return_to = NULL, *sso = NULL;
+    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
+        msa_query_get1(q, "appid", &appid) == APR_EINVAL ||
+        msa_query_get1(q, "return_to", &return_to) == APR_EINVAL ||
+        msa_query_get1(q, "sso", &sso) == APR_EINVAL) {
+        return HTTP_BAD_REQUEST;
+    }
+    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    if (app == NULL) {
+        MSA_RLOG(r, APLOG_INFO, "logout", "no app '%s'", loggable(r, appid));
+        return HTTP_NOT_FOUND;
+    }
+    msa_token_t *t = NULL;
+    const char *presented;
+    int rc = msa_session_check(r, srv, app, 1, &t, &presented);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return rc;
+    }
+    if (t != NULL) {
+        /* The token dies everywhere the cache is shared, not just in this browser. */
+        if (msa_cache_put(r, srv, "revoked", t->jti, "1",
+                          apr_time_from_sec(t->exp + srv->clock_skew)) != APR_SUCCESS) {
+            MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record a logout",
+                     srv->cache);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        MSA_RLOG(r, APLOG_INFO, "logout", "appid=%s user=%s", msa_app_token_id(app),
+                 loggable(r, t->sub));
+    }
+    msa_cookie_set(r, srv, app, app->cookie_name, "", app->cookie_path, 0, app->cookie_samesite);
+    const char *target = "/";
+    if (return_to != NULL) {
+        target =
+            msa_redirect_target(r->pool, return_to, msa_self_origin(r, srv), app->redirect_allow);
+        if (target == NULL) {
+            MSA_RLOG(r, APLOG_INFO, "return_to_refused", "logout return_to refused, / used");
+            target = "/";
+        }
+    }
+    if (sso != NULL && strcmp(sso, "1") == 0) {
+        msa_ms_client_t c;
+        client_of(r, srv, app, &c);
+        const char *back =
+            *target == '/' ? apr_pstrcat(r->pool, msa_self_origin(r, srv), target, NULL) : target;
+        return redirect(r, msa_ms_logout_url(r->pool, &c, back));
+    }
+    return redirect(r, target);
+}
+
+static int handle_me(request_rec *r, const msa_srv_t *srv)
+{
+    apr_table_t *q;
+    const char *appid = NULL;
+    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
+        msa_query_get1(q, "appid", &appid) == APR_EINVAL) {
+        return answer_json(r, HTTP_BAD_REQUEST, "{\"code\":400,\"message\":\"malformed query\"}");
+    }
+    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    if (app == NULL) {
+        return answer_json(r, HTTP_NOT_FOUND, "{\"code\":404,\"message\":\"unknown app\"}");
+    }
+    msa_token_t *t = NULL;
+    const char *presented;
+    int rc = msa_session_check(r, srv, app, 1, &t, &presented);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return answer_json(r, rc, "{\"code\":503,\"message\":\"session store unavailable\"}");
+    }
+    if (t == NULL) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                       apr_psprintf(r->pool, "Bearer realm=\"%s\"%s", msa_app_token_id(app),
+                                    presented ? ", error=\"invalid_token\"" : ""));
+        return answer_json(r, HTTP_UNAUTHORIZED, "{\"code\":401,\"message\":\"not signed in\"}");
+    }
+    return answer_json(r, HTTP_OK, msa_claims_me_json(r->pool, t));
+}
+
 /* Dispatch --------------------------------------------------------------------------- */
 
 int msa_quick_handler(request_rec *r, int lookup_uri)
@@ -681,6 +822,20 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
             return HTTP_METHOD_NOT_ALLOWED;
         }
         return *ep ? handle_login(r, srv) : handle_callback(r, srv);
+    }
+    if (strcmp(ep, "logout") == 0) {
+        if (r->method_number != M_GET && r->method_number != M_POST) {
+            r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+            return HTTP_METHOD_NOT_ALLOWED;
+        }
+        return handle_logout(r, srv);
+    }
+    if (strcmp(ep, "me") == 0) {
+        if (r->method_number != M_GET) {
+            r->allowed = AP_METHOD_BIT << M_GET;
+            return HTTP_METHOD_NOT_ALLOWED;
+        }
+        return handle_me(r, srv);
     }
     return DECLINED;
 }

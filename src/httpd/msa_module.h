@@ -81,6 +81,14 @@ apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, const char *k
 
 /* msa_authn.c */
 int msa_check_authn(request_rec *r);
+/*
+ * The app's valid session in the request (Bearer when accept_bearer, else the
+ * cookie): OK with *out, HTTP_UNAUTHORIZED when absent, invalid or revoked,
+ * HTTP_SERVICE_UNAVAILABLE when the cache cannot answer. *presented is the
+ * token text, or NULL when none was presented.
+ */
+int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, int accept_bearer,
+                      msa_token_t **out, const char **presented);
 
 /* msa_authz.c */
 void msa_authz_register(apr_pool_t *p);

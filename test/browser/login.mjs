@@ -57,8 +57,10 @@ function parseArgs(argv) {
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else positional.push(a);
   }
-  [opts.url = opts.url, opts.user = opts.user, opts.screenshot = opts.screenshot] = [
-    positional[0] ?? opts.url, positional[1] ?? opts.user, positional[2] ?? opts.screenshot];
+  if (positional.length > 3) throw new Error('too many arguments');
+  if (positional[0] !== undefined) opts.url = positional[0];
+  if (positional[1] !== undefined) opts.user = positional[1];
+  if (positional[2] !== undefined) opts.screenshot = positional[2];
   if (!opts.url) throw new Error('no start URL (--url or LOGIN_URL)');
   if (!opts.cancel && !opts.user) throw new Error('no user (--user or LOGIN_USER), nor --cancel');
   if (opts.user && !/^[A-Za-z0-9_.-]+$/.test(opts.user)) throw new Error(`bad user name ${opts.user}`);
@@ -139,8 +141,10 @@ async function main() {
       if (r.request().isNavigationRequest() && r.frame() === page.mainFrame()) lastStatus = r.status();
     });
     const consoleErrors = [];
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => consoleErrors.push({ text: String(e), url: redact(page.url()) }));
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push({ text: m.text(), url: redact(m.location().url || page.url()) });
+    });
     report.page_errors = consoleErrors;
 
     const onLoginPage = (u) => u.pathname.endsWith('/oauth2/v2.0/authorize');
@@ -162,7 +166,7 @@ async function main() {
     report.login_page = redact(page.url());
     report.login_title = await page.title();
     // What the browser holds for the app before it comes back (the state cookie).
-    report.cookies_before = (await context.cookies(appOrigin)).map(cookieView);
+    report.cookies_before = (await context.cookies()).map(cookieView);
 
     report.step = `click ${target}`;
     await Promise.all([page.waitForURL(backOnApp, { waitUntil: 'load' }), page.click(target)]);

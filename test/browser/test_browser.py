@@ -1,0 +1,285 @@
+"""Sign in with Microsoft in a real browser: Debian's Chromium, driven by playwright-core.
+
+Each test runs `node test/browser/login.mjs` (a fresh Chromium profile per run) against a
+real httpd with the built module and fakems, both on loopback:
+
+  (a) module-initiated: /cgi/whoami.cgi -> Microsoft -> pick alice -> back on the CGI;
+  (b) the seed's button: / -> click #microsoftLoginBtn (jQuery, Para's documented code)
+      -> pick bob -> MSAuthSigninSuccess (the CGI);
+  (c) the user cancels on Microsoft's page -> MSAuthSigninFailure with cause=access_denied.
+
+There is no skip: without Chromium, node or playwright-core the tests fail
+(test/browser/run.sh installs them).
+"""
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "test", "integration"))
+
+from msauth import CLIENT_ID, MODULE, SEED_SCOPE, FakeMS, Httpd, query_of  # noqa: E402
+
+LOGIN = os.path.join(HERE, "login.mjs")
+ARTIFACTS = os.path.join(ROOT, "test", "artifacts")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+JQUERY = "/usr/share/javascript/jquery/jquery.min.js"   # Debian's libjs-jquery
+LOGIN_TIMEOUT = 90
+
+CONF = """
+MSAuthLoginHost @FAKEMS@
+MSAuthGraphHost @FAKEMS@
+MSAuthHTTPTimeout 5 2
+MSAuthClientID @CLIENT_ID@
+MSAuthClientSecret @CLIENT_SECRET@
+MSAuthSecretKey @KEY@
+# The seed's client-built login (state=<appid>) lands on the CGI.
+MSAuthLegacyState On
+MSAuthSigninSuccess /cgi/whoami.cgi
+MSAuthSigninFailure /signin-failed.html?cause=?
+<Location /cgi>
+    AuthType Microsoft
+    Require valid-user
+</Location>
+"""
+
+# The seed's login page: Para's documented button code, run by jQuery (the original lacks the
+# closing quote after "/microsoft_auth"; that typo is fixed here, nothing else is changed).
+# "default" is the root app's appid.
+INDEX_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Seed login</title>
+<script src="/jquery.min.js"></script></head>
+<body>
+<h1>Seed login page</h1>
+<p><button id="microsoftLoginBtn">Sign in with Microsoft</button></p>
+<script>
+var APPID = "default";
+$("#microsoftLoginBtn").click(function() {
+\t\twindow.location = "@FAKEMS@/common/oauth2/v2.0/authorize?" +
+\t\t\t\t"response_type=code&client_id=@CLIENT_ID@" +
+\t\t\t\t"&scope=https%3A%2F%2Fgraph.microsoft.com%2Fuser.read&state=" + APPID +
+\t\t\t\t"&redirect_uri=" + window.location.origin + "/microsoft_auth";
+\t\treturn false;
+});
+</script>
+</body>
+</html>
+"""
+
+FAILED_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title></head>
+<body><h1>Sign-in failed</h1><p id="cause"></p>
+<script>
+document.getElementById("cause").textContent =
+    "cause: " + new URLSearchParams(window.location.search).get("cause");
+</script></body></html>
+"""
+
+
+def _prerequisites():
+    missing = []
+    if not os.path.exists(MODULE):
+        missing.append("the module %s (make)" % MODULE)
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append("Chromium %s (apt-get install chromium)" % CHROMIUM)
+    if shutil.which("node") is None:
+        missing.append("node")
+    if not os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")):
+        missing.append("playwright-core (npm install in test/browser)")
+    if not os.path.exists(JQUERY):
+        missing.append("jQuery %s (apt-get install libjs-jquery)" % JQUERY)
+    return missing
+
+
+@pytest.fixture(scope="module")
+def fakems():
+    missing = _prerequisites()
+    if missing:  # a failure, never a skip: run.sh installs all of these
+        pytest.fail("browser tests cannot run; missing: " + "; ".join(missing))
+    work = tempfile.mkdtemp(prefix="msauth-browser-fakems-")
+    ms = FakeMS(work).start()
+    yield ms
+    ms.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def httpd(fakems):
+    h = Httpd(CONF, fakems, name="browser")
+    with open(os.path.join(h.htdocs, "index.html"), "w") as f:
+        f.write(h.substitute(INDEX_HTML))
+    with open(os.path.join(h.htdocs, "signin-failed.html"), "w") as f:
+        f.write(FAILED_HTML)
+    shutil.copy(JQUERY, os.path.join(h.htdocs, "jquery.min.js"))
+    os.chmod(os.path.join(h.htdocs, "jquery.min.js"), 0o644)
+    h.start()
+    yield h
+    h.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fakems, httpd):
+    fakems.reset()
+    httpd.new_log()
+
+
+def run_login(*args):
+    """Runs login.mjs; returns its JSON report, failing the test on any failure."""
+    cmd = [shutil.which("node") or "node", LOGIN, *args]
+    p = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=LOGIN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)  # node and the Chromium it started
+        out, err = p.communicate()
+        pytest.fail("login.mjs ran over %d s\nstdout: %s\nstderr: %s"
+                    % (LOGIN_TIMEOUT, out[-3000:], err[-3000:]))
+    reports = [line for line in out.splitlines() if line.startswith("{")]
+    assert reports, "login.mjs printed no report (exit %s)\nstdout: %s\nstderr: %s" % (
+        p.returncode, out[-3000:], err[-3000:])
+    report = json.loads(reports[-1])
+    assert p.returncode == 0 and report.get("ok") is True, (
+        "login.mjs failed (exit %s):\n%s\nstderr: %s"
+        % (p.returncode, json.dumps(report, indent=1)[:6000], err[-3000:]))
+    return report
+
+
+def env_lines(report):
+    return set(report["text"].splitlines())
+
+
+def app_cookies(report, key="cookies"):
+    """The cookies the browser keeps for the app's host, by name."""
+    return {c["name"]: c for c in report[key] if c["domain"] == "127.0.0.1"}
+
+
+def script_errors(report):
+    """Errors in the browser's console, but for the favicon nobody serves."""
+    return [e for e in report["page_errors"]
+            if not urllib.parse.urlsplit(e["url"]).path == "/favicon.ico"]
+
+
+def check_png(path, min_bytes=2000):
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 400 and height >= 300, (width, height)
+    assert len(data) >= min_bytes, len(data)
+
+
+def token_calls(fakems):
+    return [q for q in fakems.requests() if q["path"].endswith("/oauth2/v2.0/token")]
+
+
+def test_module_initiated_login(fakems, httpd):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, "browser-landing.png")
+    if os.path.exists(shot):
+        os.unlink(shot)
+    start = httpd.url("/cgi/whoami.cgi")
+    r = run_login("--url", start, "--user", "alice", "--screenshot", shot)
+
+    # The browser went to fakems's page and came back to the page it first asked for.
+    assert r["login_page"].startswith(fakems.base + "/common/oauth2/v2.0/authorize?"), r
+    sent = query_of(r["login_page"])
+    assert sent["client_id"] == [CLIENT_ID]
+    assert sent["redirect_uri"] == [httpd.origin + "/microsoft_auth"]
+    assert sent["state"][0].split("|")[0] in ("", "default"), sent["state"]  # the root app
+    assert sent["code_challenge_method"] == ["S256"]
+    assert any(n.startswith("GET " + httpd.origin + "/microsoft_auth?") for n in r["navigations"])
+    assert r["url"] == start, r["url"]
+    assert r["status"] == 200
+    lines = env_lines(r)
+    assert "REMOTE_USER=alice@contoso.example" in lines, r["text"]
+    assert "AUTH_TYPE=Microsoft" in lines, r["text"]
+    assert "MSAUTH_NAME=Alice Example" in lines, r["text"]
+    assert "MSAUTH_EMAIL=alice@contoso.example" in lines, r["text"]
+    # The module's cookies are hidden from the app.
+    assert not any(l.startswith("HTTP_COOKIE=") and "msauth" in l for l in lines), r["text"]
+
+    # Before the callback the browser held the state cookie; after it, only the session.
+    before = app_cookies(r, "cookies_before")
+    states = [n for n in before if n.startswith("msauth_state_")]
+    assert len(states) == 1, before
+    assert before[states[0]]["httpOnly"] is True
+    cookies = app_cookies(r)
+    assert "msauth" in cookies, r["cookies"]
+    session = cookies["msauth"]
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Lax"
+    assert session["secure"] is False
+    assert session["path"] == "/"
+    assert not [n for n in cookies if n.startswith("msauth_state_")], cookies
+
+    # A module-initiated login redeems its code with PKCE.
+    calls = token_calls(fakems)
+    assert len(calls) == 1 and calls[0]["form"].get("code_verifier"), calls
+    assert script_errors(r) == []
+
+    check_png(shot)
+    httpd.check_log()
+
+
+def test_seed_button_login(fakems, httpd):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, "browser-seed-button.png")
+    r = run_login("--url", httpd.url("/"), "--click", "#microsoftLoginBtn", "--user", "bob",
+                  "--screenshot", shot)
+
+    # The URL the seed's JavaScript built, as fakems received it.
+    assert r["login_page"].startswith(fakems.base + "/common/oauth2/v2.0/authorize?"), r
+    sent = query_of(r["login_page"])
+    assert sent["response_type"] == ["code"]
+    assert sent["client_id"] == [CLIENT_ID]
+    assert sent["scope"] == [SEED_SCOPE]
+    assert sent["state"] == ["default"]
+    assert sent["redirect_uri"] == [httpd.origin + "/microsoft_auth"]
+    assert "code_challenge" not in sent
+    # No state cookie behind a client-built login.
+    assert not [n for n in app_cookies(r, "cookies_before") if n.startswith("msauth")], r
+
+    assert r["url"] == httpd.url("/cgi/whoami.cgi"), r["url"]
+    assert r["status"] == 200
+    lines = env_lines(r)
+    assert "REMOTE_USER=bob@outlook.example" in lines, r["text"]
+    assert "AUTH_TYPE=Microsoft" in lines, r["text"]
+    assert "MSAUTH_NAME=Bob Personal" in lines, r["text"]
+    cookies = app_cookies(r)
+    assert "msauth" in cookies, r["cookies"]
+    assert cookies["msauth"]["httpOnly"] is True and cookies["msauth"]["sameSite"] == "Lax"
+
+    calls = token_calls(fakems)
+    assert len(calls) == 1 and "code_verifier" not in calls[0]["form"], calls
+    assert script_errors(r) == [], r["page_errors"]  # jQuery and the button ran cleanly
+    check_png(shot)
+    httpd.check_log()
+
+
+def test_user_cancels_on_microsoft_page(fakems, httpd):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, "browser-cancel.png")
+    r = run_login("--url", httpd.url("/cgi/whoami.cgi"), "--cancel", "--screenshot", shot)
+
+    parts = urllib.parse.urlsplit(r["url"])
+    assert r["url"].startswith(httpd.origin + "/signin-failed.html?"), r["url"]
+    assert urllib.parse.parse_qs(parts.query)["cause"] == ["access_denied"], r["url"]
+    assert r["status"] == 200
+    assert "cause: access_denied" in r["text"], r["text"]
+    cookies = app_cookies(r)
+    assert "msauth" not in cookies, cookies
+    assert not token_calls(fakems)
+    check_png(shot, min_bytes=1000)
+    httpd.check_log()
