@@ -5,7 +5,6 @@
  */
 #include <apr_lib.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -143,59 +142,65 @@ static void client_of(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
                           : apr_pstrcat(r->pool, msa_self_origin(r, srv), srv->callback_path, NULL);
 }
 
-/* JWKS cache (per process) ----------------------------------------------------------- */
+/* JWKS cache ---------------------------------------------------------------------- */
 
+/*
+ * Kept in MSAuthCache as "<fetched>|<refreshed>|<document>" (epoch seconds), so
+ * every process and server sharing the cache agrees on the keys and on when an
+ * unknown kid last caused a refetch.
+ */
 typedef struct jwks_entry {
-    char *json;
-    apr_time_t fetched;
+    apr_int64_t fetched, refreshed;
+    const char *json;
 } jwks_entry_t;
 
-static apr_pool_t *jwks_pool;
-static apr_hash_t *jwks_cache;
-static apr_thread_mutex_t *jwks_lock;
-
-void msa_handler_child_init(apr_pool_t *p)
+static int jwks_parse(char *v, jwks_entry_t *e)
 {
-    apr_pool_create(&jwks_pool, p);
-    jwks_cache = apr_hash_make(jwks_pool);
-    apr_thread_mutex_create(&jwks_lock, APR_THREAD_MUTEX_DEFAULT, p);
+    char *bar1 = strchr(v, '|'), *bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+    if (bar2 == NULL) {
+        return 0;
+    }
+    e->fetched = apr_atoi64(v);
+    e->refreshed = apr_atoi64(bar1 + 1);
+    e->json = bar2 + 1;
+    return 1;
 }
 
 /*
- * The JWKS of c's tenant. A cached document is used unless refresh is set;
- * a refresh happens at most once a minute (the first fetch is free).
+ * The JWKS of c's tenant: the cached document unless refresh is set. An
+ * unknown kid refreshes it at most once a minute (the first fetch is free):
+ * MSA_ENOKEY when a refresh is not allowed yet.
  */
 static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_client_t *c,
                              int refresh, const char **json, const char **err)
 {
     const char *url = msa_ms_jwks_url(r->pool, c);
-    apr_status_t rv = APR_SUCCESS;
-    apr_thread_mutex_lock(jwks_lock);
-    jwks_entry_t *e = apr_hash_get(jwks_cache, url, APR_HASH_KEY_STRING);
-    if (e != NULL &&
-        (!refresh || apr_time_now() - e->fetched < apr_time_from_sec(JWKS_MIN_REFRESH))) {
-        *json = apr_pstrdup(r->pool, e->json);
-        apr_thread_mutex_unlock(jwks_lock);
-        return refresh ? MSA_ENOKEY : APR_SUCCESS;
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    jwks_entry_t e = {0, 0, NULL};
+    char *v = NULL;
+    int cached = msa_cache_get(r, srv, "jwks", url, &v) == APR_SUCCESS && jwks_parse(v, &e);
+    if (cached && !refresh) {
+        *json = e.json;
+        return APR_SUCCESS;
     }
-    apr_thread_mutex_unlock(jwks_lock);
-
+    if (cached && now - e.refreshed < JWKS_MIN_REFRESH) {
+        *err = "kid not in JWKS (refreshed less than a minute ago)";
+        return MSA_ENOKEY;
+    }
     char *doc = NULL;
-    rv = msa_ms_fetch_jwks(srv->http, r->pool, c, &doc, err);
+    apr_status_t rv = msa_ms_fetch_jwks(srv->http, r->pool, c, &doc, err);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    MSA_RLOG(r, APLOG_INFO, "jwks_fetched", "keys of tenant %s fetched", loggable(r, c->tenant));
-    apr_thread_mutex_lock(jwks_lock);
-    e = apr_hash_get(jwks_cache, url, APR_HASH_KEY_STRING);
-    if (e == NULL) {
-        e = apr_pcalloc(jwks_pool, sizeof(*e));
-        apr_hash_set(jwks_cache, apr_pstrdup(jwks_pool, url), APR_HASH_KEY_STRING, e);
+    MSA_RLOG(r, APLOG_INFO, "jwks_fetched", "keys of tenant %s fetched%s", loggable(r, c->tenant),
+             refresh ? " again for an unknown key id" : "");
+    const char *entry = apr_psprintf(r->pool, "%" APR_INT64_T_FMT "|%" APR_INT64_T_FMT "|%s", now,
+                                     refresh ? now : (apr_int64_t)0, doc);
+    /* Keys are kept a day; a cache that cannot keep them only costs a fetch per login. */
+    if (msa_cache_put(r, srv, "jwks", url, entry, apr_time_from_sec(now + 86400)) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_WARNING, "cache_error", "MSAuthCache %s cannot keep the JWKS",
+                 srv->cache);
     }
-    /* Documents are small and refreshed rarely; the old copy stays in the pool. */
-    e->json = apr_pstrdup(jwks_pool, doc);
-    e->fetched = apr_time_now();
-    apr_thread_mutex_unlock(jwks_lock);
     *json = doc;
     return APR_SUCCESS;
 }
@@ -263,8 +268,6 @@ static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const m
             rv = jwks_get(r, srv, c, 1, &jwks, detail);
             if (rv == APR_SUCCESS) {
                 rv = msa_jws_rs256_verify(r->pool, id_token, jwks, &payload, detail);
-            } else if (rv == MSA_ENOKEY) {
-                *detail = "kid not in JWKS (refreshed less than a minute ago)";
             }
         }
     }

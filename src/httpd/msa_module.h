@@ -56,7 +56,6 @@ void msa_child_init(apr_pool_t *p, server_rec *s);
 /* msa_handler.c */
 int msa_quick_handler(request_rec *r, int lookup_uri);
 int msa_redact_request_line(request_rec *r);
-void msa_handler_child_init(apr_pool_t *p);
 /* Sets a state cookie and redirects to Microsoft; return_to already validated (or NULL). */
 int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                     const char *return_to);

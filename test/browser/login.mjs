@@ -2,8 +2,11 @@
 // Signs in through mod_msauth in a real browser: Debian's Chromium driven by playwright-core.
 //
 //   node login.mjs --url START_URL --user alice --screenshot out.png [--click SELECTOR] [--cancel]
+//                  [--login-screenshot ms.png] [--callback-path /microsoft_auth]
+//   node login.mjs START_URL alice out.png
 //
-// Or with the environment: LOGIN_URL, LOGIN_USER, LOGIN_SCREENSHOT, LOGIN_CLICK, LOGIN_CANCEL=1.
+// Or with the environment: LOGIN_URL, LOGIN_USER, LOGIN_SCREENSHOT, LOGIN_CLICK, LOGIN_CANCEL=1,
+// LOGIN_PAGE_SCREENSHOT, LOGIN_CALLBACK_PATH; CHROMIUM overrides /usr/bin/chromium.
 //
 // Steps: open START_URL; with --click, click SELECTOR on that page (the seed's login button);
 // wait for fakems's "Sign in to your account" page; click #user-<name> (or #cancel with
@@ -40,6 +43,7 @@ function parseArgs(argv) {
     click: process.env.LOGIN_CLICK,
     cancel: process.env.LOGIN_CANCEL === '1',
     callbackPath: process.env.LOGIN_CALLBACK_PATH || '/microsoft_auth',
+    loginScreenshot: process.env.LOGIN_PAGE_SCREENSHOT,
   };
   const positional = [];
   for (let i = 0; i < argv.length; i++) {
@@ -54,6 +58,7 @@ function parseArgs(argv) {
     else if (a === '--click') opts.click = value();
     else if (a === '--cancel') opts.cancel = true;
     else if (a === '--callback-path') opts.callbackPath = value();
+    else if (a === '--login-screenshot') opts.loginScreenshot = value();
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else positional.push(a);
   }
@@ -167,6 +172,10 @@ async function main() {
     report.login_title = await page.title();
     // What the browser holds for the app before it comes back (the state cookie).
     report.cookies_before = (await context.cookies()).map(cookieView);
+    if (opts.loginScreenshot) {
+      fs.mkdirSync(path.dirname(path.resolve(opts.loginScreenshot)), { recursive: true });
+      await page.screenshot({ path: opts.loginScreenshot, fullPage: true, timeout: STEP_MS });
+    }
 
     report.step = `click ${target}`;
     await Promise.all([page.waitForURL(backOnApp, { waitUntil: 'load' }), page.click(target)]);

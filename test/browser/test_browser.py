@@ -190,7 +190,8 @@ def test_module_initiated_login(fakems, httpd):
     if os.path.exists(shot):
         os.unlink(shot)
     start = httpd.url("/cgi/whoami.cgi")
-    r = run_login("--url", start, "--user", "alice", "--screenshot", shot)
+    r = run_login("--url", start, "--user", "alice", "--screenshot", shot,
+                  "--login-screenshot", os.path.join(ARTIFACTS, "browser-fakems-login.png"))
 
     # The browser went to fakems's page and came back to the page it first asked for.
     assert r["login_page"].startswith(fakems.base + "/common/oauth2/v2.0/authorize?"), r
