@@ -197,7 +197,7 @@ async function main() {
     report.ok = true;
   } catch (e) {
     report.ok = false;
-    report.error = String(e && e.message || e).split('\n').slice(0, 8).join('\n');
+    report.error = String(e && e.message || e).split('\n').slice(0, 8).join('\n').slice(0, 2000);
     report.url = page ? redact(page.url()) : null;
     report.navigations = navigations;
     if (page) {

@@ -279,8 +279,11 @@ def test_user_cancels_on_microsoft_page(fakems, httpd):
     assert urllib.parse.parse_qs(parts.query)["cause"] == ["access_denied"], r["url"]
     assert r["status"] == 200
     assert "cause: access_denied" in r["text"], r["text"]
+    # The state cookie of the abandoned login is expired too; no session was made.
+    assert [n for n in app_cookies(r, "cookies_before") if n.startswith("msauth_state_")], r
     cookies = app_cookies(r)
-    assert "msauth" not in cookies, cookies
+    assert not [n for n in cookies if n.startswith("msauth")], cookies
     assert not token_calls(fakems)
+    assert "login_failed: cause=access_denied" in httpd.read_file("error.log")
     check_png(shot, min_bytes=1000)
     httpd.check_log()

@@ -252,9 +252,9 @@ Timeout 30
         self.proc = subprocess.Popen([APACHE, "-f", path, "-DFOREGROUND"], stdout=self.stdout,
                                      stderr=subprocess.STDOUT)
         if not wait_port(self.port, self.proc):
-            self.stop()
-            raise RuntimeError("httpd did not start:\n" + self.read_file("stdout.log") +
-                               self.read_file("error.log"))
+            why = self.read_file("stdout.log") + self.read_file("error.log")
+            self.cleanup()
+            raise RuntimeError("httpd did not start:\n" + why)
         return self
 
     def stop(self):

@@ -65,16 +65,22 @@ static unsigned char *unb64(const char *s, apr_size_t *len)
     return out;
 }
 
-/* header.payload.HMAC-SHA256(key) with any header, payload bytes and key. */
-static char *hs256_by_hand(const char *header, const void *payload, size_t plen, const void *key,
-                           size_t klen)
+/* header.payload.HMAC(md, key) with any header, payload bytes and key. */
+static char *hmac_by_hand(const EVP_MD *md, const char *header, const void *payload, size_t plen,
+                          const void *key, size_t klen)
 {
     char *input = apr_pstrcat(pool, b64s(header), ".", b64(payload, plen), NULL);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
-    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)input,
-                               strlen(input), mac, &maclen));
+    ck_assert_ptr_nonnull(
+        HMAC(md, key, (int)klen, (const unsigned char *)input, strlen(input), mac, &maclen));
     return apr_pstrcat(pool, input, ".", b64(mac, maclen), NULL);
+}
+
+static char *hs256_by_hand(const char *header, const void *payload, size_t plen, const void *key,
+                           size_t klen)
+{
+    return hmac_by_hand(EVP_sha256(), header, payload, plen, key, klen);
 }
 
 /* ---- HS256 ---- */
@@ -207,8 +213,14 @@ START_TEST(hs256_other_alg_refused)
                               key_a.data, key_a.len);
     ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &key_a, 1, &payload, &err), APR_EINVAL);
     ck_assert_ptr_null(payload);
-    jws = hs256_by_hand("{\"alg\":\"HS512\"}", claims, strlen(claims), key_a.data, key_a.len);
+    /* Other HMACs, correctly computed with the right key: only our alg is acceptable. */
+    jws = hmac_by_hand(EVP_sha512(), "{\"alg\":\"HS512\"}", claims, strlen(claims), key_a.data,
+                       key_a.len);
     ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &key_a, 1, &payload, &err), APR_EINVAL);
+    jws = hmac_by_hand(EVP_sha384(), "{\"alg\":\"HS384\"}", claims, strlen(claims), key_a.data,
+                       key_a.len);
+    ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &key_a, 1, &payload, &err), APR_EINVAL);
+    ck_assert_ptr_null(payload);
     jws = hs256_by_hand("{\"typ\":\"JWT\"}", claims, strlen(claims), key_a.data, key_a.len);
     ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &key_a, 1, &payload, &err), APR_EINVAL);
     ck_assert_ptr_null(payload);
@@ -436,17 +448,28 @@ static const char *jwks_with(const char *kid, const char *kty, const char *n)
                         kty, kid, n, rsa_e());
 }
 
-static char *rs256_by_hand(const char *header, const char *payload)
+/* header.payload.signature with the test key: RSASSA-PKCS1-v1_5, or PSS when pss. */
+static char *rsa_by_hand(const EVP_MD *md, int pss, const char *header, const char *payload)
 {
     char *input = apr_pstrcat(pool, b64s(header), ".", b64s(payload), NULL);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_MD_CTX *mdctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
     unsigned char sig[512];
     size_t siglen = sizeof sig;
-    ck_assert_int_eq(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, rsa_key), 1);
-    ck_assert_int_eq(EVP_DigestSign(md, sig, &siglen, (const unsigned char *)input, strlen(input)),
-                     1);
-    EVP_MD_CTX_free(md);
+    ck_assert_int_eq(EVP_DigestSignInit(mdctx, &pctx, md, NULL, rsa_key), 1);
+    if (pss) {
+        ck_assert_int_gt(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 0);
+        ck_assert_int_gt(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST), 0);
+    }
+    ck_assert_int_eq(
+        EVP_DigestSign(mdctx, sig, &siglen, (const unsigned char *)input, strlen(input)), 1);
+    EVP_MD_CTX_free(mdctx);
     return apr_pstrcat(pool, input, ".", b64(sig, siglen), NULL);
+}
+
+static char *rs256_by_hand(const char *header, const char *payload)
+{
+    return rsa_by_hand(EVP_sha256(), 0, header, payload);
 }
 
 static const char rs_header[] = "{\"alg\":\"RS256\",\"kid\":\"k1\"}";
@@ -592,10 +615,12 @@ START_TEST(rs256_alg_none_and_others)
     ck_assert_ptr_null(payload);
     jws = apr_pstrcat(pool, "eyJhbGciOiJub25lIn0.", b64s(claims), ".", NULL);
     ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
-    /* A real RSA signature, but the header claims PS256/RS384: refused. */
-    jws = rs256_by_hand("{\"alg\":\"RS384\",\"kid\":\"k1\"}", claims);
+    /* Other RSA algorithms, correctly signed with the JWKS key: refused all the same. */
+    jws = rsa_by_hand(EVP_sha384(), 0, "{\"alg\":\"RS384\",\"kid\":\"k1\"}", claims);
     ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
-    jws = rs256_by_hand("{\"alg\":\"PS256\",\"kid\":\"k1\"}", claims);
+    jws = rsa_by_hand(EVP_sha512(), 0, "{\"alg\":\"RS512\",\"kid\":\"k1\"}", claims);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
+    jws = rsa_by_hand(EVP_sha256(), 1, "{\"alg\":\"PS256\",\"kid\":\"k1\"}", claims);
     ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
     ck_assert_ptr_null(payload);
 }
