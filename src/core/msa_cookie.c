@@ -88,28 +88,50 @@ const char *msa_cookie_find(apr_pool_t *p, const char *header, const char *name)
 const char *msa_cookie_strip(apr_pool_t *p, const char *header,
                              int (*drop)(void *ctx, const char *name), void *ctx)
 {
-    const char *s = header, *name, *value;
-    char *out = NULL;
     if (header == NULL) {
         return NULL;
     }
-    /* Pairs are re-emitted as parsed; anything unparsable is dropped too. */
-    for (int n = 0; n < MAX_PAIRS && next_pair(p, &s, &name, &value); n++) {
-        if (drop(ctx, name)) {
-            continue;
+    /* Pairs that stay are copied byte for byte: quotes, nameless cookies and all. */
+    char *out = apr_palloc(p, 2 * strlen(header) + 1), *o = out; /* "a;b" may become "a; b" */
+    const char *s = header;
+    while (*s) {
+        const char *c = skip_ws(s);
+        const char *end = strchr(c, ';');
+        if (end == NULL) {
+            end = c + strlen(c);
         }
-        out = out ? apr_pstrcat(p, out, "; ", name, "=", value, NULL)
-                  : apr_pstrcat(p, name, "=", value, NULL);
+        const char *eq = memchr(c, '=', (size_t)(end - c));
+        int dropped = 0;
+        if (eq != NULL) {
+            const char *ne = eq;
+            while (ne > c && (ne[-1] == ' ' || ne[-1] == '\t')) {
+                ne--;
+            }
+            dropped = drop(ctx, apr_pstrmemdup(p, c, (apr_size_t)(ne - c)));
+        }
+        const char *ve = end;
+        while (ve > c && (ve[-1] == ' ' || ve[-1] == '\t')) {
+            ve--;
+        }
+        if (!dropped && ve > c) {
+            if (o != out) {
+                *o++ = ';';
+                *o++ = ' ';
+            }
+            memcpy(o, c, (size_t)(ve - c));
+            o += ve - c;
+        }
+        s = *end ? end + 1 : end;
     }
-    return out;
+    *o = '\0';
+    return o == out ? NULL : out;
 }
 
 char *msa_cookie_format(apr_pool_t *p, const char *name, const char *value,
                         const msa_cookie_attrs_t *a)
 {
-    return apr_pstrcat(p, name, "=", value, "; Path=", a->path,
-                       a->domain ? "; Domain=" : "", a->domain ? a->domain : "",
-                       "; Max-Age=", apr_ltoa(p, (long)a->max_age),
+    return apr_pstrcat(p, name, "=", value, "; Path=", a->path, a->domain ? "; Domain=" : "",
+                       a->domain ? a->domain : "", "; Max-Age=", apr_ltoa(p, (long)a->max_age),
                        a->max_age == 0 ? "; Expires=Thu, 01 Jan 1970 00:00:00 GMT" : "",
                        "; HttpOnly; SameSite=", a->samesite, a->secure ? "; Secure" : "", NULL);
 }

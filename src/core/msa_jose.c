@@ -122,6 +122,15 @@ apr_status_t msa_jws_hs256_verify(apr_pool_t *p, const char *compact, const msa_
         return APR_EINVAL;
     }
     apr_status_t rv = APR_EINVAL;
+    /*
+     * An HS256 signature is 32 bytes, 43 base64url characters. Checked here
+     * because some cjose builds compare 32 bytes whatever the length given.
+     */
+    const char *sig = strrchr(compact, '.') + 1;
+    if (strlen(sig) != 43) {
+        *err = "JWS signature is not the length of an HS256 MAC";
+        goto out;
+    }
     /* The header names the algorithm; only ours is acceptable (no none, no RS256). */
     const char *alg = jws_alg(p, jws, NULL);
     if (alg == NULL || strcmp(alg, CJOSE_HDR_ALG_HS256) != 0) {

@@ -317,7 +317,8 @@ int msa_check_authn(request_rec *r)
         }
     }
 
-    if (dir->strip_cookie) {
+    /* The app never sees the module's cookies; a login started below still does. */
+    if (dir->strip_cookie && (t != NULL || dir->unauth_action == MSA_UNAUTH_PASS)) {
         strip_cookies(r, srv);
     }
     if (t != NULL) {
@@ -352,4 +353,39 @@ unauthorized:
                    apr_psprintf(r->pool, "Bearer realm=\"%s\"%s", msa_app_token_id(app),
                                 jwt ? ", error=\"invalid_token\"" : ""));
     return HTTP_UNAUTHORIZED;
+}
+
+/*
+ * mod_authz_core answers 401 when a signed-in user fails a Require rule. For
+ * AuthType Microsoft that user gets 403 instead: a 401 would invite a new
+ * login that cannot help. The 401 is noted here and turned into 403 when the
+ * error response starts (insert_error_filter runs before the status line).
+ */
+#define FORBIDDEN_NOTE "msauth-forbidden"
+
+int msa_note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (strcasecmp(auth_type, "Microsoft") != 0) {
+        return DECLINED;
+    }
+    if (r->user != NULL && msa_request_token(r) != NULL) {
+        apr_table_setn(r->notes, FORBIDDEN_NOTE, "1");
+        ap_custom_response(r, HTTP_UNAUTHORIZED,
+                           "<!DOCTYPE html><html><head><title>403 Forbidden</title></head>"
+                           "<body><h1>Forbidden</h1><p>You are signed in, but this page is "
+                           "not open to your account.</p></body></html>\n");
+        return OK;
+    }
+    const msa_dir_t *dir = msa_dir_get(r);
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                   apr_psprintf(r->pool, "Bearer realm=\"%s\"", *dir->app ? dir->app : "default"));
+    return OK;
+}
+
+void msa_insert_error_filter(request_rec *r)
+{
+    if (r->status == HTTP_UNAUTHORIZED && apr_table_get(r->notes, FORBIDDEN_NOTE) != NULL) {
+        r->status = HTTP_FORBIDDEN;
+        apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+    }
 }

@@ -400,7 +400,7 @@ static void prune_state_cookies(request_rec *r, const msa_srv_t *srv, const msa_
             }
         }
         state_cookie_t *sc = &APR_ARRAY_IDX(pc.found, oldest, state_cookie_t);
-        msa_cookie_set(r, srv, app, sc->name, "", srv->callback_path, 0, MSA_SAMESITE_LAX);
+        msa_cookie_set(r, srv, app, sc->name, "", "/", 0, MSA_SAMESITE_LAX);
         sc->created = APR_INT64_MAX;
     }
 }
@@ -421,9 +421,13 @@ int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
         return HTTP_SERVICE_UNAVAILABLE;
     }
     prune_state_cookies(r, srv, app);
-    /* Lax: the browser must send it on Microsoft's top-level redirect back. */
-    msa_cookie_set(r, srv, app, msa_login_state_cookie_name(r->pool, ls.state), cookie,
-                   srv->callback_path, STATE_TTL, MSA_SAMESITE_LAX);
+    /*
+     * Lax: the browser must send it on Microsoft's top-level redirect back.
+     * Path "/": a login started on any page must see the others to prune them
+     * (MSAuthStripCookie hides them from the app).
+     */
+    msa_cookie_set(r, srv, app, msa_login_state_cookie_name(r->pool, ls.state), cookie, "/",
+                   STATE_TTL, MSA_SAMESITE_LAX);
     client_of(r, srv, app, &c);
     MSA_RLOG(r, APLOG_DEBUG, "login_start", "appid=%s", msa_app_token_id(app));
     return redirect(r, msa_ms_authorize_url(r->pool, &c, ls.state,
@@ -468,7 +472,7 @@ static const char *check_state_cookie(request_rec *r, const msa_srv_t *srv, cons
     if (value == NULL) {
         return "no state cookie for this state (another browser, expired or already used)";
     }
-    msa_cookie_set(r, srv, app, name, "", srv->callback_path, 0, MSA_SAMESITE_LAX);
+    msa_cookie_set(r, srv, app, name, "", "/", 0, MSA_SAMESITE_LAX);
     for (int i = 0; i < app->keys->nelts; i++) {
         const msa_key_t *k = &APR_ARRAY_IDX(app->keys, i, msa_key_t);
         if (msa_login_state_open(r->pool, value, k->data, k->len, ls, &err) == APR_SUCCESS) {

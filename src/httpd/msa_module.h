@@ -89,6 +89,9 @@ int msa_check_authn(request_rec *r);
 int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, int accept_bearer,
                       msa_token_t **out, const char **presented);
 
+int msa_note_auth_failure(request_rec *r, const char *auth_type);
+void msa_insert_error_filter(request_rec *r);
+
 /* msa_authz.c */
 void msa_authz_register(apr_pool_t *p);
 /* The session AuthType Microsoft accepted for this request (or its main request). */
