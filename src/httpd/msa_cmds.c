@@ -421,6 +421,24 @@ static const char *set_clock_skew(cmd_parms *cmd, void *d, const char *v)
     }
 SRV_FLAG(set_trust_forwarded, trust_forwarded)
 
+static const char *add_cors_origin(cmd_parms *cmd, void *d, const char *v)
+{
+    SRV_OR_RETURN(s);
+    if (strcmp(v, "*") == 0) {
+        return bad(cmd, "takes origins, not '*' (credentials are never shared with any origin)");
+    }
+    CHECK(msa_url_check(cmd->pool, v, 1));
+    const char *rest = ap_strstr_c(v, "://") + 3;
+    if (strchr(rest, '/') != NULL || strchr(rest, '?') != NULL) {
+        return bad(cmd, "takes origins (scheme://host[:port]) without a path");
+    }
+    if (!s->cors_origins_set) {
+        MSA_CFG_SET(s, cors_origins, apr_array_make(cmd->pool, 4, sizeof(const char *)));
+    }
+    APR_ARRAY_PUSH(s->cors_origins, const char *) = v;
+    return NULL;
+}
+
 /* Directory settings ---------------------------------------------------------------- */
 
 static const char *set_dir_app(cmd_parms *cmd, void *dconf, const char *v)
@@ -522,6 +540,8 @@ const command_rec msa_cmds[] = {
                   "CA certificates trusted for calls to Microsoft (replaces the system's)"),
     AP_INIT_TAKE1("MSAuthHTTPProxy", set_http_proxy, NULL, S_, "proxy for calls to Microsoft"),
     AP_INIT_TAKE1("MSAuthClockSkew", set_clock_skew, NULL, S_, "leeway on token times, in seconds"),
+    AP_INIT_ITERATE("MSAuthCORSOrigins", add_cors_origin, NULL, S_,
+                    "origins allowed to call the JWT API from a browser"),
     AP_INIT_FLAG("MSAuthTrustForwarded", set_trust_forwarded, NULL, S_,
                  "On: build URLs from X-Forwarded-Proto/Host"),
     AP_INIT_TAKE1("MSAuthApp", set_dir_app, NULL, D_, "the app protecting this location"),

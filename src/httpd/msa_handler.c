@@ -602,6 +602,40 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
     return msa_finish_login(r, srv, app, &ident, module_initiated ? ls.return_to : NULL);
 }
 
+int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                      const msa_identity_t *ident, msa_token_t *st, char **jwt)
+{
+    const char *err = NULL;
+    const msa_key_t *key = &APR_ARRAY_IDX(app->keys, 0, msa_key_t);
+    apr_int64_t now = apr_time_sec(apr_time_now());
+
+    if (msa_token_session(r->pool, ident, msa_app_token_id(app), now, app->session_timeout,
+                          app->refresh_interval, st) != APR_SUCCESS ||
+        msa_token_sign(r->pool, st, key, jwt, &err) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_WARNING, "token_issue", "appid=%s: %s", msa_app_token_id(app),
+                 err ? err : "no user id to issue a token for");
+        return HTTP_BAD_REQUEST;
+    }
+    if (strlen(app->cookie_name) + 1 + strlen(*jwt) > MAX_COOKIE && st->groups != NULL) {
+        /* One cookie whatever the claims: groups that do not fit wait in the cache. */
+        const char *joined = apr_array_pstrcat(r->pool, st->groups, ',');
+        if (msa_cache_put(r, srv, "groups", st->jti, joined,
+                          apr_time_from_sec(st->exp + srv->clock_skew)) != APR_SUCCESS) {
+            MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot keep a group list",
+                     srv->cache);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        apr_array_header_t *groups = st->groups;
+        st->groups = NULL;
+        st->groups_cached = 1;
+        if (msa_token_sign(r->pool, st, key, jwt, &err) != APR_SUCCESS) {
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        st->groups = groups;
+    }
+    return OK;
+}
+
 int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                      const msa_identity_t *ident, const char *return_to)
 {
@@ -610,27 +644,12 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     const char *err = NULL;
     const msa_key_t *key = &APR_ARRAY_IDX(app->keys, 0, msa_key_t);
     apr_int64_t now = apr_time_sec(apr_time_now());
-
-    if (msa_token_session(r->pool, ident, msa_app_token_id(app), now, app->session_timeout,
-                          app->refresh_interval, &st) != APR_SUCCESS ||
-        msa_token_sign(r->pool, &st, key, &session, &err) != APR_SUCCESS) {
-        return fail(r, srv, app, "profile_failed", APLOG_WARNING,
-                    err ? err : "no user id to issue a token for");
+    int rc = msa_issue_session(r, srv, app, ident, &st, &session);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return rc;
     }
-    if (strlen(app->cookie_name) + 1 + strlen(session) > MAX_COOKIE && st.groups != NULL) {
-        /* One cookie whatever the claims: groups that do not fit wait in the cache. */
-        const char *joined = apr_array_pstrcat(r->pool, st.groups, ',');
-        if (msa_cache_put(r, srv, "groups", st.jti, joined,
-                          apr_time_from_sec(st.exp + srv->clock_skew)) != APR_SUCCESS) {
-            MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot keep a group list",
-                     srv->cache);
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        st.groups = NULL;
-        st.groups_cached = 1;
-        if (msa_token_sign(r->pool, &st, key, &session, &err) != APR_SUCCESS) {
-            return fail(r, srv, app, "profile_failed", APLOG_WARNING, err);
-        }
+    if (rc != OK) {
+        return fail(r, srv, app, "profile_failed", APLOG_WARNING, "no session token issued");
     }
     msa_cookie_set(r, srv, app, app->cookie_name, session, app->cookie_path, app->session_timeout,
                    app->cookie_samesite);
@@ -811,6 +830,37 @@ static int handle_me(request_rec *r, const msa_srv_t *srv)
     return answer_json(r, HTTP_OK, msa_claims_me_json(r->pool, t));
 }
 
+/* GET /passwordless?token&returnto: the browser form of the ID-token exchange. */
+static int handle_passwordless(request_rec *r, const msa_srv_t *srv)
+{
+    apr_table_t *q;
+    const char *token = NULL, *returnto = NULL;
+    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
+        msa_query_get1(q, "token", &token) != APR_SUCCESS ||
+        msa_query_get1(q, "returnto", &returnto) == APR_EINVAL) {
+        return fail(r, srv, NULL, "invalid_request", APLOG_INFO, "/passwordless needs one token");
+    }
+    const msa_app_t *app = NULL;
+    msa_identity_t ident;
+    int rc = msa_spend_id_token(r, srv, NULL, token, &app, &ident);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return rc;
+    }
+    if (rc != OK) {
+        return fail(r, srv, app, "invalid_token", APLOG_INFO, "ID token refused");
+    }
+    if (returnto != NULL) {
+        const char *ok =
+            msa_redirect_target(r->pool, returnto, msa_self_origin(r, srv), app->redirect_allow);
+        if (ok == NULL) {
+            MSA_RLOG(r, APLOG_INFO, "return_to_refused",
+                     "returnto refused, the default target is used instead");
+        }
+        returnto = ok;
+    }
+    return msa_finish_login(r, srv, app, &ident, returnto);
+}
+
 /* Dispatch --------------------------------------------------------------------------- */
 
 int msa_quick_handler(request_rec *r, int lookup_uri)
@@ -819,8 +869,14 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
         return DECLINED;
     }
     const msa_srv_t *srv = msa_srv_get(r->server);
+    if (!msa_srv_has_apps(srv)) {
+        return DECLINED;
+    }
+    if (strcmp(r->parsed_uri.path, srv->jwt_path) == 0) {
+        return msa_jwt_api(r, srv);
+    }
     const char *ep = endpoint(r->parsed_uri.path, srv->callback_path);
-    if (ep == NULL || !msa_srv_has_apps(srv)) {
+    if (ep == NULL) {
         return DECLINED;
     }
     if (strcmp(ep, "") == 0 || strcmp(ep, "login") == 0) {
@@ -836,6 +892,13 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
             return HTTP_METHOD_NOT_ALLOWED;
         }
         return handle_logout(r, srv);
+    }
+    if (strcmp(ep, "passwordless") == 0) {
+        if (r->method_number != M_GET) {
+            r->allowed = AP_METHOD_BIT << M_GET;
+            return HTTP_METHOD_NOT_ALLOWED;
+        }
+        return handle_passwordless(r, srv);
     }
     if (strcmp(ep, "me") == 0) {
         if (r->method_number != M_GET) {

@@ -59,6 +59,12 @@ int msa_redact_request_line(request_rec *r);
 /* Sets a state cookie and redirects to Microsoft; return_to already validated (or NULL). */
 int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                     const char *return_to);
+/*
+ * Issues a session token for ident (groups that would make the cookie too big
+ * go to the cache): OK, HTTP_BAD_REQUEST (no id), HTTP_SERVICE_UNAVAILABLE.
+ */
+int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                      const msa_identity_t *ident, msa_token_t *st, char **jwt);
 /* Issues the session cookie for ident and redirects to return_to or the success URL. */
 int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                      const msa_identity_t *ident, const char *return_to);
@@ -91,6 +97,15 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
 
 int msa_note_auth_failure(request_rec *r, const char *auth_type);
 void msa_insert_error_filter(request_rec *r);
+
+/* msa_jwt_api.c */
+int msa_jwt_api(request_rec *r, const msa_srv_t *srv);
+/*
+ * Verifies an ID token (of appid, else of the app its claim names) and spends
+ * it: OK with *app and ident; HTTP_UNAUTHORIZED; HTTP_SERVICE_UNAVAILABLE.
+ */
+int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, const char *token,
+                       const msa_app_t **app, msa_identity_t *ident);
 
 /* msa_authz.c */
 void msa_authz_register(apr_pool_t *p);

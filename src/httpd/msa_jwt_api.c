@@ -1,0 +1,296 @@
+/*
+ * The Para-compatible JWT API at MSAuthJWTPath (INTERFACE.md section 7):
+ * POST trades a Microsoft access token or a jwt=id ID token for a session
+ * token, GET refreshes a session token, DELETE revokes all of a user's tokens.
+ */
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "msa_api.h"
+#include "msa_module.h"
+#include "msa_ms.h"
+
+static int answer(request_rec *r, int status, const char *json)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    ap_rputs(json, r);
+    ap_rputs("\n", r);
+    return OK;
+}
+
+static int error(request_rec *r, int status, const char *message)
+{
+    if (status == HTTP_UNAUTHORIZED) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    }
+    return answer(r, status, msa_api_error_json(r->pool, status, message));
+}
+
+/* CORS for the listed origins only; the origin is echoed, never "*". */
+static int cors(request_rec *r, const msa_srv_t *srv)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    apr_table_mergen(r->err_headers_out, "Vary", "Origin");
+    if (origin == NULL || srv->cors_origins == NULL) {
+        return 0;
+    }
+    for (int i = 0; i < srv->cors_origins->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(srv->cors_origins, i, const char *), origin) == 0) {
+            apr_table_setn(r->err_headers_out, "Access-Control-Allow-Origin",
+                           APR_ARRAY_IDX(srv->cors_origins, i, const char *));
+            apr_table_setn(r->err_headers_out, "Access-Control-Allow-Credentials", "true");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads at most MSA_MAX_BODY bytes; HTTP_REQUEST_ENTITY_TOO_LARGE beyond. */
+static int read_body(request_rec *r, char **body, apr_size_t *len)
+{
+    int rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    if (rc != OK) {
+        return rc;
+    }
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    if (cl != NULL && apr_atoi64(cl) > MSA_MAX_BODY) {
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    char *buf = apr_palloc(r->pool, MSA_MAX_BODY + 1);
+    apr_size_t n = 0;
+    if (ap_should_client_block(r)) {
+        long got;
+        while ((got = ap_get_client_block(r, buf + n, MSA_MAX_BODY + 1 - n)) > 0) {
+            n += (apr_size_t)got;
+            if (n > MSA_MAX_BODY) {
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+        }
+        if (got < 0) {
+            return HTTP_BAD_REQUEST;
+        }
+    }
+    buf[n] = '\0';
+    *body = buf;
+    *len = n;
+    return OK;
+}
+
+static void identity_of_token(const msa_token_t *t, msa_identity_t *ident)
+{
+    memset(ident, 0, sizeof(*ident));
+    ident->id = t->sub;
+    ident->name = t->name;
+    ident->email = t->email;
+    ident->upn = t->upn;
+    ident->tid = t->tid;
+    ident->oid = t->oid;
+    ident->picture = t->picture;
+    ident->groups = t->groups;
+}
+
+int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, const char *token,
+                       const msa_app_t **app_out, msa_identity_t *ident)
+{
+    const char *err = NULL;
+    if (appid == NULL) {
+        appid = msa_api_peek_appid(r->pool, token);
+    }
+    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    *app_out = app;
+    if (app == NULL) {
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "ID token for an unknown app");
+        return HTTP_UNAUTHORIZED;
+    }
+    msa_token_t t;
+    if (msa_token_verify(r->pool, token, (const msa_key_t *)app->keys->elts, app->keys->nelts,
+                         MSA_USE_ID, msa_app_token_id(app), apr_time_sec(apr_time_now()),
+                         srv->clock_skew, &t, &err) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token: %s", msa_app_token_id(app),
+                 err);
+        return HTTP_UNAUTHORIZED;
+    }
+    /* An ID token is good once, on every server sharing the cache. */
+    apr_status_t rv =
+        msa_cache_claim(r, srv, "idjti", t.jti, apr_time_from_sec(t.exp + srv->clock_skew));
+    if (rv == APR_EEXIST) {
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token used already",
+                 msa_app_token_id(app));
+        return HTTP_UNAUTHORIZED;
+    }
+    if (rv != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "cache_error",
+                 "MSAuthCache %s cannot record a spent ID token: request refused", srv->cache);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    identity_of_token(&t, ident);
+    return OK;
+}
+
+static int issue(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                 const msa_identity_t *ident)
+{
+    msa_token_t st;
+    char *jwt;
+    int rc = msa_issue_session(r, srv, app, ident, &st, &jwt);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return error(r, rc, "the session store is unavailable");
+    }
+    if (rc != OK) {
+        return error(r, HTTP_BAD_REQUEST, "no user id to issue a token for");
+    }
+    MSA_RLOG(r, APLOG_INFO, "token_issued", "appid=%s user=%s", msa_app_token_id(app), st.sub);
+    return answer(r, HTTP_OK, msa_api_token_json(r->pool, jwt, &st));
+}
+
+static int post(request_rec *r, const msa_srv_t *srv)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+        return error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
+    }
+    char *body;
+    apr_size_t len;
+    int rc = read_body(r, &body, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return error(r, rc, "the body is over 64 KiB");
+    }
+    if (rc != OK) {
+        return error(r, HTTP_BAD_REQUEST, "the body could not be read");
+    }
+    msa_api_request_t req;
+    const char *err;
+    if (msa_api_parse_request(r->pool, body, len, &req, &err) != APR_SUCCESS) {
+        return error(r, HTTP_BAD_REQUEST, err);
+    }
+    if (req.appid != NULL && msa_srv_app(srv, req.appid) == NULL) {
+        return error(r, HTTP_BAD_REQUEST, "unknown appid");
+    }
+    msa_identity_t ident;
+    const msa_app_t *app;
+    if (strcmp(req.provider, "passwordless") == 0) {
+        rc = msa_spend_id_token(r, srv, req.appid, req.token, &app, &ident);
+        if (rc == HTTP_SERVICE_UNAVAILABLE) {
+            return error(r, rc, "the token store is unavailable");
+        }
+        if (rc != OK) {
+            return error(r, HTTP_UNAUTHORIZED, "invalid, expired or spent ID token");
+        }
+        return issue(r, srv, app, &ident);
+    }
+    app = msa_srv_app(srv, req.appid ? req.appid : "");
+    if (app == NULL) {
+        return error(r, HTTP_BAD_REQUEST, "no appid and no root app");
+    }
+    /* A Microsoft access token is checked by the only party that can: Graph. */
+    msa_ms_profile_t prof;
+    apr_status_t rv = msa_ms_graph_me(srv->http, r->pool, srv->graph_host, req.token, &prof, &err);
+    if (rv == MSA_EUNREACHABLE) {
+        MSA_RLOG(r, APLOG_WARNING, "graph_unreachable", "%s", err);
+        return error(r, HTTP_BAD_GATEWAY, "Microsoft Graph is unreachable");
+    }
+    if (rv != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: Graph: %s", msa_app_token_id(app), err);
+        return error(r, HTTP_UNAUTHORIZED, "the Microsoft access token was refused");
+    }
+    memset(&ident, 0, sizeof(ident));
+    ident.id = prof.id;
+    ident.name = prof.name;
+    ident.email = prof.email;
+    ident.upn = prof.upn;
+    return issue(r, srv, app, &ident);
+}
+
+/* The app of a Bearer session token: the one its appid claim names. */
+static int bearer_session(request_rec *r, const msa_srv_t *srv, const msa_app_t **app,
+                          msa_token_t **t)
+{
+    const char *auth = apr_table_get(r->headers_in, "Authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+        return error(r, HTTP_UNAUTHORIZED, "an Authorization: Bearer session token is required");
+    }
+    *app = msa_srv_app(srv, msa_api_peek_appid(r->pool, auth + 7));
+    if (*app == NULL) {
+        return error(r, HTTP_UNAUTHORIZED, "invalid token");
+    }
+    const char *presented;
+    int rc = msa_session_check(r, srv, *app, 1, t, &presented);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return error(r, rc, "the token store is unavailable");
+    }
+    if (rc != OK) {
+        return error(r, HTTP_UNAUTHORIZED, "invalid, expired or revoked token");
+    }
+    return DECLINED;
+}
+
+static int refresh(request_rec *r, const msa_srv_t *srv)
+{
+    const msa_app_t *app;
+    msa_token_t *t;
+    int rc = bearer_session(r, srv, &app, &t);
+    if (rc != DECLINED) {
+        return rc;
+    }
+    msa_identity_t ident;
+    identity_of_token(t, &ident);
+    return issue(r, srv, app, &ident);
+}
+
+static int revoke_all(request_rec *r, const msa_srv_t *srv)
+{
+    const msa_app_t *app;
+    msa_token_t *t;
+    int rc = bearer_session(r, srv, &app, &t);
+    if (rc != DECLINED) {
+        return rc;
+    }
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    /* Every token of this user for this app issued up to now dies; kept as long as one may live. */
+    if (msa_cache_put(r, srv, "revoked_user", apr_pstrcat(r->pool, t->appid, ":", t->sub, NULL),
+                      apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now),
+                      apr_time_from_sec(now + app->session_timeout + srv->clock_skew)) !=
+        APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record a revocation",
+                 srv->cache);
+        return error(r, HTTP_SERVICE_UNAVAILABLE, "the token store is unavailable");
+    }
+    MSA_RLOG(r, APLOG_INFO, "tokens_revoked", "appid=%s user=%s", t->appid, t->sub);
+    return answer(
+        r, HTTP_OK,
+        msa_api_error_json(r->pool, 200,
+                           apr_psprintf(r->pool, "All tokens revoked for user %s!", t->sub)));
+}
+
+int msa_jwt_api(request_rec *r, const msa_srv_t *srv)
+{
+    int allowed = cors(r, srv);
+    if (r->method_number == M_OPTIONS) {
+        if (!allowed) {
+            return error(r, HTTP_FORBIDDEN, "origin not allowed");
+        }
+        apr_table_setn(r->err_headers_out, "Access-Control-Allow-Methods",
+                       "GET, POST, DELETE, OPTIONS");
+        apr_table_setn(r->err_headers_out, "Access-Control-Allow-Headers",
+                       "Authorization, Content-Type");
+        apr_table_setn(r->err_headers_out, "Access-Control-Max-Age", "600");
+        r->status = HTTP_NO_CONTENT;
+        return OK;
+    }
+    switch (r->method_number) {
+    case M_POST:
+        return post(r, srv);
+    case M_GET:
+        return refresh(r, srv);
+    case M_DELETE:
+        return revoke_all(r, srv);
+    default:
+        apr_table_setn(r->err_headers_out, "Allow", "GET, POST, DELETE, OPTIONS");
+        return error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    }
+}
