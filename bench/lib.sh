@@ -1,0 +1,164 @@
+# Shared by bench/protected.sh and bench/callgrind.sh (sourced, not run).
+#
+# bench_prepare   builds the module if needed, makes $BENCH_DIR with the content,
+#                 the httpd config and a freshly minted session token ($BENCH_TOKEN)
+# bench_check     one curl round trip per case: open 200, protected 200 with the
+#                 cookie, protected 401 without it
+# bench_errors    the [error]/[crit]/[alert]/[emerg] lines of the error log
+#
+# The server: one apache2 with mpm_event on 127.0.0.1:<free port>, LogLevel warn,
+# no access log (no CustomLog at all: both paths skip the same I/O), keep-alive
+# without a per-connection request limit, and the same 1 KiB file at
+#   /open/file.txt        Require all granted
+#   /protected/file.txt   AuthType Microsoft + Require valid-user (the root app)
+# MSAuthLoginHost/GraphHost point at a loopback port nobody listens on: a valid
+# session cookie never makes the module call out.
+
+BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_MODULE=${MSAUTH_MODULE:-$BENCH_ROOT/.libs/mod_msauth.so}
+BENCH_APACHE=/usr/sbin/apache2
+BENCH_MODDIR=/usr/lib/apache2/modules
+BENCH_PYTHON=/usr/bin/python3
+BENCH_KEY="bench-secret-key-0123456789-abcdefghijklmnop"
+BENCH_SIZE=${FILE_SIZE:-1024}
+
+bench_free_port() {
+    "$BENCH_PYTHON" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# An HS256 session token for the root app, as the module issues them (README,
+# "Tokens and the cookie"), valid for a day.
+bench_mint_token() {
+    "$BENCH_PYTHON" - "$BENCH_KEY" <<'EOF'
+import base64, hashlib, hmac, json, os, sys, time
+key = sys.argv[1].encode()
+now = int(time.time())
+sub = "00000000-0000-0000-66f3-3332eca7ea81"
+claims = {
+    "sub": sub, "identifier": "ms:" + sub, "appid": "default", "idp": "microsoft",
+    "name": "Alice Bench", "email": "alice@contoso.example", "upn": "alice@contoso.example",
+    "tid": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+    "iat": now, "nbf": now, "exp": now + 86400, "refresh": (now + 3600) * 1000,
+    "jti": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
+    "token_use": "session",
+}
+def enc(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+signing_input = enc(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode()) \
+    + "." + enc(json.dumps(claims, separators=(",", ":")).encode())
+mac = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+print(signing_input + "." + enc(mac))
+EOF
+}
+
+bench_build() {
+    if [ ! -f "$BENCH_MODULE" ]; then
+        echo "== building the module (scripts/build)"
+        "$BENCH_ROOT/scripts/build" >/dev/null
+    fi
+    [ -f "$BENCH_MODULE" ] || { echo "no module at $BENCH_MODULE" >&2; exit 1; }
+}
+
+# $1: extra global directives (e.g. for -X); writes $BENCH_DIR/httpd.conf.
+bench_prepare() {
+    bench_build
+    BENCH_DIR=$(mktemp -d /tmp/msauth-bench-XXXXXX)
+    chmod 755 "$BENCH_DIR"
+    BENCH_PORT=$(bench_free_port)
+    BENCH_UNUSED_PORT=$(bench_free_port)
+    BENCH_ORIGIN="http://127.0.0.1:$BENCH_PORT"
+    mkdir -p "$BENCH_DIR/htdocs/open" "$BENCH_DIR/htdocs/protected"
+    head -c "$BENCH_SIZE" /dev/zero | tr '\0' 'x' >"$BENCH_DIR/htdocs/open/file.txt"
+    cp "$BENCH_DIR/htdocs/open/file.txt" "$BENCH_DIR/htdocs/protected/file.txt"
+    chmod -R a+rX "$BENCH_DIR/htdocs"
+    local user=""
+    if [ "$(id -u)" = 0 ]; then
+        user="User www-data
+Group www-data"
+    fi
+    local loads="" m
+    for m in mpm_event authn_core authz_core authz_user mime socache_shmcb; do
+        loads="$loads
+LoadModule ${m}_module $BENCH_MODDIR/mod_${m}.so"
+    done
+    cat >"$BENCH_DIR/httpd.conf" <<EOF
+ServerRoot "$BENCH_DIR"
+DefaultRuntimeDir "$BENCH_DIR"
+PidFile "$BENCH_DIR/httpd.pid"
+Listen 127.0.0.1:$BENCH_PORT
+ServerName 127.0.0.1:$BENCH_PORT
+$loads
+LoadModule msauth_module $BENCH_MODULE
+$user
+ErrorLog "$BENCH_DIR/error.log"
+LogLevel warn
+# No CustomLog: no access log for either path.
+TypesConfig /etc/mime.types
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+Timeout 30
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 32
+MinSpareThreads 32
+MaxSpareThreads 128
+MaxRequestWorkers 128
+MaxConnectionsPerChild 0
+${1:-}
+
+MSAuthLoginHost http://127.0.0.1:$BENCH_UNUSED_PORT
+MSAuthGraphHost http://127.0.0.1:$BENCH_UNUSED_PORT
+MSAuthClientID 11111111-2222-3333-4444-555555555555
+MSAuthClientSecret bench-client-secret-0123456789
+MSAuthSecretKey $BENCH_KEY
+
+DocumentRoot "$BENCH_DIR/htdocs"
+<Directory "$BENCH_DIR/htdocs">
+    Options None
+    AllowOverride None
+    Require all granted
+</Directory>
+<Location /protected>
+    AuthType Microsoft
+    Require valid-user
+</Location>
+EOF
+    BENCH_TOKEN=$(bench_mint_token)
+    BENCH_COOKIE="msauth=$BENCH_TOKEN"
+}
+
+bench_wait_port() { # $1: pid, $2: timeout in seconds
+    local deadline=$(($(date +%s) + $2))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        kill -0 "$1" 2>/dev/null || return 1
+        if curl -s -o /dev/null --max-time 2 "$BENCH_ORIGIN/" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+bench_status() { # $1: path, then curl options
+    local path=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$@" "$BENCH_ORIGIN$path"
+}
+
+bench_check() {
+    local a b c
+    a=$(bench_status /open/file.txt -H "Cookie: $BENCH_COOKIE")
+    b=$(bench_status /protected/file.txt -H "Cookie: $BENCH_COOKIE")
+    c=$(bench_status /protected/file.txt -H 'Accept: application/json')
+    echo "check: open=$a protected+cookie=$b protected-without-cookie=$c"
+    if [ "$a" != 200 ] || [ "$b" != 200 ] || [ "$c" != 401 ]; then
+        echo "check FAILED: want 200, 200 and 401" >&2
+        return 1
+    fi
+}
+
+bench_errors() {
+    grep -E '\[[a-z_]*:(error|crit|alert|emerg)\]' "$BENCH_DIR/error.log" || true
+}

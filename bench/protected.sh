@@ -1,0 +1,129 @@
+#!/bin/bash
+# Throughput of a protected static file against the same file unprotected, on one
+# httpd (mpm_event, loopback), measured with wrk in alternating rounds.
+#
+#   bench/protected.sh                 5 rounds x 10 s per path, 2 threads, 32 connections
+#   ROUNDS=9 DURATION=20 CONNECTIONS=64 THREADS=2 bench/protected.sh
+#   KEEP=1 bench/protected.sh          keeps /tmp/msauth-bench-* (config, error log, wrk output)
+#
+# Each round runs open then protected; one warm-up round comes first and is
+# discarded. Both paths get the same request (the session cookie included), so
+# the only difference is the module's check. Fails when a round saw a non-2xx/3xx
+# answer or a socket error, or when the error log has an [error] line.
+set -eu
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+
+. "$(dirname "$0")/lib.sh"
+
+if ! command -v wrk >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "wrk is missing: apt-get install wrk (as root)" >&2
+        exit 1
+    fi
+    echo "== installing wrk"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
+fi
+
+bench_prepare
+HTTPD_PID=""
+cleanup() {
+    if [ -n "$HTTPD_PID" ] && kill -0 "$HTTPD_PID" 2>/dev/null; then
+        kill -TERM "$HTTPD_PID" 2>/dev/null || true
+        wait "$HTTPD_PID" 2>/dev/null || true
+    fi
+    if [ -z "${KEEP:-}" ]; then
+        rm -rf "$BENCH_DIR"
+    else
+        echo "kept $BENCH_DIR"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$BENCH_APACHE" -t -f "$BENCH_DIR/httpd.conf" >"$BENCH_DIR/configtest.log" 2>&1 ||
+    { cat "$BENCH_DIR/configtest.log" >&2; exit 1; }
+"$BENCH_APACHE" -f "$BENCH_DIR/httpd.conf" -DFOREGROUND >"$BENCH_DIR/stdout.log" 2>&1 &
+HTTPD_PID=$!
+if ! bench_wait_port "$HTTPD_PID" 20; then
+    echo "httpd did not start:" >&2
+    cat "$BENCH_DIR/stdout.log" "$BENCH_DIR/error.log" >&2 2>/dev/null || true
+    exit 1
+fi
+
+echo "== httpd $("$BENCH_APACHE" -v | sed -n 's/^Server version: //p'), mpm_event, $BENCH_ORIGIN," \
+    "module $BENCH_MODULE"
+echo "== $BENCH_SIZE-byte file; LogLevel warn; access log off; keep-alive unlimited"
+bench_check
+
+# run_wrk NAME PATH ROUND: prints req/s; adds to BAD on non-2xx/3xx or socket errors.
+BAD=0
+run_wrk() {
+    local out="$BENCH_DIR/wrk-$3-$1.txt"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -H "Cookie: $BENCH_COOKIE" \
+        "$BENCH_ORIGIN$2" >"$out" 2>&1
+    local rps non2xx sockerr
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+    sockerr=$(sed -n 's/^ *Socket errors: *//p' "$out")
+    non2xx=${non2xx:-0}
+    if [ -z "$rps" ]; then
+        echo "wrk failed:" >&2
+        cat "$out" >&2
+        exit 1
+    fi
+    if [ "$non2xx" != 0 ] || [ -n "$sockerr" ]; then
+        BAD=$((BAD + 1))
+    fi
+    printf '%s %s %s\n' "$rps" "$non2xx" "${sockerr:-none}"
+}
+
+echo "== $ROUNDS rounds (+1 warm-up) x ${DURATION}s per path, $THREADS threads, $CONNECTIONS connections"
+printf '%-8s %14s %14s %10s %12s\n' round "open req/s" "prot req/s" "prot/open" "non-2xx o/p"
+OPEN=""
+PROT=""
+NON2XX_TOTAL=0
+for round in $(seq 0 "$ROUNDS"); do
+    read -r o_rps o_bad o_sock <<<"$(run_wrk open /open/file.txt "$round")"
+    read -r p_rps p_bad p_sock <<<"$(run_wrk protected /protected/file.txt "$round")"
+    label=$round
+    [ "$round" = 0 ] && label=warm-up
+    ratio=$("$BENCH_PYTHON" -c "print('%.3f' % ($p_rps / $o_rps))")
+    printf '%-8s %14s %14s %10s %12s\n' "$label" "$o_rps" "$p_rps" "$ratio" "$o_bad/$p_bad"
+    if [ "$o_sock" != none ] || [ "$p_sock" != none ]; then
+        echo "         socket errors: open: $o_sock; protected: $p_sock"
+    fi
+    NON2XX_TOTAL=$((NON2XX_TOTAL + o_bad + p_bad))
+    if [ "$round" != 0 ]; then
+        OPEN="$OPEN $o_rps"
+        PROT="$PROT $p_rps"
+    fi
+done
+
+"$BENCH_PYTHON" - "$OPEN" "$PROT" <<'EOF'
+import statistics, sys
+o = [float(x) for x in sys.argv[1].split()]
+p = [float(x) for x in sys.argv[2].split()]
+mo, mp = statistics.median(o), statistics.median(p)
+print("open      median %.0f req/s  (min %.0f, max %.0f)" % (mo, min(o), max(o)))
+print("protected median %.0f req/s  (min %.0f, max %.0f)" % (mp, min(p), max(p)))
+print("ratio %.3f" % (mp / mo))
+# 1/throughput: wall time per request with the whole machine (wrk and httpd share it).
+print("1/rate    open %.1f us, protected %.1f us (+%.1f us)" % (1e6 / mo, 1e6 / mp, 1e6 / mp - 1e6 / mo))
+EOF
+
+ERRORS=$(bench_errors)
+NERR=$(printf '%s' "$ERRORS" | grep -c . || true)
+echo "non-2xx/3xx responses (all rounds): $NON2XX_TOTAL"
+echo "error-log [error] lines: $NERR"
+if [ -n "$ERRORS" ]; then
+    printf '%s\n' "$ERRORS" | head -20 >&2
+fi
+if [ "$BAD" != 0 ] || [ "$NERR" != 0 ]; then
+    echo "FAILED: non-2xx answers, socket errors or error-log lines" >&2
+    exit 1
+fi
