@@ -172,6 +172,7 @@ def test_conf_examples_pass_configtest(fakems, tmp_path, path):
     text = text.replace("/etc/apache2/msauth/", str(tmp_path) + "/")
     text = "\n".join(l for l in text.splitlines() if not l.startswith("LoadModule msauth_module"))
     modules = ["proxy", "proxy_http"] if "ProxyPass" in text else []
+    modules += [m for m in ("socache_redis", "socache_memcache") if "MSAuthCache " + m[8:] in text]
     h = Httpd(text, fakems, modules=modules, name="example")
     try:
         rc, out = h.configtest()
@@ -179,3 +180,14 @@ def test_conf_examples_pass_configtest(fakems, tmp_path, path):
         h.cleanup()
     assert rc == 0, out
     assert "Syntax OK" in out
+
+
+def test_cache_provider_not_loaded_fails_configtest(fakems):
+    rc, out, _, _ = configtest(GOOD + "MSAuthCache redis:127.0.0.1:6379\n", fakems)
+    assert rc != 0
+    assert "MSAuthCache" in out and "LoadModule socache_redis_module" in out, out
+
+
+def test_unknown_cache_provider_fails_configtest(fakems):
+    rc, out, _, _ = configtest(GOOD + "MSAuthCache filesystem:/tmp\n", fakems)
+    assert rc != 0 and "MSAuthCache" in out and "unknown cache provider" in out, out
