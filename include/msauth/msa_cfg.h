@@ -142,5 +142,7 @@ const char *msa_parse_enum(const char *value, const char *const *names, int *out
 const char *msa_parse_path(const char *value);
 const char *msa_parse_tenant(const char *value);
 const char *msa_parse_guid(const char *value);
+const char *msa_parse_client_id(const char *value);
+const char *msa_parse_cookie_name(const char *value);
 
 #endif

@@ -145,7 +145,8 @@ const msa_app_t *msa_srv_app(const msa_srv_t *s, const char *appid)
 
 int msa_srv_has_apps(const msa_srv_t *s)
 {
-    return s->resolved != NULL && apr_hash_count(s->resolved) > 0;
+    /* A settings store may bring apps at any time. */
+    return (s->resolved != NULL && apr_hash_count(s->resolved) > 0) || s->settings_file != NULL;
 }
 
 const char *msa_app_incomplete(const msa_app_t *a)
@@ -289,6 +290,32 @@ const char *msa_parse_guid(const char *value)
     for (size_t i = 0; i < sizeof(shape) - 1; i++) {
         if (shape[i] == '-' ? value[i] != '-' : !apr_isxdigit(value[i])) {
             return "must be a tenant GUID";
+        }
+    }
+    return NULL;
+}
+
+const char *msa_parse_client_id(const char *value)
+{
+    if (*value == '\0' || strlen(value) > 128) {
+        return "must be the application (client) ID";
+    }
+    for (const char *c = value; *c; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+            return "must be the application (client) ID";
+        }
+    }
+    return NULL;
+}
+
+const char *msa_parse_cookie_name(const char *value)
+{
+    if (*value == '\0' || strlen(value) > 64 || strncmp(value, "msauth_state_", 13) == 0) {
+        return "must be a cookie name of 1 to 64 characters";
+    }
+    for (const char *c = value; *c; c++) {
+        if (!(apr_isalnum(*c) || strchr("!#$%&'*+-.^_`|~", *c))) {
+            return "holds a character not allowed in a cookie name";
         }
     }
     return NULL;

@@ -295,7 +295,7 @@ int msa_check_authn(request_rec *r)
     }
     const msa_srv_t *srv = msa_srv_get(r->server);
     const msa_dir_t *dir = msa_dir_get(r);
-    const msa_app_t *app = msa_srv_app(srv, dir->app);
+    const msa_app_t *app = msa_app_lookup(r, srv, dir->app);
     scrub_headers(r);
     if (app == NULL) {
         MSA_RLOG(r, APLOG_ERR, "config",

@@ -108,9 +108,7 @@ static const char *app_block(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_client_id(cmd_parms *cmd, void *d, const char *v)
 {
     APP_OR_RETURN(a);
-    if (*v == '\0' || strlen(v) > 128) {
-        return bad(cmd, "must be the application (client) ID");
-    }
+    CHECK(msa_parse_client_id(v));
     MSA_CFG_SET(a, client_id, v);
     return NULL;
 }
@@ -221,14 +219,7 @@ APP_SECONDS(set_id_token_ttl, id_token_ttl, 5, 3600)
 static const char *set_cookie_name(cmd_parms *cmd, void *d, const char *v)
 {
     APP_OR_RETURN(a);
-    if (*v == '\0' || strlen(v) > 64 || strncmp(v, "msauth_state_", 13) == 0) {
-        return bad(cmd, "must be a cookie name of 1 to 64 characters");
-    }
-    for (const char *c = v; *c; c++) {
-        if (!(apr_isalnum(*c) || strchr("!#$%&'*+-.^_`|~", *c))) {
-            return bad(cmd, "holds a character not allowed in a cookie name");
-        }
-    }
+    CHECK(msa_parse_cookie_name(v));
     MSA_CFG_SET(a, cookie_name, v);
     return NULL;
 }
@@ -421,6 +412,34 @@ static const char *set_clock_skew(cmd_parms *cmd, void *d, const char *v)
     }
 SRV_FLAG(set_trust_forwarded, trust_forwarded)
 
+static const char *set_settings_file(cmd_parms *cmd, void *d, const char *v)
+{
+    SRV_OR_RETURN(s);
+    const char *path = ap_server_root_relative(cmd->pool, v);
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    apr_finfo_t fi;
+    if (slash == NULL ||
+        apr_stat(&fi, slash == path ? "/" : apr_pstrmemdup(cmd->pool, path, slash - path),
+                 APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS ||
+        fi.filetype != APR_DIR) {
+        return bad(cmd, apr_psprintf(cmd->pool, "%s: its directory does not exist", v));
+    }
+    MSA_CFG_SET(s, settings_file, path);
+    return NULL;
+}
+
+static const char *set_admin_key(cmd_parms *cmd, void *d, const char *v)
+{
+    SRV_OR_RETURN(s);
+    const char *key;
+    CHECK(msa_parse_secret(cmd->pool, v, &key));
+    if (strlen(key) < 32) {
+        return bad(cmd, "must be at least 32 bytes");
+    }
+    MSA_CFG_SET(s, admin_key, key);
+    return NULL;
+}
+
 static const char *add_cors_origin(cmd_parms *cmd, void *d, const char *v)
 {
     SRV_OR_RETURN(s);
@@ -540,6 +559,10 @@ const command_rec msa_cmds[] = {
                   "CA certificates trusted for calls to Microsoft (replaces the system's)"),
     AP_INIT_TAKE1("MSAuthHTTPProxy", set_http_proxy, NULL, S_, "proxy for calls to Microsoft"),
     AP_INIT_TAKE1("MSAuthClockSkew", set_clock_skew, NULL, S_, "leeway on token times, in seconds"),
+    AP_INIT_TAKE1("MSAuthSettingsFile", set_settings_file, NULL, S_,
+                  "the JSON file of apps managed through the settings API"),
+    AP_INIT_TAKE1("MSAuthAdminKey", set_admin_key, NULL, S_,
+                  "the settings API's bearer key (>= 32 bytes): literal, file:/path or env:NAME"),
     AP_INIT_ITERATE("MSAuthCORSOrigins", add_cors_origin, NULL, S_,
                     "origins allowed to call the JWT API from a browser"),
     AP_INIT_FLAG("MSAuthTrustForwarded", set_trust_forwarded, NULL, S_,

@@ -98,6 +98,7 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     if (msa_cache_post_config(pconf, ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    msa_settings_post_config(pconf, ptemp, s);
     return OK;
 }
 

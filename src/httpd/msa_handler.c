@@ -443,7 +443,7 @@ static int handle_login(request_rec *r, const msa_srv_t *srv)
         msa_query_get1(q, "return_to", &return_to) == APR_EINVAL) {
         return fail(r, srv, NULL, "invalid_request", APLOG_INFO, "malformed /login query");
     }
-    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
     if (app == NULL) {
         return fail(r, srv, NULL, "unknown_app", APLOG_INFO,
                     apr_psprintf(r->pool, "no app '%s'", loggable(r, appid)));
@@ -513,7 +513,7 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
             r, srv, NULL, "invalid_state", APLOG_INFO,
             apr_psprintf(r->pool, "malformed state (%" APR_SIZE_T_FMT " bytes)", strlen(state)));
     }
-    const msa_app_t *app = msa_srv_app(srv, ref.appid);
+    const msa_app_t *app = msa_app_lookup(r, srv, ref.appid);
     if (app == NULL) {
         return fail(r, srv, NULL, "unknown_app", APLOG_INFO,
                     apr_psprintf(r->pool, "no app '%s'", ref.appid));
@@ -761,7 +761,7 @@ static int handle_logout(request_rec *r, const msa_srv_t *srv)
         msa_query_get1(q, "sso", &sso) == APR_EINVAL) {
         return HTTP_BAD_REQUEST;
     }
-    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
     if (app == NULL) {
         MSA_RLOG(r, APLOG_INFO, "logout", "no app '%s'", loggable(r, appid));
         return HTTP_NOT_FOUND;
@@ -811,7 +811,7 @@ static int handle_me(request_rec *r, const msa_srv_t *srv)
         msa_query_get1(q, "appid", &appid) == APR_EINVAL) {
         return answer_json(r, HTTP_BAD_REQUEST, "{\"code\":400,\"message\":\"malformed query\"}");
     }
-    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
     if (app == NULL) {
         return answer_json(r, HTTP_NOT_FOUND, "{\"code\":404,\"message\":\"unknown app\"}");
     }
@@ -892,6 +892,9 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
             return HTTP_METHOD_NOT_ALLOWED;
         }
         return handle_logout(r, srv);
+    }
+    if (strcmp(ep, "_settings") == 0 || strncmp(ep, "_settings/", 10) == 0) {
+        return msa_settings_api(r, srv, ep[9] ? ep + 10 : "");
     }
     if (strcmp(ep, "passwordless") == 0) {
         if (r->method_number != M_GET) {

@@ -49,8 +49,7 @@ static int cors(request_rec *r, const msa_srv_t *srv)
     return 0;
 }
 
-/* Reads at most MSA_MAX_BODY bytes; HTTP_REQUEST_ENTITY_TOO_LARGE beyond. */
-static int read_body(request_rec *r, char **body, apr_size_t *len)
+int msa_read_body(request_rec *r, char **body, apr_size_t *len)
 {
     int rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
     if (rc != OK) {
@@ -100,7 +99,7 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
     if (appid == NULL) {
         appid = msa_api_peek_appid(r->pool, token);
     }
-    const msa_app_t *app = msa_srv_app(srv, appid ? appid : "");
+    const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
     *app_out = app;
     if (app == NULL) {
         MSA_RLOG(r, APLOG_INFO, "token_refused", "ID token for an unknown app");
@@ -156,7 +155,7 @@ static int post(request_rec *r, const msa_srv_t *srv)
     }
     char *body;
     apr_size_t len;
-    int rc = read_body(r, &body, &len);
+    int rc = msa_read_body(r, &body, &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return error(r, rc, "the body is over 64 KiB");
     }
@@ -168,7 +167,7 @@ static int post(request_rec *r, const msa_srv_t *srv)
     if (msa_api_parse_request(r->pool, body, len, &req, &err) != APR_SUCCESS) {
         return error(r, HTTP_BAD_REQUEST, err);
     }
-    if (req.appid != NULL && msa_srv_app(srv, req.appid) == NULL) {
+    if (req.appid != NULL && msa_app_lookup(r, srv, req.appid) == NULL) {
         return error(r, HTTP_BAD_REQUEST, "unknown appid");
     }
     msa_identity_t ident;
@@ -183,7 +182,7 @@ static int post(request_rec *r, const msa_srv_t *srv)
         }
         return issue(r, srv, app, &ident);
     }
-    app = msa_srv_app(srv, req.appid ? req.appid : "");
+    app = msa_app_lookup(r, srv, req.appid ? req.appid : "");
     if (app == NULL) {
         return error(r, HTTP_BAD_REQUEST, "no appid and no root app");
     }
@@ -214,7 +213,7 @@ static int bearer_session(request_rec *r, const msa_srv_t *srv, const msa_app_t 
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         return error(r, HTTP_UNAUTHORIZED, "an Authorization: Bearer session token is required");
     }
-    *app = msa_srv_app(srv, msa_api_peek_appid(r->pool, auth + 7));
+    *app = msa_app_lookup(r, srv, msa_api_peek_appid(r->pool, auth + 7));
     if (*app == NULL) {
         return error(r, HTTP_UNAUTHORIZED, "invalid token");
     }

@@ -98,7 +98,16 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
 int msa_note_auth_failure(request_rec *r, const char *auth_type);
 void msa_insert_error_filter(request_rec *r);
 
+/* msa_settings_api.c */
+int msa_settings_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+/* The effective app for appid: a stored app first (settings store), else the configured one. */
+const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char *appid);
+/* <callback>/_settings[/appid[/key]]; rest is what follows "_settings/". */
+int msa_settings_api(request_rec *r, const msa_srv_t *srv, const char *rest);
+
 /* msa_jwt_api.c */
+/* Reads a request body of at most 64 KiB: OK, HTTP_REQUEST_ENTITY_TOO_LARGE, or an error. */
+int msa_read_body(request_rec *r, char **body, apr_size_t *len);
 int msa_jwt_api(request_rec *r, const msa_srv_t *srv);
 /*
  * Verifies an ID token (of appid, else of the app its claim names) and spends

@@ -49,7 +49,7 @@ void *apr_palloc(apr_pool_t *p, apr_size_t size)
             abort();
         }
     }
-    if (p != tracked || p == NULL) {
+    if (p != tracked) {
         return real_palloc(p, size);
     }
     if (nblocks == capblocks) {
