@@ -63,6 +63,10 @@ typedef struct strip_ctx {
 static int own_cookie(void *ctx, const char *name)
 {
     const strip_ctx_t *sc = ctx;
+    /* The default names: msauth, msauth-<appid> (apps from the settings store too). */
+    if (strncmp(name, "msauth", 6) == 0 && (name[6] == '\0' || name[6] == '-')) {
+        return 1;
+    }
     if (strncmp(name, STATE_COOKIE_PREFIX, sizeof(STATE_COOKIE_PREFIX) - 1) == 0) {
         return 1;
     }
