@@ -23,6 +23,8 @@ static void msa_register_hooks(apr_pool_t *p)
     ap_hook_post_read_request(msa_redact_request_line, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* AuthType Microsoft: only when this location asks for it. */
     ap_hook_check_authn(msa_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    /* <callback>/metrics goes through Apache's access checks like any content. */
+    ap_hook_handler(msa_metrics_handler, NULL, NULL, APR_HOOK_FIRST);
     /* A signed-in user who fails a Require rule gets 403, not 401. */
     ap_hook_note_auth_failure(msa_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(msa_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);

@@ -6,6 +6,8 @@
 #ifndef MSA_HTTP_H
 #define MSA_HTTP_H
 
+#include <apr_time.h>
+
 #include "msa_core.h"
 
 typedef struct msa_http_opts {
@@ -24,6 +26,10 @@ typedef struct msa_http_response {
     char *body;               /* NUL-terminated, never NULL on success */
     apr_size_t body_len;
 } msa_http_response_t;
+
+/* Told of each call: how long it took, and whether an answer came. */
+typedef void (*msa_http_observer_t)(void *ctx, apr_interval_time_t elapsed, int answered);
+void msa_http_set_observer(msa_http_t *h, msa_http_observer_t fn, void *ctx);
 
 /* Once per process (curl_global_init is not thread-safe). */
 apr_status_t msa_http_global_init(void);

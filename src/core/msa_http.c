@@ -63,7 +63,15 @@ struct msa_http {
     pid_t pid;                      /* the process whose connections the idle handles hold */
     CURL *inherited[HTTP_IDLE_MAX]; /* a parent's idle handles, parked unused (http_acquire) */
     int ninherited;
+    msa_http_observer_t observe; /* told of every call's duration and outcome */
+    void *observe_ctx;
 };
+
+void msa_http_set_observer(msa_http_t *h, msa_http_observer_t fn, void *ctx)
+{
+    h->observe = fn;
+    h->observe_ctx = ctx;
+}
 
 /* The body as it arrives; malloc'd so that a growing buffer does not pile up in a pool. */
 typedef struct http_sink {
@@ -528,7 +536,11 @@ apr_status_t msa_http_call(msa_http_t *h, apr_pool_t *p, const char *url, const 
                             curl_easy_strerror(rc));
         rv = APR_EGENERAL;
     } else {
+        apr_time_t started = apr_time_now();
         rc = curl_easy_perform(e);
+        if (h->observe != NULL) {
+            h->observe(h->observe_ctx, apr_time_now() - started, rc == CURLE_OK);
+        }
         if (rc == CURLE_OK) {
             long status = 0;
             char *ct = NULL;

@@ -254,6 +254,7 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
                                        app->keys->nelts, MSA_USE_SESSION, msa_app_token_id(app),
                                        apr_time_sec(r->request_time), srv->clock_skew, t, &err);
     if (rv != APR_SUCCESS) {
+        msa_metric_token_refused(rv == MSA_EEXPIRED ? "expired" : "invalid");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), err);
         return HTTP_UNAUTHORIZED;
     }
@@ -265,6 +266,7 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
                      srv->cache);
             return HTTP_SERVICE_UNAVAILABLE;
         }
+        msa_metric_token_refused("revoked");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: token revoked", msa_app_token_id(app));
         return HTTP_UNAUTHORIZED;
     }

@@ -171,6 +171,9 @@ apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kin
     lock(c);
     apr_status_t rv = get_locked(c, r, key, klen, val);
     unlock(c);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        msa_metric_cache_error();
+    }
     return rv;
 }
 
@@ -188,6 +191,9 @@ apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, const char *kin
                                          (unsigned char *)apr_pstrdup(r->pool, val),
                                          (unsigned int)strlen(val), r->pool);
     unlock(c);
+    if (rv != APR_SUCCESS) {
+        msa_metric_cache_error();
+    }
     return rv;
 }
 
@@ -210,5 +216,8 @@ apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, const char *k
                                 r->pool);
     }
     unlock(c);
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        msa_metric_cache_error();
+    }
     return rv;
 }

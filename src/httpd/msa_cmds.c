@@ -411,6 +411,7 @@ static const char *set_clock_skew(cmd_parms *cmd, void *d, const char *v)
         return NULL;                                                                               \
     }
 SRV_FLAG(set_trust_forwarded, trust_forwarded)
+SRV_FLAG(set_metrics, metrics)
 
 static const char *set_settings_file(cmd_parms *cmd, void *d, const char *v)
 {
@@ -563,6 +564,8 @@ const command_rec msa_cmds[] = {
                   "the JSON file of apps managed through the settings API"),
     AP_INIT_TAKE1("MSAuthAdminKey", set_admin_key, NULL, S_,
                   "the settings API's bearer key (>= 32 bytes): literal, file:/path or env:NAME"),
+    AP_INIT_FLAG("MSAuthMetrics", set_metrics, NULL, S_,
+                 "On: Prometheus counters at <callback>/metrics (guard it with Require)"),
     AP_INIT_ITERATE("MSAuthCORSOrigins", add_cors_origin, NULL, S_,
                     "origins allowed to call the JWT API from a browser"),
     AP_INIT_FLAG("MSAuthTrustForwarded", set_trust_forwarded, NULL, S_,

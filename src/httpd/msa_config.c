@@ -99,6 +99,9 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     msa_settings_post_config(pconf, ptemp, s);
+    if (msa_metrics_post_config(pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return OK;
 }
 
@@ -120,6 +123,8 @@ void msa_child_init(apr_pool_t *p, server_rec *s)
         };
         if (msa_http_create(&srv->http, p, &opts) != APR_SUCCESS) {
             MSA_SLOG(vs, APLOG_CRIT, 0, "init", "the HTTP client could not be created");
+            continue;
         }
+        msa_http_set_observer(srv->http, msa_metric_call, NULL);
     }
 }

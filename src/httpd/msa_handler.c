@@ -123,6 +123,7 @@ static int fail(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, cons
     if (app == NULL) {
         app = srv->root;
     }
+    msa_metric_login_failed(cause);
     ap_log_rerror(APLOG_MARK, level, 0, r, "msauth: login_failed: cause=%s appid=%s: %s", cause,
                   msa_app_token_id(app), detail);
     return redirect(r, msa_url_fill(r->pool, app->signin_failure, "cause", "?", cause));
@@ -192,6 +193,7 @@ static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    msa_metric_jwks_fetch();
     MSA_RLOG(r, APLOG_INFO, "jwks_fetched", "keys of tenant %s fetched%s", loggable(r, c->tenant),
              refresh ? " again for an unknown key id" : "");
     const char *entry = apr_psprintf(r->pool, "%" APR_INT64_T_FMT "|%" APR_INT64_T_FMT "|%s", now,
@@ -429,6 +431,7 @@ int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     msa_cookie_set(r, srv, app, msa_login_state_cookie_name(r->pool, ls.state), cookie, "/",
                    STATE_TTL, MSA_SAMESITE_LAX);
     client_of(r, srv, app, &c);
+    msa_metric_login_started();
     MSA_RLOG(r, APLOG_DEBUG, "login_start", "appid=%s", msa_app_token_id(app));
     return redirect(r, msa_ms_authorize_url(r->pool, &c, ls.state,
                                             msa_pkce_challenge(r->pool, ls.verifier), ls.nonce));
@@ -670,6 +673,8 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
         }
         target = msa_url_fill(r->pool, target, "jwt", "?", session);
     }
+    msa_metric_login_ok();
+    msa_metric_token_issued();
     MSA_RLOG(r, APLOG_INFO, "login_ok", "appid=%s user=%s", msa_app_token_id(app),
              loggable(r, ident->id));
     return redirect(r, target);

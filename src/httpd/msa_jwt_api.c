@@ -117,6 +117,7 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
     apr_status_t rv =
         msa_cache_claim(r, srv, "idjti", t.jti, apr_time_from_sec(t.exp + srv->clock_skew));
     if (rv == APR_EEXIST) {
+        msa_metric_token_refused("spent");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token used already",
                  msa_app_token_id(app));
         return HTTP_UNAUTHORIZED;
@@ -142,6 +143,7 @@ static int issue(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     if (rc != OK) {
         return error(r, HTTP_BAD_REQUEST, "no user id to issue a token for");
     }
+    msa_metric_token_issued();
     MSA_RLOG(r, APLOG_INFO, "token_issued", "appid=%s user=%s", msa_app_token_id(app), st.sub);
     return answer(r, HTTP_OK, msa_api_token_json(r->pool, jwt, &st));
 }

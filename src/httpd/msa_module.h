@@ -98,6 +98,18 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
 int msa_note_auth_failure(request_rec *r, const char *auth_type);
 void msa_insert_error_filter(request_rec *r);
 
+/* msa_metrics.c: shared counters (MSAuthMetrics) and <callback>/metrics. */
+int msa_metrics_post_config(apr_pool_t *pconf, server_rec *s);
+int msa_metrics_handler(request_rec *r);
+void msa_metric_login_started(void);
+void msa_metric_login_ok(void);
+void msa_metric_login_failed(const char *cause);
+void msa_metric_token_issued(void);
+void msa_metric_token_refused(const char *reason);
+void msa_metric_jwks_fetch(void);
+void msa_metric_cache_error(void);
+void msa_metric_call(void *ctx, apr_interval_time_t elapsed, int answered);
+
 /* msa_settings_api.c */
 int msa_settings_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* The effective app for appid: a stored app first (settings store), else the configured one. */
