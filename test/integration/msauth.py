@@ -46,6 +46,67 @@ BASE_MODULES = [
 ]
 
 
+# Every token, code, secret and key the tests handle: none may reach a log.
+SECRETS = {KEY, OLD_KEY, CLIENT_SECRET}
+LOG_ARCHIVE = tempfile.mkdtemp(prefix="msauth-logs-")
+
+
+def remember(value):
+    if isinstance(value, str) and len(value) >= 16:
+        SECRETS.add(value)
+
+
+_SENSITIVE_PARAMS = ("code", "jwt", "token", "access_token", "id_token", "code_verifier")
+
+
+def _remember_url(url):
+    for name, values in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).items():
+        if name in _SENSITIVE_PARAMS:
+            for v in values:
+                remember(v)
+
+
+def _remember_exchange(response, *args, **kwargs):
+    """A requests hook: what went out and came back that must stay out of logs."""
+    req = response.request
+    _remember_url(req.url)
+    auth = req.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        remember(auth[7:])
+    if req.body and isinstance(req.body, (str, bytes)):
+        try:
+            body = json.loads(req.body)
+            if isinstance(body, dict):
+                for k in ("token", "value", "ms_secret", "app_secret_key"):
+                    remember(body.get(k))
+        except ValueError:
+            pass
+    _remember_url(response.headers.get("Location", ""))
+    for c in response.raw.headers.getlist("Set-Cookie") if response.raw is not None else []:
+        name, _, rest = c.partition("=")
+        if name.startswith("msauth"):
+            remember(rest.split(";", 1)[0])
+    if response.headers.get("Content-Type", "").startswith("application/json"):
+        try:
+            doc = response.json()
+            if isinstance(doc, dict):
+                remember((doc.get("jwt") or {}).get("access_token"))
+                remember(doc.get("access_token"))
+        except ValueError:
+            pass
+    return response
+
+
+_send = requests.Session.send
+
+
+def _send_and_remember(self, request, **kwargs):
+    return _remember_exchange(_send(self, request, **kwargs))
+
+
+requests.Session.send = _send_and_remember
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -250,12 +311,35 @@ Timeout 30
         path = self.write_config()
         self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
         self.proc = subprocess.Popen([APACHE, "-f", path, "-DFOREGROUND"], stdout=self.stdout,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=self.environment())
         if not wait_port(self.port, self.proc):
             why = self.read_file("stdout.log") + self.read_file("error.log")
             self.cleanup()
             raise RuntimeError("httpd did not start:\n" + why)
         return self
+
+    def environment(self):
+        """With MSAUTH_ASAN set, the sanitizer runtimes load first and report to files here."""
+        env = dict(os.environ)
+        if os.environ.get("MSAUTH_ASAN"):
+            libs = [subprocess.run(["gcc", "-print-file-name=" + lib], capture_output=True,
+                                   text=True).stdout.strip() for lib in ("libasan.so", "libubsan.so")]
+            env["LD_PRELOAD"] = " ".join(libs)
+            # httpd frees its pools at exit, not its malloc'd globals: leaks are not the point.
+            env["ASAN_OPTIONS"] = "detect_leaks=0:log_path=%s/asan" % self.dir
+            env["UBSAN_OPTIONS"] = "print_stacktrace=1:log_path=%s/ubsan" % self.dir
+        return env
+
+    def sanitizer_reports(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith(("asan.", "ubsan.")):
+                out.append(self.read_file(name))
+        for name in ("stdout.log", "error.log"):
+            text = self.read_file(name)
+            if "ERROR: AddressSanitizer" in text or "runtime error:" in text:
+                out.append(text)
+        return out
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -268,6 +352,16 @@ Timeout 30
 
     def cleanup(self):
         self.stop()
+        reports = self.sanitizer_reports()
+        # Kept for the log-hygiene check that runs after every other test.
+        keep = os.path.join(LOG_ARCHIVE, os.path.basename(self.dir))
+        os.makedirs(keep, exist_ok=True)
+        for name in ("error.log", "access.log"):
+            if os.path.exists(os.path.join(self.dir, name)):
+                shutil.copy(os.path.join(self.dir, name), keep)
+        for i, text in enumerate(reports):
+            with open(os.path.join(keep, "sanitizer.%d" % i), "w") as f:
+                f.write(text)
         if os.environ.get("MSAUTH_KEEP_TMP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -320,6 +414,8 @@ Timeout 30
                     bad.append(line)
         self.expected = []
         assert not bad, "unexpected error-log lines:\n" + "\n".join(bad)
+        reports = self.sanitizer_reports()
+        assert not reports, "sanitizer reports:\n" + "\n".join(r[:3000] for r in reports)
 
 
 def seed_authorize_url(fakems, httpd, appid=None, scope=SEED_SCOPE, client_id=CLIENT_ID):
