@@ -65,6 +65,8 @@ bench_prepare() {
     bench_build
     BENCH_DIR=$(mktemp -d /tmp/msauth-bench-XXXXXX)
     chmod 755 "$BENCH_DIR"
+    # httpd loads a copy: a concurrent rebuild of .libs cannot change the module mid-run.
+    cp "$BENCH_MODULE" "$BENCH_DIR/mod_msauth.so"
     BENCH_PORT=$(bench_free_port)
     BENCH_UNUSED_PORT=$(bench_free_port)
     BENCH_ORIGIN="http://127.0.0.1:$BENCH_PORT"
@@ -89,7 +91,7 @@ PidFile "$BENCH_DIR/httpd.pid"
 Listen 127.0.0.1:$BENCH_PORT
 ServerName 127.0.0.1:$BENCH_PORT
 $loads
-LoadModule msauth_module $BENCH_MODULE
+LoadModule msauth_module $BENCH_DIR/mod_msauth.so
 $user
 ErrorLog "$BENCH_DIR/error.log"
 LogLevel warn

@@ -27,9 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /*
  * Provided by pool_shim.c in the libFuzzer build only: allocations from the
  * tracked pool are malloc'd one by one, so AddressSanitizer sees their exact
- * bounds and their use after the pool is cleared.
+ * bounds and their use after the pool is cleared; those of the kept pool
+ * are malloc'd so that LeakSanitizer sees what they point to.
  */
 void fuzz_shim_track(apr_pool_t *p) __attribute__((weak));
+void fuzz_shim_keep(apr_pool_t *p) __attribute__((weak));
 void fuzz_shim_release(void) __attribute__((weak));
 
 /* The epoch the tokens of the seed corpus were made at. */
@@ -94,6 +96,19 @@ static inline void fuzz_init(void)
         apr_pool_create(&fuzz_sub, fuzz_root) != APR_SUCCESS) {
         fprintf(stderr, "fuzz: APR initialisation failed\n");
         abort();
+    }
+    if (fuzz_shim_keep != NULL) {
+        fuzz_shim_keep(fuzz_root);
+    }
+}
+
+/* At the end of a replay: the root pool's cleanups free what the targets set up. */
+static inline void fuzz_teardown(void)
+{
+    if (fuzz_root != NULL) {
+        apr_pool_destroy(fuzz_root);
+        fuzz_root = fuzz_sub = NULL;
+        apr_terminate();
     }
 }
 

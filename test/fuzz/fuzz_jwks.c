@@ -10,6 +10,12 @@
  * Invariants: the status is one of the contract's; the fixed token verifies
  * only against a JWKS whose entry for its kid holds the fixed key's modulus
  * and exponent, and then gives back the fixed payload.
+ *
+ * Known crash (test/fuzz/crashes/jwks/, README.md): libcjose 0.6.2.1 aborts
+ * on an assertion when a JWK member such as "n" holds a '=' after 4k+1
+ * characters, and msa_jws_rs256_verify hands it the JWKS entry as it came.
+ * With FUZZ_SKIP_KNOWN=1 in the environment, JWKS documents holding a '='
+ * (plain or \u003d) are not verified, so that a run can look past it.
  */
 #include <apr_strings.h>
 #include <json-c/json.h>
@@ -30,6 +36,7 @@ static char *fixed_token; /* RS256, kid FUZZ_RSA_KID, payload fixed_claims */
 static char *fixed_jwks;  /* {"keys":[the public key]} */
 static unsigned char *key_n, *key_e;
 static apr_size_t key_n_len, key_e_len;
+static int skip_known; /* FUZZ_SKIP_KNOWN=1 */
 
 /* A big-endian number without its leading zero bytes. */
 static void strip_zeros(const unsigned char **d, apr_size_t *len)
@@ -63,6 +70,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fuzz_init();
+    const char *skip = getenv("FUZZ_SKIP_KNOWN");
+    skip_known = skip != NULL && strcmp(skip, "1") == 0;
     char *payload = NULL;
     const char *err = NULL, *pub = fuzz_rsa_public_jwk(fuzz_root);
     fixed_token = fuzz_rs256_sign(fuzz_root, FUZZ_RSA_KID, fixed_claims);
@@ -116,6 +125,13 @@ static int jwks_holds_fixed_key(apr_pool_t *p, const char *jwks)
     return same;
 }
 
+/* Whether jwks could reach the cjose assertion (over-approximated: any '=' at all). */
+static int known_crash(const char *jwks)
+{
+    return skip_known && (strchr(jwks, '=') != NULL || strstr(jwks, "u003d") != NULL ||
+                          strstr(jwks, "u003D") != NULL);
+}
+
 static void check_status(apr_status_t rv, const char *err, const uint8_t *data, size_t size)
 {
     FUZZ_ASSERT(rv == APR_SUCCESS || rv == APR_EINVAL || rv == MSA_ENOKEY, data, size);
@@ -127,6 +143,9 @@ static void fixed_token_against(apr_pool_t *p, const char *jwks, const uint8_t *
 {
     char *payload = NULL;
     const char *err = NULL;
+    if (known_crash(jwks)) {
+        return;
+    }
     apr_status_t rv = msa_jws_rs256_verify(p, fixed_token, jwks, &payload, &err);
     check_status(rv, err, data, size);
     if (rv == APR_SUCCESS) {
@@ -148,9 +167,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *payload = NULL;
     const char *err = NULL;
 
-    apr_status_t rv = msa_jws_rs256_verify(p, token, jwks, &payload, &err);
-    check_status(rv, err, data, size);
-    FUZZ_ASSERT(rv != APR_SUCCESS || payload != NULL, data, size);
+    if (!known_crash(jwks)) {
+        apr_status_t rv = msa_jws_rs256_verify(p, token, jwks, &payload, &err);
+        check_status(rv, err, data, size);
+        FUZZ_ASSERT(rv != APR_SUCCESS || payload != NULL, data, size);
+    }
 
     fixed_token_against(p, s, data, size);
     if (cut < size) {

@@ -124,6 +124,7 @@ int main(int argc, char **argv)
         }
         total += n;
     }
+    fuzz_teardown();
     printf("%s: %d inputs replayed without a failure\n", prog, total);
     return 0;
 }

@@ -304,7 +304,8 @@ Timeout 30
     def configtest(self):
         """`httpd -t`: (exit status, output)."""
         path = self.write_config()
-        p = subprocess.run([APACHE, "-t", "-f", path], capture_output=True, text=True, timeout=30)
+        p = subprocess.run([APACHE, "-t", "-f", path], capture_output=True, text=True, timeout=30,
+                           env=self.environment())
         return p.returncode, p.stdout + p.stderr
 
     def start(self):
@@ -332,7 +333,7 @@ Timeout 30
 
     def sanitizer_reports(self):
         out = []
-        for name in sorted(os.listdir(self.dir)):
+        for name in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
             if name.startswith(("asan.", "ubsan.")):
                 out.append(self.read_file(name))
         for name in ("stdout.log", "error.log"):
@@ -407,6 +408,7 @@ Timeout 30
 
     def check_log(self):
         """Fails on [error]/[crit]/[alert]/[emerg] lines that no test declared."""
+        assert os.path.isdir(self.dir), "check_log after cleanup: the log is gone"
         bad = []
         for line in self.new_log().splitlines():
             if re.search(r"\[[a-z_]*:(error|crit|alert|emerg)\]", line):

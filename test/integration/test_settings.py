@@ -53,9 +53,9 @@ def make(request, fakems, name="settings", before_start=None):
 
 
 @pytest.fixture
-def httpd(request, fakems, log_check):
+def httpd(request, fakems):
     h = make(request, fakems)
-    log_check.append(h)
+    request.addfinalizer(h.check_log)  # runs before the cleanup registered in make()
     return h
 
 
@@ -263,6 +263,7 @@ def test_kill_9_of_children_mid_write_never_truncates(httpd):
     for app in doc["apps"].values():
         assert app["ms_app_id"] == CLIENT_ID
     httpd.expect_error(r"AH00052|child pid \d+ exit signal")
+    httpd.expect_error(r"AH01239: cgid daemon process died")  # killed with the others
 
 
 def test_corrupt_file_reported_and_last_good_kept(request, fakems):

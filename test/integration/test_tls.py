@@ -383,26 +383,28 @@ def test_plain_http_only_to_loopback(directive, url, ok):
 
 # Incoming TLS: Apache behind mod_ssl --------------------------------------------------
 
-def ssl_vhost(pki, port):
-    """An https virtual host that inherits every MSAuth setting of the main server."""
+def ssl_vhost(pki, port, inside=""):
+    """An https virtual host: it inherits the main server's MSAuth settings, plus `inside`."""
     return """
 Listen 127.0.0.1:{port}
+SSLSessionCache shmcb:@DIR@/ssl_scache(512000)
 <VirtualHost 127.0.0.1:{port}>
     ServerName 127.0.0.1:{port}
     SSLEngine on
     SSLCertificateFile {cert}
     SSLCertificateKeyFile {key}
+{inside}
 </VirtualHost>
-""".format(port=port, cert=pki.good_cert, key=pki.good_key)
+""".format(port=port, cert=pki.good_cert, key=pki.good_key, inside=inside)
 
 
 @pytest.fixture
 def start_tls_httpd(start_httpd, fakems, pki):
     """httpd answering http on h.origin and https on h.tls_origin (fakems over loopback http)."""
-    def start(extra=""):
+    def start(extra="", vhost_too=False):
         port = free_port()
-        h = start_httpd(APP + extra + ssl_vhost(pki, port), fakems, name="tls-in",
-                        modules=["ssl"])
+        h = start_httpd(APP + extra + ssl_vhost(pki, port, APP + extra if vhost_too else ""),
+                        fakems, name="tls-in", modules=["ssl"])
         assert wait_port(port, h.proc), h.read_file("error.log")
         h.tls_origin = "https://127.0.0.1:%d" % port
         return h
@@ -427,8 +429,9 @@ def _login(origin, fakems, verify):
     return b, states + cleared, sessions[0]
 
 
-def test_cookie_secure_auto_follows_the_request_scheme(start_tls_httpd, fakems, pki):
-    h = start_tls_httpd()
+@pytest.mark.parametrize("vhost_too", [False, True], ids=["inherited", "repeated-in-vhost"])
+def test_cookie_secure_auto_follows_the_request_scheme(start_tls_httpd, fakems, pki, vhost_too):
+    h = start_tls_httpd(vhost_too=vhost_too)
     # Over https: the callback's redirect_uri is the https origin, every cookie is Secure.
     b, states, session = _login(h.tls_origin, fakems, verify=pki.ca)
     assert session[2].get("secure") is True, session
