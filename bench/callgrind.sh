@@ -69,7 +69,7 @@ requests() {
     fi
 }
 
-control() { "${AS[@]}" timeout 60 callgrind_control "$@" "$VG_PID" >/dev/null; }
+control() { "${AS[@]}" timeout 60 callgrind_control "$@" "$VG_PID" >/dev/null 2>&1; }
 
 # start NAME valgrind-options...: starts httpd -X under callgrind.
 start() {
@@ -126,74 +126,27 @@ requests /protected/file.txt "$N"
 control -d protected
 stop
 AUTHN_FILE="$BENCH_DIR/callgrind.out.authn.1"
-AUTHN=$(totals "$AUTHN_FILE")
+AUTHN=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root-only "$AUTHN_FILE")
 
-callgrind_annotate --inclusive=yes --threshold=100 "$BENCH_DIR/callgrind.out.whole.2" \
-    >"$BENCH_DIR/annotate-whole-protected-inclusive.txt"
-callgrind_annotate --inclusive=yes --threshold=100 "$AUTHN_FILE" >"$BENCH_DIR/annotate-authn-inclusive.txt"
-callgrind_annotate --inclusive=no --threshold=100 "$AUTHN_FILE" >"$BENCH_DIR/annotate-authn-self.txt"
+CHECK_WHOLE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root-only "$BENCH_DIR/callgrind.out.whole.2")
 
-"$BENCH_PYTHON" - "$BENCH_DIR" "$N" "$TOP" "$WHOLE_OPEN" "$WHOLE_PROT" "$AUTHN" <<'EOF'
-import os, re, sys
-d, n, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-whole_open, whole_prot, authn = (int(x) for x in sys.argv[4:7])
-LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(?:\s+\[(.*)\])?$")
-
-def rows(name):
-    out = []
-    with open(os.path.join(d, name)) as f:
-        body = False
-        for line in f:
-            if "file:function" in line:
-                body = True
-                continue
-            m = LINE.match(line) if body else None
-            if m and "PROGRAM TOTALS" not in line:
-                fn = m.group(2)
-                fn = fn.split(":", 1)[1] if ":" in fn else fn
-                out.append((int(m.group(1).replace(",", "")), fn, os.path.basename(m.group(3) or "")))
-    return out
-
-def short(lib):
-    return re.sub(r"\.so[.\d]*$", "", lib)
-
-# The check's inclusive count, as seen in the whole-process run.
-incl = {fn: ir for ir, fn, _ in rows("annotate-whole-protected-inclusive.txt")}
-check_whole = incl.get("msa_check_authn")
-
+"$BENCH_PYTHON" - "$N" "$WHOLE_OPEN" "$WHOLE_PROT" "$AUTHN" "$CHECK_WHOLE" <<'EOF'
+import sys
+n, whole_open, whole_prot, authn, check_whole = (int(x) for x in sys.argv[1:6])
 print()
 print("Ir per request, whole httpd process (run 1):")
 print("  open       %9.0f" % (whole_open / n))
 print("  protected  %9.0f   (+%.0f, x%.2f)" % (whole_prot / n, (whole_prot - whole_open) / n,
                                              whole_prot / whole_open))
-print()
 print("msa_check_authn, inclusive Ir per protected request:")
-print("  %.0f (run 2, --toggle-collect=msa_check_authn)" % (authn / n))
-if check_whole is not None:
-    print("  %.0f (run 1, callgrind_annotate --inclusive)" % (check_whole / n))
-print("  = %.0f%% of a protected request's Ir, %.0f%% of the difference protected - open"
-      % (100.0 * authn / whole_prot, 100.0 * authn / max(1, whole_prot - whole_open)))
-
-def table(title, data):
-    print()
-    print(title)
-    print("  %10s %6s  %-44s %s" % ("Ir/req", "%", "function", "object"))
-    for ir, fn, lib in data[:top]:
-        print("  %10.0f %5.1f%%  %-44s %s" % (ir / n, 100.0 * ir / authn, fn[:44], short(lib)))
-
-table("top %d under msa_check_authn, inclusive (run 2):" % top, rows("annotate-authn-inclusive.txt"))
-self_rows = rows("annotate-authn-self.txt")
-table("top %d under msa_check_authn, self (exclusive) (run 2):" % top, self_rows)
-
-libs = {}
-for ir, _, lib in self_rows:
-    libs[short(lib)] = libs.get(short(lib), 0) + ir
+print("  %9.0f   run 2 (--toggle-collect=msa_check_authn)" % (authn / n))
+print("  %9.0f   run 1 (its call tree in the whole-process profile)" % (check_whole / n))
+print("  = %.0f%% of a protected request, %.0f%% of what protected costs over open"
+      % (100.0 * check_whole / whole_prot, 100.0 * check_whole / max(1, whole_prot - whole_open)))
 print()
-print("msa_check_authn by object (self Ir summed, run 2):")
-for lib, ir in sorted(libs.items(), key=lambda kv: -kv[1]):
-    if ir / n >= 1:
-        print("  %10.0f %5.1f%%  %s" % (ir / n, 100.0 * ir / authn, lib))
+print("run 2 in detail:")
 EOF
+"$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --requests "$N" --top "$TOP" "$AUTHN_FILE"
 
 ERRORS=$(bench_errors)
 echo

@@ -60,14 +60,18 @@ echo "== httpd $("$BENCH_APACHE" -v | sed -n 's/^Server version: //p'), mpm_even
 echo "== $BENCH_SIZE-byte file; LogLevel warn; access log off; keep-alive unlimited"
 bench_check
 
-# run_wrk NAME PATH ROUND: prints req/s; adds to BAD on non-2xx/3xx or socket errors.
-BAD=0
+# run_wrk NAME PATH ROUND: prints "req/s non-2xx/3xx bytes-per-request socket-errors".
 run_wrk() {
     local out="$BENCH_DIR/wrk-$3-$1.txt"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -H "Cookie: $BENCH_COOKIE" \
         "$BENCH_ORIGIN$2" >"$out" 2>&1
-    local rps non2xx sockerr
+    local rps non2xx sockerr bpr
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    # Bytes read per request: a redirect or a 401 instead of the file would show.
+    bpr=$(awk '/ requests in .* read$/ {
+        v = $5; u = v; sub(/[0-9.]+/, "", v); sub(/[A-Za-z]+$/, "", u)
+        m = (v == "GB") ? 2^30 : (v == "MB") ? 2^20 : (v == "KB") ? 2^10 : 1
+        printf "%.0f", u * m / $1 }' "$out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
     sockerr=$(sed -n 's/^ *Socket errors: *//p' "$out")
     non2xx=${non2xx:-0}
@@ -76,26 +80,34 @@ run_wrk() {
         cat "$out" >&2
         exit 1
     fi
-    if [ "$non2xx" != 0 ] || [ -n "$sockerr" ]; then
-        BAD=$((BAD + 1))
-    fi
-    printf '%s %s %s\n' "$rps" "$non2xx" "${sockerr:-none}"
+    printf '%s %s %s %s\n' "$rps" "$non2xx" "${bpr:-0}" "$(printf '%s' "${sockerr:-none}" | tr -d ' ')"
 }
 
 echo "== $ROUNDS rounds (+1 warm-up) x ${DURATION}s per path, $THREADS threads, $CONNECTIONS connections"
-printf '%-8s %14s %14s %10s %12s\n' round "open req/s" "prot req/s" "prot/open" "non-2xx o/p"
+printf '%-8s %12s %12s %10s %12s %12s\n' round "open req/s" "prot req/s" "prot/open" "non-2xx o/p" "bytes/req o/p"
 OPEN=""
 PROT=""
 NON2XX_TOTAL=0
+BAD=0
 for round in $(seq 0 "$ROUNDS"); do
-    read -r o_rps o_bad o_sock <<<"$(run_wrk open /open/file.txt "$round")"
-    read -r p_rps p_bad p_sock <<<"$(run_wrk protected /protected/file.txt "$round")"
+    read -r o_rps o_bad o_bpr o_sock <<<"$(run_wrk open /open/file.txt "$round")"
+    read -r p_rps p_bad p_bpr p_sock <<<"$(run_wrk protected /protected/file.txt "$round")"
     label=$round
     [ "$round" = 0 ] && label=warm-up
     ratio=$("$BENCH_PYTHON" -c "print('%.3f' % ($p_rps / $o_rps))")
-    printf '%-8s %14s %14s %10s %12s\n' "$label" "$o_rps" "$p_rps" "$ratio" "$o_bad/$p_bad"
+    printf '%-8s %12s %12s %10s %12s %12s\n' "$label" "$o_rps" "$p_rps" "$ratio" "$o_bad/$p_bad" \
+        "$o_bpr/$p_bpr"
     if [ "$o_sock" != none ] || [ "$p_sock" != none ]; then
         echo "         socket errors: open: $o_sock; protected: $p_sock"
+        BAD=$((BAD + 1))
+    fi
+    if [ "$o_bad" != 0 ] || [ "$p_bad" != 0 ]; then
+        BAD=$((BAD + 1))
+    fi
+    # Same file, same headers: bytes per request must match (wrk rounds its MB figure).
+    if ! "$BENCH_PYTHON" -c "import sys; sys.exit(abs($p_bpr - $o_bpr) > 0.02 * $o_bpr)"; then
+        echo "         bytes per request differ: open $o_bpr, protected $p_bpr" >&2
+        BAD=$((BAD + 1))
     fi
     NON2XX_TOTAL=$((NON2XX_TOTAL + o_bad + p_bad))
     if [ "$round" != 0 ]; then
@@ -124,6 +136,6 @@ if [ -n "$ERRORS" ]; then
     printf '%s\n' "$ERRORS" | head -20 >&2
 fi
 if [ "$BAD" != 0 ] || [ "$NERR" != 0 ]; then
-    echo "FAILED: non-2xx answers, socket errors or error-log lines" >&2
+    echo "FAILED: non-2xx answers, socket errors, unequal responses or error-log lines" >&2
     exit 1
 fi

@@ -13,7 +13,9 @@ FUZZ_REPLAYS = \
 	test/fuzz/replay_query \
 	test/fuzz/replay_cookie \
 	test/fuzz/replay_redirect \
-	test/fuzz/replay_token_response
+	test/fuzz/replay_token_response \
+	test/fuzz/replay_api \
+	test/fuzz/replay_settings
 check_PROGRAMS += $(FUZZ_REPLAYS)
 TESTS += $(FUZZ_REPLAYS)
 
@@ -53,6 +55,14 @@ test_fuzz_replay_token_response_SOURCES = test/fuzz/fuzz_token_response.c \
 test_fuzz_replay_token_response_CPPFLAGS = $(FUZZ_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/token_response"'
 test_fuzz_replay_token_response_LDADD = $(UNIT_LDADD)
+
+test_fuzz_replay_api_SOURCES = test/fuzz/fuzz_api.c test/fuzz/replay_main.c
+test_fuzz_replay_api_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/api"'
+test_fuzz_replay_api_LDADD = $(UNIT_LDADD)
+
+test_fuzz_replay_settings_SOURCES = test/fuzz/fuzz_settings.c test/fuzz/replay_main.c
+test_fuzz_replay_settings_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/settings"'
+test_fuzz_replay_settings_LDADD = $(UNIT_LDADD)
 
 noinst_HEADERS += test/fuzz/fuzz.h test/fuzz/fuzz_rsa.h
 EXTRA_DIST += test/fuzz/README.md test/fuzz/pool_shim.c test/fuzz/gen_seeds.c \
