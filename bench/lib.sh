@@ -94,7 +94,7 @@ $loads
 LoadModule msauth_module $BENCH_DIR/mod_msauth.so
 $user
 ErrorLog "$BENCH_DIR/error.log"
-LogLevel warn
+LogLevel ${LOGLEVEL:-warn}
 # No CustomLog: no access log for either path.
 TypesConfig /etc/mime.types
 KeepAlive On
