@@ -79,7 +79,9 @@ bench_prepare() {
         user="User www-data
 Group www-data"
     fi
-    local loads="" m
+    local loads="" m procs
+    procs=$(((2 * ${CONNECTIONS:-32} + 63) / 64))
+    [ "$procs" -ge 2 ] || procs=2
     for m in mpm_event authn_core authz_core authz_user mime socache_shmcb; do
         loads="$loads
 LoadModule ${m}_module $BENCH_MODDIR/mod_${m}.so"
@@ -101,12 +103,16 @@ KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
 Timeout 30
-StartServers 2
-ServerLimit 4
-ThreadsPerChild 32
-MinSpareThreads 32
-MaxSpareThreads 128
-MaxRequestWorkers 128
+# A fixed pool, at least twice as many workers as connections: no child is
+# started or stopped during a run, and a worker is always free (when all are
+# busy, mpm_event closes keep-alive connections, which wrk counts as errors).
+StartServers $procs
+ServerLimit $procs
+ThreadLimit 64
+ThreadsPerChild 64
+MinSpareThreads 1
+MaxSpareThreads $((procs * 64))
+MaxRequestWorkers $((procs * 64))
 MaxConnectionsPerChild 0
 ${1:-}
 
@@ -163,4 +169,14 @@ bench_check() {
 
 bench_errors() {
     grep -E '\[[a-z_]*:(error|crit|alert|emerg)\]' "$BENCH_DIR/error.log" || true
+}
+
+# Share of the machine's CPU time that was busy over the next second (other work
+# on the machine lowers req/s; instruction counts do not care).
+bench_cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
+    echo "$a $b" | awk '{busy = $3 - $1; idle = $4 - $2; printf "%.0f%%", 100 * busy / (busy + idle)}'
 }

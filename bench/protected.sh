@@ -58,6 +58,7 @@ fi
 echo "== httpd $("$BENCH_APACHE" -v | sed -n 's/^Server version: //p'), mpm_event, $BENCH_ORIGIN," \
     "module $BENCH_MODULE"
 echo "== $BENCH_SIZE-byte file; LogLevel warn; access log off; keep-alive unlimited"
+echo "== $(nproc) cores; CPU busy with other work before the run: $(bench_cpu_busy)"
 bench_check
 
 # run_wrk NAME PATH ROUND: prints "req/s non-2xx/3xx bytes-per-request socket-errors".
@@ -127,6 +128,8 @@ print("ratio %.3f" % (mp / mo))
 # 1/throughput: wall time per request with the whole machine (wrk and httpd share it).
 print("1/rate    open %.1f us, protected %.1f us (+%.1f us)" % (1e6 / mo, 1e6 / mp, 1e6 / mp - 1e6 / mo))
 EOF
+
+echo "CPU busy with other work after the run: $(bench_cpu_busy) (it lowers req/s)"
 
 ERRORS=$(bench_errors)
 NERR=$(printf '%s' "$ERRORS" | grep -c . || true)

@@ -1,6 +1,8 @@
 /* The module's session and ID tokens: claims sets, JSON, HS256. */
+#include <errno.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <json-c/json.h>
 
@@ -97,10 +99,259 @@ char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
     return s;
 }
 
+/*
+ * A reader for the claims of the module's own tokens (after their MAC
+ * verified), allocating only from the pool: flat objects of strings, integers,
+ * booleans, null and arrays of strings, as json-c wrote them. Anything else
+ * returns 0 and the general json-c reader decides.
+ */
+typedef struct jscan {
+    apr_pool_t *p;
+    const char *s;
+} jscan_t;
+
+static void skip_blank(jscan_t *j)
+{
+    while (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r') {
+        j->s++;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Appends code point u (not a surrogate, not NUL) as UTF-8. */
+static char *put_utf8(char *o, unsigned u)
+{
+    if (u < 0x80) {
+        *o++ = (char)u;
+    } else if (u < 0x800) {
+        *o++ = (char)(0xC0 | u >> 6);
+        *o++ = (char)(0x80 | (u & 0x3F));
+    } else {
+        *o++ = (char)(0xE0 | u >> 12);
+        *o++ = (char)(0x80 | (u >> 6 & 0x3F));
+        *o++ = (char)(0x80 | (u & 0x3F));
+    }
+    return o;
+}
+
+/* A JSON string at j->s; NULL when it is not one this reader takes. */
+static const char *scan_string(jscan_t *j)
+{
+    if (*j->s != '"') {
+        return NULL;
+    }
+    const char *start = ++j->s;
+    size_t n = 0;
+    int escaped = 0;
+    for (; j->s[n] != '"'; n++) {
+        if (j->s[n] == '\0' || (unsigned char)j->s[n] < 0x20) {
+            return NULL;
+        }
+        if (j->s[n] == '\\') {
+            escaped = 1;
+            if (j->s[++n] == '\0') {
+                return NULL;
+            }
+        }
+    }
+    j->s += n + 1;
+    if (!escaped) {
+        return apr_pstrmemdup(j->p, start, n);
+    }
+    char *out = apr_palloc(j->p, n + 1), *o = out;
+    static const char plain[] = "\"\\/bfnrt", meant[] = "\"\\/\b\f\n\r\t";
+    for (const char *c = start; c < start + n; c++) {
+        if (*c != '\\') {
+            *o++ = *c;
+            continue;
+        }
+        c++;
+        const char *e = strchr(plain, *c);
+        if (*c != '\0' && e != NULL) {
+            *o++ = meant[e - plain];
+            continue;
+        }
+        if (*c != 'u' || c + 4 >= start + n) {
+            return NULL;
+        }
+        unsigned u = 0;
+        for (int k = 1; k <= 4; k++) {
+            int h = hexval(c[k]);
+            if (h < 0) {
+                return NULL;
+            }
+            u = u << 4 | (unsigned)h;
+        }
+        c += 4;
+        /* NUL and surrogates are left to json-c. */
+        if (u == 0 || (u >= 0xD800 && u <= 0xDFFF)) {
+            return NULL;
+        }
+        o = put_utf8(o, u);
+    }
+    *o = '\0';
+    return out;
+}
+
+/* One member's value into t; 0 when the reader does not take it. */
+static int scan_value(jscan_t *j, const char *name, msa_token_t *t)
+{
+    const char **str = NULL;
+    apr_int64_t *num = NULL;
+#define FIELD_STR(f)                                                                               \
+    if (strcmp(name, #f) == 0) {                                                                   \
+        str = &t->f;                                                                               \
+    }
+#define FIELD_NUM(f)                                                                               \
+    if (strcmp(name, #f) == 0) {                                                                   \
+        num = &t->f;                                                                               \
+    }
+    TOKEN_STRINGS(FIELD_STR)
+    TOKEN_NUMBERS(FIELD_NUM)
+#undef FIELD_STR
+#undef FIELD_NUM
+    int groups = strcmp(name, "groups") == 0, cached = strcmp(name, "groups_cached") == 0;
+    if (*j->s == '"') {
+        const char *v = scan_string(j);
+        if (v == NULL || num != NULL || groups || cached) {
+            return 0;
+        }
+        if (str != NULL) {
+            *str = v;
+        }
+        return 1;
+    }
+    if (*j->s == '-' || apr_isdigit(*j->s)) {
+        char *end;
+        errno = 0;
+        apr_int64_t v = apr_strtoi64(j->s, &end, 10);
+        if (errno != 0 || end == j->s || *end == '.' || *end == 'e' || *end == 'E' || str != NULL ||
+            groups || cached) {
+            return 0;
+        }
+        j->s = end;
+        if (num != NULL) {
+            *num = v;
+        }
+        return 1;
+    }
+    if (strncmp(j->s, "true", 4) == 0 || strncmp(j->s, "false", 5) == 0) {
+        int v = *j->s == 't';
+        j->s += v ? 4 : 5;
+        if (str != NULL || num != NULL || groups) {
+            return 0;
+        }
+        if (cached) {
+            t->groups_cached = v;
+        }
+        return 1;
+    }
+    if (strncmp(j->s, "null", 4) == 0) {
+        j->s += 4;
+        return num == NULL && !cached && !groups;
+    }
+    if (*j->s != '[' || !groups) {
+        return 0;
+    }
+    j->s++;
+    t->groups = apr_array_make(j->p, 8, sizeof(const char *));
+    skip_blank(j);
+    if (*j->s == ']') {
+        j->s++;
+        return 1;
+    }
+    for (;;) {
+        skip_blank(j);
+        const char *g = scan_string(j);
+        if (g == NULL) {
+            return 0;
+        }
+        APR_ARRAY_PUSH(t->groups, const char *) = g;
+        skip_blank(j);
+        if (*j->s == ',') {
+            j->s++;
+            continue;
+        }
+        return *j->s++ == ']';
+    }
+}
+
+static int claims_fast(apr_pool_t *p, const char *json, msa_token_t *t)
+{
+    jscan_t j = {p, json};
+    skip_blank(&j);
+    if (*j.s++ != '{') {
+        return 0;
+    }
+    skip_blank(&j);
+    if (*j.s == '}') {
+        j.s++;
+    } else {
+        for (;;) {
+            skip_blank(&j);
+            const char *name = scan_string(&j);
+            if (name == NULL) {
+                return 0;
+            }
+            skip_blank(&j);
+            if (*j.s++ != ':') {
+                return 0;
+            }
+            skip_blank(&j);
+            if (!scan_value(&j, name, t)) {
+                return 0;
+            }
+            skip_blank(&j);
+            if (*j.s == ',') {
+                j.s++;
+                continue;
+            }
+            if (*j.s++ != '}') {
+                return 0;
+            }
+            break;
+        }
+    }
+    skip_blank(&j);
+    return *j.s == '\0';
+}
+
 apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t, const char **err)
 {
     memset(t, 0, sizeof(*t));
-    json_object *o = json_tokener_parse(json), *v;
+    if (claims_fast(p, json, t)) {
+        return APR_SUCCESS;
+    }
+    memset(t, 0, sizeof(*t));
+    json_object *o = NULL, *v;
+    json_tokener *tok = json_tokener_new();
+    size_t len = strlen(json);
+    if (tok != NULL) {
+        o = json_tokener_parse_ex(tok, json, (int)len);
+        /* One document, nothing but blanks after it. */
+        size_t end = json_tokener_get_parse_end(tok);
+        while (o != NULL && end < len && strchr(" \t\r\n", json[end]) != NULL) {
+            end++;
+        }
+        if (o != NULL && (json_tokener_get_error(tok) != json_tokener_success || end < len)) {
+            json_object_put(o);
+            o = NULL;
+        }
+        json_tokener_free(tok);
+    }
     apr_status_t rv = APR_EINVAL;
     if (o == NULL || !json_object_is_type(o, json_type_object)) {
         *err = "token claims are not a JSON object";

@@ -50,24 +50,25 @@ void fuzz_shim_release(void) __attribute__((weak));
 /* An RSA key (2048 bits) for the RS256 id_tokens of the seeds, as a private JWK. */
 #define FUZZ_RSA_KID "fuzz-rsa-1"
 #define FUZZ_RSA_JWK                                                                               \
-    "{\"kty\":\"RSA\",\"kid\":\"fuzz-rsa-1\",\"e\":\"AQAB\",\"n\":\"xZQ92GYQCnmHQGpkughAa28xd2K8V23kRZfGEp3p" \
-    "fZTIcqtJSw4AFb0VpcIZ4yG0baviV5Rae-dZb0SAyed9mQX2F-m-kxoW01xnQig3mdJEIxx9eRBoLxbSNzdZHx1Y" \
-    "c9wWtUWN0dgjkDMSSj518FA4Wg5GlLp3D9ZEBOQsdqy0XEglyoFnoqd3B-nCglZ1ShxjRQmz6DIv_y78rSMQ3wts" \
-    "0JUMoFZOs3bzkfm1CkunAtPP7jYFm4InvD3y1UaLye5rADCycjF2eTMupD-T-5d_3FbC0afGZY6EfK7aM6GXOiTB" \
+    "{\"kty\":\"RSA\",\"kid\":\"fuzz-rsa-1\",\"e\":\"AQAB\",\"n\":"                                \
+    "\"xZQ92GYQCnmHQGpkughAa28xd2K8V23kRZfGEp3p"                                                   \
+    "fZTIcqtJSw4AFb0VpcIZ4yG0baviV5Rae-dZb0SAyed9mQX2F-m-kxoW01xnQig3mdJEIxx9eRBoLxbSNzdZHx1Y"     \
+    "c9wWtUWN0dgjkDMSSj518FA4Wg5GlLp3D9ZEBOQsdqy0XEglyoFnoqd3B-nCglZ1ShxjRQmz6DIv_y78rSMQ3wts"     \
+    "0JUMoFZOs3bzkfm1CkunAtPP7jYFm4InvD3y1UaLye5rADCycjF2eTMupD-T-5d_3FbC0afGZY6EfK7aM6GXOiTB"     \
     "AEe-ftd0v58BZbiqSH08yrwiWK9PfxJS15fdyQ\",\"d\":\"FwiBv7ghQ1lY0kJ8-N-EpAmn0IFJD9-yoobPq2Svn0l" \
-    "gp1aO0jJBAgfDrenfgvYvTrBAsCFOPZ7SMymfInqLTrMuVeoU4pkCY3REoOanmbX0pcu42GvYW3H7gn6gNAODp-k" \
-    "W2B3SS035UmKTzaYzsVbmxN_gbE8DGYxq7E-N2-0wgEow0dSnW8Hs1LcRlMMM5oTZiwK3SEaakpiuucA6AotDJEQ" \
-    "23nBvRjXDa_83ERULbW4l3aqrx8usQSyruUW1SLXaapMvbiADtLvfNoXWvLBA_mDT4utztA3u-b3zSL8kK3F-UnF" \
+    "gp1aO0jJBAgfDrenfgvYvTrBAsCFOPZ7SMymfInqLTrMuVeoU4pkCY3REoOanmbX0pcu42GvYW3H7gn6gNAODp-k"     \
+    "W2B3SS035UmKTzaYzsVbmxN_gbE8DGYxq7E-N2-0wgEow0dSnW8Hs1LcRlMMM5oTZiwK3SEaakpiuucA6AotDJEQ"     \
+    "23nBvRjXDa_83ERULbW4l3aqrx8usQSyruUW1SLXaapMvbiADtLvfNoXWvLBA_mDT4utztA3u-b3zSL8kK3F-UnF"     \
     "MYnLCYc-PEOOZJ8yrcjl-_c4VE7FMBLDtcQ\",\"p\":\"8Kcn2y-GzWF7JBm_bmmGGtW_3qhFZwGJBwHYUZQmr99Vh3" \
-    "wzBG4fphsroamH9E1InIDkpT4FOqVB3Kcp058hGFvsz_Wn7jBVxJ1a87Bxgn5gv3KJqPuAzwoiS7JuglrtYhdVSO" \
+    "wzBG4fphsroamH9E1InIDkpT4FOqVB3Kcp058hGFvsz_Wn7jBVxJ1a87Bxgn5gv3KJqPuAzwoiS7JuglrtYhdVSO"     \
     "FUNWpu33uO_Rw7o8deDLUUo1AFcIZpfIobsRE\",\"q\":\"0i3fJTb29e78qkvCQNX94VCfJSz5O2xM09L21cV5hRtC" \
-    "2-iuxqWCpnIRyrfd4g0nR2QjuK6BcDRN1kF_zRH8XnpR3j4Ru1RpF8aF5F1Y17nNw0-51W-GViLyHsYsn4uoCN63" \
+    "2-iuxqWCpnIRyrfd4g0nR2QjuK6BcDRN1kF_zRH8XnpR3j4Ru1RpF8aF5F1Y17nNw0-51W-GViLyHsYsn4uoCN63"     \
     "1nI0XYZHPZiJVYXou6-daPVZ2kF6Ft56UEP2YTk\",\"dp\":\"nkVxQwho4d6AvGdqrVUda7y0qd2Fd49c7YzbFhwXr" \
-    "Yd2mtqmOv2qNvabpYD390Z0wOlMdxjpG37gaBxQt-tqOrkKcGMiBNcpMVxEGw0qOiafvom327k9J-2ETMCXSYg_o" \
+    "Yd2mtqmOv2qNvabpYD390Z0wOlMdxjpG37gaBxQt-tqOrkKcGMiBNcpMVxEGw0qOiafvom327k9J-2ETMCXSYg_o"     \
     "0mxP3NijJbpQHXkvra4yqguRLE7V4UjbrQX4F58g-E\",\"dq\":\"itkxBGXGSnxCQMJhpvF3kgTvzeBjGgWWz40b8e" \
-    "dOO0fiKGMUKzkmEY1kAZbsJyznWPtnudbWvehfz35fznrmTQfj070Pe8Ds2H8W7uFYEtO1giTGMKFHjtnxN7FVw2" \
+    "dOO0fiKGMUKzkmEY1kAZbsJyznWPtnudbWvehfz35fznrmTQfj070Pe8Ds2H8W7uFYEtO1giTGMKFHjtnxN7FVw2"     \
     "TAcnOn4Sx7OZm-sIt3lp8rO-ptQ-xqGoyM-lSpWyM6vck\",\"qi\":\"dnPWjNfP9iXAVANmR0A9L9iDBaiM-HGhean" \
-    "4mJ183yPspVXjU4nmU_KXGxjg4hgBv7pq5U6iAbS5NcRoOWaBgvS4IpqF_yCw218nLaCiVpCkg3fXIjsWBRpmmaH" \
+    "4mJ183yPspVXjU4nmU_KXGxjg4hgBv7pq5U6iAbS5NcRoOWaBgvS4IpqF_yCw218nLaCiVpCkg3fXIjsWBRpmmaH"     \
     "sRwkmtvdz4Z7m_QyUe_s0e4y0yRhwZ5i4vRMfq3boS9XpKUE\"}"
 
 static apr_pool_t *fuzz_root, *fuzz_sub;

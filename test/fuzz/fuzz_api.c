@@ -7,7 +7,16 @@
  * "passwordless" and a non-empty token and appid (when given), as C strings
  * (what every caller reads); a refused body gets a message; the error JSON
  * parses back to that message.
+ *
+ * Known failure (crashes/api/, README.md): a JSON string holding \u0000 is
+ * taken as it is, so {"provider":"microsoft","token":"\u0000"} is accepted
+ * with a token that is empty as a C string. With FUZZ_SKIP_KNOWN=1 in the
+ * environment, the C-string checks are skipped for bodies holding "u0000".
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+
 #include <apr_strings.h>
 #include <json-c/json.h>
 
@@ -15,11 +24,15 @@
 
 #include "fuzz.h"
 
+static int skip_known; /* FUZZ_SKIP_KNOWN=1 */
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     fuzz_init();
+    const char *skip = getenv("FUZZ_SKIP_KNOWN");
+    skip_known = skip != NULL && strcmp(skip, "1") == 0;
     return 0;
 }
 
@@ -32,7 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     apr_status_t rv = msa_api_parse_request(p, s, size, &req, &err);
     FUZZ_ASSERT(rv == APR_SUCCESS || rv == APR_EINVAL, data, size);
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && skip_known && memmem(data, size, "u0000", 5) != NULL) {
+        FUZZ_ASSERT(err == NULL, data, size);
+    } else if (rv == APR_SUCCESS) {
         FUZZ_ASSERT(err == NULL, data, size);
         FUZZ_ASSERT(req.provider != NULL && (strcmp(req.provider, "microsoft") == 0 ||
                                              strcmp(req.provider, "passwordless") == 0),

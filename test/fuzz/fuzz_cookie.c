@@ -140,8 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 want = sp[i].value;
             }
         }
-        FUZZ_ASSERT(want == NULL ? got == NULL : got != NULL && strcmp(got, want) == 0, data,
-                    size);
+        FUZZ_ASSERT(want == NULL ? got == NULL : got != NULL && strcmp(got, want) == 0, data, size);
     }
 
     const char *out = msa_cookie_strip(p, h, drop_own, NULL);

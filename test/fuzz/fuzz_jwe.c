@@ -151,8 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rv = msa_login_state_open(p, s, secret, secret_len, &st, &err);
     FUZZ_ASSERT(rv == APR_SUCCESS || rv == APR_EINVAL, data, size);
     FUZZ_ASSERT(rv == APR_SUCCESS || err != NULL, data, size);
-    FUZZ_ASSERT(rv != APR_SUCCESS || (st.state && st.verifier && st.nonce && st.appid), data,
-                size);
+    FUZZ_ASSERT(rv != APR_SUCCESS || (st.state && st.verifier && st.nonce && st.appid), data, size);
 
     plaintext_round_trip(p, s, data, size);
     state_json(p, s, data, size);

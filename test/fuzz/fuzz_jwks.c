@@ -29,7 +29,8 @@ static const char fixed_claims[] =
     "{\"aud\":\"cid-123\",\"iss\":\"https://login.microsoftonline.com/"
     "9188040d-6c67-4c5b-b112-36a304b66dad/v2.0\",\"iat\":1767225600,\"nbf\":1767225600,"
     "\"exp\":1767229200,\"name\":\"Fuzz Tester\",\"oid\":\"00000000-0000-0000-66f3-3332eca7ea81\","
-    "\"preferred_username\":\"fuzz@example.com\",\"sub\":\"AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ\","
+    "\"preferred_username\":\"fuzz@example.com\",\"sub\":"
+    "\"AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ\","
     "\"tid\":\"9188040d-6c67-4c5b-b112-36a304b66dad\",\"nonce\":\"n-0S6_WzA2Mj\",\"ver\":\"2.0\"}";
 
 static char *fixed_token; /* RS256, kid FUZZ_RSA_KID, payload fixed_claims */

@@ -21,7 +21,7 @@
 /* A value with every class of character msa_url_encode must handle. */
 static const char fill_value[] = "eyJ0.e30.sig+/ =&?#%\xc3\xa9";
 
-static const char *const get1_names[] = {"code", "state", "error", "error_description",
+static const char *const get1_names[] = {"code",          "state", "error", "error_description",
                                          "session_state", "State"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -98,7 +98,8 @@ static apr_status_t model_decode(apr_pool_t *p, const char *s, size_t len, char 
                 hexval((unsigned char)s[i + 2]) < 0) {
                 return APR_EINVAL;
             }
-            buf[n++] = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+            buf[n++] =
+                (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
             i += 2;
         } else {
             buf[n++] = s[i] == '+' ? ' ' : s[i];
@@ -143,7 +144,7 @@ static const char *model_add_param(apr_pool_t *p, const char *url, const char *n
                                    const char *value)
 {
     size_t base = strcspn(url, "#");
-    const char *sep = memchr(url, '?', base) == NULL                   ? "?"
+    const char *sep = memchr(url, '?', base) == NULL                 ? "?"
                       : url[base - 1] == '?' || url[base - 1] == '&' ? ""
                                                                      : "&";
     return apr_pstrcat(p, apr_pstrmemdup(p, url, base), sep, msa_url_encode(p, name), "=",
@@ -250,8 +251,7 @@ static const char *authority(apr_pool_t *p, const char *url)
 
 static int loopback_host(const char *h)
 {
-    return strcasecmp(h, "localhost") == 0 || strcmp(h, "[::1]") == 0 ||
-           strncmp(h, "127.", 4) == 0;
+    return strcasecmp(h, "localhost") == 0 || strcmp(h, "[::1]") == 0 || strncmp(h, "127.", 4) == 0;
 }
 
 static void check_urls(apr_pool_t *p, const char *s, const uint8_t *data, size_t size)

@@ -102,9 +102,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(got == t, data, size);
         const char *self_rest = after_origin(t, "app.example.com");
         const char *allow_rest = after_origin(t, "partner.example.com");
-        int ok = path_form(t) || (self_rest != NULL && boundary(*self_rest)) ||
-                 (allow_rest != NULL && strncmp(allow_rest, "/apps", 5) == 0 &&
-                  boundary(allow_rest[5]));
+        int ok =
+            path_form(t) || (self_rest != NULL && boundary(*self_rest)) ||
+            (allow_rest != NULL && strncmp(allow_rest, "/apps", 5) == 0 && boundary(allow_rest[5]));
         FUZZ_ASSERT(ok, data, size);
         FUZZ_ASSERT(clean(t), data, size);
         FUZZ_ASSERT(!encoded_slash_first(t), data, size);

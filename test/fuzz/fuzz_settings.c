@@ -64,8 +64,8 @@ static void check_app(apr_pool_t *p, const msa_store_t *st, const char *appid, c
                     msa_parse_seconds(apr_psprintf(p, "%" APR_INT64_T_FMT, a->session_timeout), 60,
                                       400LL * 86400, &n) == NULL,
                 data, size);
-    FUZZ_ASSERT(!a->keys_set || (a->keys->nelts == 1 &&
-                                 APR_ARRAY_IDX(a->keys, 0, msa_key_t).len >= 32),
+    FUZZ_ASSERT(!a->keys_set ||
+                    (a->keys->nelts == 1 && APR_ARRAY_IDX(a->keys, 0, msa_key_t).len >= 32),
                 data, size);
 
     char *masked = msa_settings_app_json(p, st, appid, 1);
@@ -111,8 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         first = 0;
     }
     text = apr_pstrcat(p, text, "}}", NULL);
-    FUZZ_ASSERT(msa_settings_parse(p, text, strlen(text), &again, &err) == APR_SUCCESS, data,
-                size);
+    FUZZ_ASSERT(msa_settings_parse(p, text, strlen(text), &again, &err) == APR_SUCCESS, data, size);
     FUZZ_ASSERT(apr_hash_count(again->apps) == apr_hash_count(st->apps), data, size);
     for (apr_hash_index_t *hi = apr_hash_first(p, st->docs); hi; hi = apr_hash_next(hi)) {
         const void *k;

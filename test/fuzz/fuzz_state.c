@@ -101,7 +101,8 @@ static int model_tenant(const char *s)
             return 1;
         }
     }
-    /* A host name with at least one dot: labels of 1..63 [A-Za-z0-9-] not starting or ending '-'. */
+    /* A host name with at least one dot: labels of 1..63 [A-Za-z0-9-] not starting or ending '-'.
+     */
     if (len == 0 || len > 253) {
         return 0;
     }
@@ -135,8 +136,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(rv == model_state(p, s, &want), data, size);
     if (rv == APR_SUCCESS) {
         FUZZ_ASSERT(strcmp(got.appid, want.appid) == 0, data, size);
-        FUZZ_ASSERT(got.random == NULL ? want.random == NULL
-                                       : want.random != NULL && strcmp(got.random, want.random) == 0,
+        FUZZ_ASSERT(got.random == NULL
+                        ? want.random == NULL
+                        : want.random != NULL && strcmp(got.random, want.random) == 0,
                     data, size);
         FUZZ_ASSERT(got.client_built == want.client_built, data, size);
         /* What the callback does next with it. */

@@ -111,16 +111,21 @@ static void gen_jwks(void)
     const char *ms_jwks = apr_pstrcat(
         pool,
         "{\"keys\":[{\"kty\":\"RSA\",\"use\":\"sig\",\"kid\":\"nOo3ZDrODXEK1jKWhXslHR_KXEg\","
-        "\"x5t\":\"nOo3ZDrODXEK1jKWhXslHR_KXEg\",\"n\":\"oaLLT9hkcSj2tGfZsjbu7Xz1Krs0qEicXPmEsJKOBQHau"
-        "ZsF2w\",\"e\":\"AQAB\",\"x5c\":[\"MIIDBTCCAe2gAwIBAgIQN33ROaIJ6bJBWDCxtmJEbjANBgkqhkiG9w0B\"],"
+        "\"x5t\":\"nOo3ZDrODXEK1jKWhXslHR_KXEg\",\"n\":"
+        "\"oaLLT9hkcSj2tGfZsjbu7Xz1Krs0qEicXPmEsJKOBQHau"
+        "ZsF2w\",\"e\":\"AQAB\",\"x5c\":["
+        "\"MIIDBTCCAe2gAwIBAgIQN33ROaIJ6bJBWDCxtmJEbjANBgkqhkiG9w0B\"],"
         "\"issuer\":\"https://login.microsoftonline.com/{tenantid}/v2.0\"},",
         pub, "]}", NULL);
     const char *claims =
         "{\"aud\":\"cid-123\",\"iss\":\"https://login.microsoftonline.com/"
         "9188040d-6c67-4c5b-b112-36a304b66dad/v2.0\",\"iat\":1767225600,\"nbf\":1767225600,"
-        "\"exp\":1767229200,\"name\":\"Fuzz Tester\",\"oid\":\"00000000-0000-0000-66f3-3332eca7ea81\","
-        "\"preferred_username\":\"fuzz@example.com\",\"sub\":\"AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy7\","
-        "\"tid\":\"9188040d-6c67-4c5b-b112-36a304b66dad\",\"nonce\":\"n-0S6_WzA2Mj\",\"ver\":\"2.0\"}";
+        "\"exp\":1767229200,\"name\":\"Fuzz "
+        "Tester\",\"oid\":\"00000000-0000-0000-66f3-3332eca7ea81\","
+        "\"preferred_username\":\"fuzz@example.com\",\"sub\":"
+        "\"AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy7\","
+        "\"tid\":\"9188040d-6c67-4c5b-b112-36a304b66dad\",\"nonce\":\"n-0S6_WzA2Mj\",\"ver\":\"2."
+        "0\"}";
     const char *tok = fuzz_rs256_sign(pool, FUZZ_RSA_KID, claims);
     need(tok != NULL, "RS256 sign");
     put("jwks", "token-jwks", apr_pstrcat(pool, tok, "\n", jwks, NULL));
@@ -132,9 +137,10 @@ static void gen_jwks(void)
     put("jwks", "jwks-alone.json", jwks);
     put("jwks", "ms-jwks-alone.json", ms_jwks);
     put("jwks", "kid-not-rsa",
-        apr_pstrcat(pool, tok, "\n{\"keys\":[{\"kty\":\"EC\",\"kid\":\"" FUZZ_RSA_KID "\",\"crv\":"
-                               "\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
-                               "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}",
+        apr_pstrcat(pool, tok,
+                    "\n{\"keys\":[{\"kty\":\"EC\",\"kid\":\"" FUZZ_RSA_KID "\",\"crv\":"
+                    "\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\","
+                    "\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}",
                     NULL));
 }
 

@@ -447,6 +447,63 @@ START_TEST(verify_garbage)
 }
 END_TEST
 
+/* The pool-only claims reader and json-c agree on what the module writes. */
+START_TEST(claims_round_trip_with_escapes)
+{
+    msa_token_t t, back;
+    const char *err = NULL;
+    memset(&t, 0, sizeof(t));
+    t.sub = "7c7e6eb46df66116";
+    t.identifier = "ms:7c7e6eb46df66116";
+    t.appid = "default";
+    t.name = "Zo\xc3\xab \"Q\" O'Brien / \\ \t\x01 \xe2\x82\xac";
+    t.email = "zoe@example.com";
+    t.jti = "abc";
+    t.token_use = "session";
+    t.iat = 1700000000;
+    t.exp = -5;
+    t.refresh = 1700003600000LL;
+    t.groups = apr_array_make(pool, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(t.groups, const char *) = "g/1";
+    APR_ARRAY_PUSH(t.groups, const char *) = "g\"2";
+    t.groups_cached = 1;
+    char *json = msa_token_to_json(pool, &t);
+    ck_assert_int_eq(msa_token_from_json(pool, json, &back, &err), APR_SUCCESS);
+    ck_assert_str_eq(back.name, t.name);
+    ck_assert_str_eq(back.sub, t.sub);
+    ck_assert_int_eq(back.iat, t.iat);
+    ck_assert_int_eq(back.exp, -5);
+    ck_assert_int_eq(back.refresh, t.refresh);
+    ck_assert_int_eq(back.groups->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(back.groups, 1, const char *), "g\"2");
+    ck_assert_int_eq(back.groups_cached, 1);
+    ck_assert_ptr_null(back.upn);
+}
+END_TEST
+
+/* Hand-written documents: the same answers whichever reader takes them. */
+START_TEST(claims_reader_edge_cases)
+{
+    msa_token_t t;
+    const char *err = NULL;
+    ck_assert_int_eq(
+        msa_token_from_json(pool, " { \"sub\" : \"a\\u00e9\\u20ac\" , \"x\":[1,{}] } ", &t, &err),
+        APR_SUCCESS);
+    ck_assert_str_eq(t.sub, "a\xc3\xa9\xe2\x82\xac");
+    ck_assert_int_eq(msa_token_from_json(pool, "{\"sub\":\"\\ud83d\\ude00\"}", &t, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(t.sub, "\xf0\x9f\x98\x80");
+    ck_assert_int_eq(msa_token_from_json(pool, "{\"exp\":1.5}", &t, &err), APR_EINVAL);
+    ck_assert_int_eq(msa_token_from_json(pool, "{\"sub\":null,\"exp\":7}", &t, &err), APR_SUCCESS);
+    ck_assert_ptr_null(t.sub);
+    ck_assert_int_eq(t.exp, 7);
+    ck_assert_int_eq(msa_token_from_json(pool, "{\"sub\":\"a\"} x", &t, &err), APR_EINVAL);
+    ck_assert_int_eq(msa_token_from_json(pool, "{\"groups\":[\"a\",2]}", &t, &err), APR_EINVAL);
+    ck_assert_int_eq(msa_token_from_json(pool, "{\"sub\":\"a\\q\"}", &t, &err), APR_EINVAL);
+    ck_assert_int_eq(msa_token_from_json(pool, "{}", &t, &err), APR_SUCCESS);
+}
+END_TEST
+
 static Suite *token_suite(void)
 {
     Suite *s = suite_create("msa_token");
@@ -476,6 +533,8 @@ static Suite *token_suite(void)
     tcase_add_test(tc, verify_needs_sub_and_jti);
     tcase_add_test(tc, verify_bad_claims_types);
     tcase_add_test(tc, verify_garbage);
+    tcase_add_test(tc, claims_round_trip_with_escapes);
+    tcase_add_test(tc, claims_reader_edge_cases);
     suite_add_tcase(s, tc);
 
     return s;
