@@ -103,6 +103,7 @@ totals() { sed -n 's/^totals: *//p' "$1"; }
 
 SECONDS=0
 echo "== httpd -X under callgrind, $BENCH_ORIGIN, N=$N requests per path (+$WARMUP warm-up)"
+echo "== $(bench_module_id)"
 
 # 1. The whole process.
 start whole

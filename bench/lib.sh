@@ -52,6 +52,20 @@ print(signing_input + "." + enc(mac))
 EOF
 }
 
+# Which module is measured: the .so's hash and time, the commit, and whether the
+# sources differ from it (read-only git: --no-optional-locks never touches the index).
+bench_module_id() {
+    local sha when head dirty=""
+    sha=$(sha256sum "$BENCH_MODULE" | cut -c1-12)
+    when=$(date -r "$BENCH_MODULE" '+%Y-%m-%d %H:%M:%S')
+    head=$(git -C "$BENCH_ROOT" --no-optional-locks rev-parse --short HEAD 2>/dev/null || echo "?")
+    if ! git -C "$BENCH_ROOT" --no-optional-locks diff --quiet HEAD -- src include mod_msauth.c \
+        2>/dev/null; then
+        dirty=" + uncommitted changes in src"
+    fi
+    echo "mod_msauth.so sha256 $sha built $when; source: $head$dirty"
+}
+
 bench_build() {
     if [ ! -f "$BENCH_MODULE" ]; then
         echo "== building the module (scripts/build)"
@@ -179,4 +193,25 @@ bench_cpu_busy() {
     sleep 1
     b=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
     echo "$a $b" | awk '{busy = $3 - $1; idle = $4 - $2; printf "%.0f%%", 100 * busy / (busy + idle)}'
+}
+
+# "busy all ours" in clock ticks: the machine's busy and total CPU time, and the
+# CPU time of this script's reaped children (wrk) plus the processes given as
+# arguments (httpd and its children). Two samples give the share of the machine
+# that other work took in between (bench_other_cpu).
+bench_jiffies() {
+    local ours=0 pid t
+    for pid in "$@"; do
+        t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        ours=$((ours + t))
+    done
+    t=$(awk '{print $16 + $17}' /proc/$$/stat)
+    ours=$((ours + t))
+    # irq and softirq time is left out of "busy": loopback traffic is mostly ours.
+    awk -v ours="$ours" '/^cpu / {b = $2+$3+$4+$9; print b, b + $5 + $6 + $7 + $8, ours}' /proc/stat
+}
+
+bench_other_cpu() { # two bench_jiffies samples, 6 numbers
+    echo "$@" | awk '{o = ($4 - $1) - ($6 - $3); if (o < 0) o = 0
+        printf "%.0f%%", 100 * o / ($5 - $2 > 0 ? $5 - $2 : 1)}'
 }

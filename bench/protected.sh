@@ -57,9 +57,12 @@ fi
 
 echo "== httpd $("$BENCH_APACHE" -v | sed -n 's/^Server version: //p'), mpm_event, $BENCH_ORIGIN," \
     "module $BENCH_MODULE"
+echo "== $(bench_module_id)"
 echo "== $BENCH_SIZE-byte file; LogLevel warn; access log off; keep-alive unlimited"
 echo "== $(nproc) cores; CPU busy with other work before the run: $(bench_cpu_busy)"
 bench_check
+
+httpd_pids() { echo "$HTTPD_PID" $(pgrep -P "$HTTPD_PID" || true); }
 
 # run_wrk NAME PATH ROUND: prints "req/s non-2xx/3xx bytes-per-request socket-errors".
 run_wrk() {
@@ -85,19 +88,24 @@ run_wrk() {
 }
 
 echo "== $ROUNDS rounds (+1 warm-up) x ${DURATION}s per path, $THREADS threads, $CONNECTIONS connections"
-printf '%-8s %12s %12s %10s %12s %12s\n' round "open req/s" "prot req/s" "prot/open" "non-2xx o/p" "bytes/req o/p"
+printf '%-8s %12s %12s %10s %12s %14s %10s\n' round "open req/s" "prot req/s" "prot/open" "non-2xx o/p" \
+    "bytes/req o/p" "other CPU"
 OPEN=""
 PROT=""
 NON2XX_TOTAL=0
 BAD=0
 for round in $(seq 0 "$ROUNDS"); do
+    # shellcheck disable=SC2046
+    j0=$(bench_jiffies $(httpd_pids))
     read -r o_rps o_bad o_bpr o_sock <<<"$(run_wrk open /open/file.txt "$round")"
     read -r p_rps p_bad p_bpr p_sock <<<"$(run_wrk protected /protected/file.txt "$round")"
+    # shellcheck disable=SC2046
+    other=$(bench_other_cpu $j0 $(bench_jiffies $(httpd_pids)))
     label=$round
     [ "$round" = 0 ] && label=warm-up
     ratio=$("$BENCH_PYTHON" -c "print('%.3f' % ($p_rps / $o_rps))")
-    printf '%-8s %12s %12s %10s %12s %12s\n' "$label" "$o_rps" "$p_rps" "$ratio" "$o_bad/$p_bad" \
-        "$o_bpr/$p_bpr"
+    printf '%-8s %12s %12s %10s %12s %14s %10s\n' "$label" "$o_rps" "$p_rps" "$ratio" "$o_bad/$p_bad" \
+        "$o_bpr/$p_bpr" "$other"
     if [ "$o_sock" != none ] || [ "$p_sock" != none ]; then
         echo "         socket errors: open: $o_sock; protected: $p_sock"
         BAD=$((BAD + 1))

@@ -207,7 +207,7 @@ static const char *presented_token(request_rec *r, int accept_bearer, const msa_
 static int revoked(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
 {
     char *v = NULL;
-    apr_status_t rv = msa_cache_get(r, srv, "revoked", t->jti, &v);
+    apr_status_t rv = msa_cache_get(r, srv, "revoked", t->jti, 32, &v);
     if (rv == APR_SUCCESS) {
         return 1;
     }
@@ -216,7 +216,7 @@ static int revoked(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
     }
     /* A revocation of all the user's tokens holds the time before which they are dead. */
     rv = msa_cache_get(r, srv, "revoked_user", apr_pstrcat(r->pool, t->appid, ":", t->sub, NULL),
-                       &v);
+                       32, &v);
     if (rv == APR_SUCCESS) {
         return t->iat <= apr_atoi64(v);
     }
@@ -227,7 +227,7 @@ static int revoked(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
 static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_t *t)
 {
     char *v = NULL;
-    apr_status_t rv = msa_cache_get(r, srv, "groups", t->jti, &v);
+    apr_status_t rv = msa_cache_get(r, srv, "groups", t->jti, 64 * 1024, &v);
     if (rv != APR_SUCCESS) {
         return rv;
     }

@@ -11,6 +11,7 @@
 #include <http_protocol.h>
 #include <util_mutex.h>
 
+#include "msa_hmac.h"
 #include "msa_jose.h"
 #include "msa_module.h"
 
@@ -125,8 +126,9 @@ static const unsigned char *cache_key(apr_pool_t *p, const char *kind, const cha
                                       unsigned int *len)
 {
     unsigned char md[32];
-    msa_key_t k = {(const unsigned char *)id, strlen(id)};
-    msa_hkdf_sha256(&k, kind, md, sizeof(md));
+    /* Keyed by the kind so that ids of different kinds never collide. */
+    msa_hmac_sha256((const unsigned char *)kind, strlen(kind), (const unsigned char *)id,
+                    strlen(id), md);
     char *key = apr_pstrcat(p, "msauth:", kind, ":", msa_b64url_encode(p, md, 24), NULL);
     *len = (unsigned int)strlen(key);
     return (const unsigned char *)key;
@@ -147,10 +149,10 @@ static void unlock(msa_cache_t *c)
 }
 
 static apr_status_t get_locked(msa_cache_t *c, request_rec *r, const unsigned char *key,
-                               unsigned int klen, char **val)
+                               unsigned int klen, char **val, unsigned int max)
 {
-    unsigned int len = MAX_VALUE;
-    unsigned char *buf = apr_palloc(r->pool, MAX_VALUE + 1);
+    unsigned int len = max;
+    unsigned char *buf = apr_palloc(r->pool, max + 1);
     apr_status_t rv = c->provider->retrieve(c->instance, r->server, key, klen, buf, &len, r->pool);
     if (rv == APR_SUCCESS) {
         buf[len] = '\0';
@@ -160,7 +162,7 @@ static apr_status_t get_locked(msa_cache_t *c, request_rec *r, const unsigned ch
 }
 
 apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
-                           char **val)
+                           apr_size_t max, char **val)
 {
     msa_cache_t *c = srv->cache_handle;
     unsigned int klen;
@@ -169,7 +171,8 @@ apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kin
     }
     const unsigned char *key = cache_key(r->pool, kind, id, &klen);
     lock(c);
-    apr_status_t rv = get_locked(c, r, key, klen, val);
+    apr_status_t rv =
+        get_locked(c, r, key, klen, val, max < MAX_VALUE ? (unsigned int)max : MAX_VALUE);
     unlock(c);
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         msa_metric_cache_error();
@@ -208,7 +211,7 @@ apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, const char *k
     }
     const unsigned char *key = cache_key(r->pool, kind, id, &klen);
     lock(c);
-    apr_status_t rv = get_locked(c, r, key, klen, &old);
+    apr_status_t rv = get_locked(c, r, key, klen, &old, 16);
     if (rv == APR_SUCCESS) {
         rv = APR_EEXIST;
     } else if (rv == APR_NOTFOUND) {

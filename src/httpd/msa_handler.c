@@ -179,7 +179,8 @@ static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_
     apr_int64_t now = apr_time_sec(apr_time_now());
     jwks_entry_t e = {0, 0, NULL};
     char *v = NULL;
-    int cached = msa_cache_get(r, srv, "jwks", url, &v) == APR_SUCCESS && jwks_parse(v, &e);
+    int cached =
+        msa_cache_get(r, srv, "jwks", url, 64 * 1024, &v) == APR_SUCCESS && jwks_parse(v, &e);
     if (cached && !refresh) {
         *json = e.json;
         return APR_SUCCESS;

@@ -75,9 +75,12 @@ int msa_cache_pre_config(apr_pool_t *pconf);
 const char *msa_cache_check(apr_pool_t *p, const msa_srv_t *srv);
 apr_status_t msa_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void msa_cache_child_init(apr_pool_t *p, server_rec *s);
-/* APR_NOTFOUND when absent; any other failure means the cache cannot answer. */
+/*
+ * APR_NOTFOUND when absent; any other failure means the cache cannot answer. Values of at
+ * most max bytes (64 KiB at most) are read.
+ */
 apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
-                           char **val);
+                           apr_size_t max, char **val);
 apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
                            const char *val, apr_time_t expiry);
 /* Records id once: APR_SUCCESS the first time, APR_EEXIST after; other failures: cache down. */
