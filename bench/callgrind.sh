@@ -57,8 +57,8 @@ trap 'exit 130' INT TERM
 
 # requests PATH COUNT: COUNT GETs with the cookie on one connection; fails unless all 200.
 requests() {
-    local args=() i codes
-    for i in $(seq "$2"); do
+    local args=() _ codes
+    for _ in $(seq "$2"); do
         args+=("$BENCH_ORIGIN$1" -o /dev/null)
     done
     codes=$(curl -s --max-time 120 -H "Cookie: $BENCH_COOKIE" -w '%{http_code}\n' "${args[@]}" |
@@ -79,8 +79,8 @@ start() {
     "${AS[@]}" valgrind --tool=callgrind --callgrind-out-file="$BENCH_DIR/callgrind.out.$name" \
         "$@" "$BENCH_APACHE" -f "$BENCH_DIR/httpd.conf" -X >"$BENCH_DIR/valgrind-$name.log" 2>&1 &
     RUNNER_PID=$!
-    local i
-    for i in $(seq 300); do
+    local _
+    for _ in $(seq 300); do
         [ -s "$BENCH_DIR/httpd.pid" ] && break
         sleep 0.1
     done

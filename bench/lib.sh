@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared by bench/protected.sh and bench/callgrind.sh (sourced, not run).
 #
 # bench_prepare   builds the module if needed, makes $BENCH_DIR with the content,
@@ -74,7 +75,7 @@ bench_build() {
     [ -f "$BENCH_MODULE" ] || { echo "no module at $BENCH_MODULE" >&2; exit 1; }
 }
 
-# $1: extra global directives (e.g. for -X); writes $BENCH_DIR/httpd.conf.
+# Makes $BENCH_DIR with the content and httpd.conf, $BENCH_PORT and $BENCH_TOKEN.
 bench_prepare() {
     bench_build
     BENCH_DIR=$(mktemp -d /tmp/msauth-bench-XXXXXX)
@@ -128,7 +129,6 @@ MinSpareThreads 1
 MaxSpareThreads $((procs * 64))
 MaxRequestWorkers $((procs * 64))
 MaxConnectionsPerChild 0
-${1:-}
 
 MSAuthLoginHost http://127.0.0.1:$BENCH_UNUSED_PORT
 MSAuthGraphHost http://127.0.0.1:$BENCH_UNUSED_PORT
@@ -155,7 +155,7 @@ bench_wait_port() { # $1: pid, $2: timeout in seconds
     local deadline=$(($(date +%s) + $2))
     while [ "$(date +%s)" -lt "$deadline" ]; do
         kill -0 "$1" 2>/dev/null || return 1
-        if curl -s -o /dev/null --max-time 2 "$BENCH_ORIGIN/" 2>/dev/null; then
+        if curl -s -o /dev/null --max-time 2 "$BENCH_ORIGIN/open/file.txt" 2>/dev/null; then
             return 0
         fi
         sleep 0.2
