@@ -6,6 +6,7 @@
 #ifndef MSA_SETTINGS_H
 #define MSA_SETTINGS_H
 
+#include <apr_file_info.h>
 #include <apr_hash.h>
 
 #include "msa_cfg.h"

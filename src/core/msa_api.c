@@ -17,7 +17,8 @@ static const char *member(apr_pool_t *p, json_object *o, const char *name, int r
         }
         return NULL;
     }
-    if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0) {
+    if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
+        strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
         *err = apr_psprintf(p, "field '%s' must be a non-empty string", name);
         return NULL;
     }

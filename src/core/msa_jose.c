@@ -235,7 +235,30 @@ static const char *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, a
             *err = "JWKS key for this kid is not RSA";
             goto out;
         }
-        found = apr_pstrdup(p, json_object_to_json_string_ext(k, JSON_C_TO_STRING_PLAIN));
+        /*
+         * Only kty, n and e reach cjose, and only as canonical base64url: some cjose
+         * builds abort() on a malformed one, and the JWKS comes from the network.
+         */
+        json_object *n = NULL, *e = NULL;
+        unsigned char *raw;
+        apr_size_t rawlen;
+        if (!json_object_object_get_ex(k, "n", &n) || !json_object_is_type(n, json_type_string) ||
+            !json_object_object_get_ex(k, "e", &e) || !json_object_is_type(e, json_type_string) ||
+            msa_b64url_decode(p, json_object_get_string(n), strlen(json_object_get_string(n)), &raw,
+                              &rawlen) != APR_SUCCESS ||
+            rawlen < 128 ||
+            msa_b64url_decode(p, json_object_get_string(e), strlen(json_object_get_string(e)), &raw,
+                              &rawlen) != APR_SUCCESS ||
+            rawlen == 0 || rawlen > 8) {
+            *err = "JWKS key for this kid has no usable n and e";
+            goto out;
+        }
+        json_object *clean = json_object_new_object();
+        json_object_object_add(clean, "kty", json_object_new_string("RSA"));
+        json_object_object_add(clean, "n", json_object_get(n));
+        json_object_object_add(clean, "e", json_object_get(e));
+        found = apr_pstrdup(p, json_object_to_json_string_ext(clean, JSON_C_TO_STRING_PLAIN));
+        json_object_put(clean);
         *rv = APR_SUCCESS;
         goto out;
     }
@@ -431,19 +454,18 @@ char *msa_b64url_encode(apr_pool_t *p, const unsigned char *d, apr_size_t len)
     return out;
 }
 
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
+/* base64url digit values; 64 marks a byte that is not one. */
+static const unsigned char b64url_values[256] = {
+#define X64 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64
+    X64, X64, 64,  64,  64,  64,  64,  64,  64, 64, 64, 64, 64, 64, 64, 62, 64, 64, /* '-' */
+    52,  53,  54,  55,  56,  57,  58,  59,  60, 61, 64, 64, 64, 64, 64, 64,         /* 0-9 */
+    64,  0,   1,   2,   3,   4,   5,   6,   7,  8,  9,  10, 11, 12, 13, 14,         /* A-O */
+    15,  16,  17,  18,  19,  20,  21,  22,  23, 24, 25, 64, 64, 64, 64, 63,         /* P-Z, '_' */
+    64,  26,  27,  28,  29,  30,  31,  32,  33, 34, 35, 36, 37, 38, 39, 40,         /* a-o */
+    41,  42,  43,  44,  45,  46,  47,  48,  49, 50, 51, 64, 64, 64, 64, 64,         /* p-z */
+    X64, X64, X64, X64, X64, X64, X64, X64,
+#undef X64
+};
 
 apr_status_t msa_b64url_decode(apr_pool_t *p, const char *s, apr_size_t slen, unsigned char **out,
                                apr_size_t *outlen)
@@ -451,24 +473,37 @@ apr_status_t msa_b64url_decode(apr_pool_t *p, const char *s, apr_size_t slen, un
     if (slen % 4 == 1) {
         return APR_EINVAL;
     }
+    const unsigned char *in = (const unsigned char *)s;
     unsigned char *buf = apr_palloc(p, slen / 4 * 3 + 3), *o = buf;
-    unsigned acc = 0;
-    int bits = 0;
-    for (apr_size_t i = 0; i < slen; i++) {
-        int v = b64url_value(s[i]);
-        if (v < 0) {
+    apr_size_t i = 0;
+    for (; i + 4 <= slen; i += 4) {
+        unsigned a = b64url_values[in[i]], b = b64url_values[in[i + 1]],
+                 c = b64url_values[in[i + 2]], d = b64url_values[in[i + 3]];
+        if ((a | b | c | d) & 64) {
             return APR_EINVAL;
         }
-        acc = (acc << 6 | (unsigned)v) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *o++ = (unsigned char)(acc >> bits);
-        }
+        unsigned v = a << 18 | b << 12 | c << 6 | d;
+        *o++ = (unsigned char)(v >> 16);
+        *o++ = (unsigned char)(v >> 8);
+        *o++ = (unsigned char)v;
     }
-    /* Leftover bits must be zero: one encoding per byte string. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-        return APR_EINVAL;
+    if (i < slen) {
+        /* 2 or 3 digits left; their unused low bits must be zero (one encoding per string). */
+        unsigned a = b64url_values[in[i]], b = b64url_values[in[i + 1]];
+        unsigned c = slen - i == 3 ? b64url_values[in[i + 2]] : 0;
+        if ((a | b | c) & 64) {
+            return APR_EINVAL;
+        }
+        unsigned v = a << 18 | b << 12 | c << 6;
+        *o++ = (unsigned char)(v >> 16);
+        if (slen - i == 3) {
+            *o++ = (unsigned char)(v >> 8);
+            if (v & 0xff) {
+                return APR_EINVAL;
+            }
+        } else if (v & 0xffff) {
+            return APR_EINVAL;
+        }
     }
     *out = buf;
     *outlen = (apr_size_t)(o - buf);

@@ -1,5 +1,6 @@
 /* The module's session and ID tokens: claims sets, JSON, HS256. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <apr_lib.h>
@@ -206,23 +207,35 @@ static const char *scan_string(jscan_t *j)
     return out;
 }
 
+/* Where each claim goes, found by its first letter before any strcmp. */
+static const struct claim_slot {
+    const char *name;
+    size_t offset;
+    int number; /* apr_int64_t, else const char * */
+} claim_slots[] = {
+#define SLOT_STR(f) {#f, offsetof(msa_token_t, f), 0},
+#define SLOT_NUM(f) {#f, offsetof(msa_token_t, f), 1},
+    TOKEN_STRINGS(SLOT_STR) TOKEN_NUMBERS(SLOT_NUM)
+#undef SLOT_STR
+#undef SLOT_NUM
+};
+
 /* One member's value into t; 0 when the reader does not take it. */
 static int scan_value(jscan_t *j, const char *name, msa_token_t *t)
 {
     const char **str = NULL;
     apr_int64_t *num = NULL;
-#define FIELD_STR(f)                                                                               \
-    if (strcmp(name, #f) == 0) {                                                                   \
-        str = &t->f;                                                                               \
+    for (size_t i = 0; i < sizeof(claim_slots) / sizeof(*claim_slots); i++) {
+        if (claim_slots[i].name[0] == name[0] && strcmp(claim_slots[i].name, name) == 0) {
+            void *field = (char *)t + claim_slots[i].offset;
+            if (claim_slots[i].number) {
+                num = field;
+            } else {
+                str = field;
+            }
+            break;
+        }
     }
-#define FIELD_NUM(f)                                                                               \
-    if (strcmp(name, #f) == 0) {                                                                   \
-        num = &t->f;                                                                               \
-    }
-    TOKEN_STRINGS(FIELD_STR)
-    TOKEN_NUMBERS(FIELD_NUM)
-#undef FIELD_STR
-#undef FIELD_NUM
     int groups = strcmp(name, "groups") == 0, cached = strcmp(name, "groups_cached") == 0;
     if (*j->s == '"') {
         const char *v = scan_string(j);

@@ -125,11 +125,20 @@ void msa_cache_child_init(apr_pool_t *p, server_rec *s)
 static const unsigned char *cache_key(apr_pool_t *p, const char *kind, const char *id,
                                       unsigned int *len)
 {
+    /* Ids that are short and plain (jti, appid:sub) are keys as they are: no hashing. */
+    size_t n = strlen(id);
+    if (n <= 128 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789-_.:") == n) {
+        char *key = apr_pstrcat(p, "msauth:", kind, ":", id, NULL);
+        *len = (unsigned int)strlen(key);
+        return (const unsigned char *)key;
+    }
     unsigned char md[32];
     /* Keyed by the kind so that ids of different kinds never collide. */
     msa_hmac_sha256((const unsigned char *)kind, strlen(kind), (const unsigned char *)id,
                     strlen(id), md);
-    char *key = apr_pstrcat(p, "msauth:", kind, ":", msa_b64url_encode(p, md, 24), NULL);
+    /* '#' cannot appear in a plain id: hashed and plain keys never meet. */
+    char *key = apr_pstrcat(p, "msauth:", kind, "#", msa_b64url_encode(p, md, 24), NULL);
     *len = (unsigned int)strlen(key);
     return (const unsigned char *)key;
 }
