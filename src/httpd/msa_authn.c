@@ -57,6 +57,7 @@ static void scrub_headers(request_rec *r)
 
 typedef struct strip_ctx {
     const msa_srv_t *srv;
+    apr_pool_t *pool; /* for the hash iterator: the shared one is not thread-safe */
 } strip_ctx_t;
 
 /* The module's own cookies: any app's session cookie in this server, and state cookies. */
@@ -70,7 +71,7 @@ static int own_cookie(void *ctx, const char *name)
     if (strncmp(name, STATE_COOKIE_PREFIX, sizeof(STATE_COOKIE_PREFIX) - 1) == 0) {
         return 1;
     }
-    for (apr_hash_index_t *hi = apr_hash_first(NULL, sc->srv->resolved); hi;
+    for (apr_hash_index_t *hi = apr_hash_first(sc->pool, sc->srv->resolved); hi;
          hi = apr_hash_next(hi)) {
         const msa_app_t *a;
         apr_hash_this(hi, NULL, NULL, (void **)&a);
@@ -87,7 +88,7 @@ static void strip_cookies(request_rec *r, const msa_srv_t *srv)
     if (header == NULL) {
         return;
     }
-    strip_ctx_t sc = {srv};
+    strip_ctx_t sc = {srv, r->pool};
     const char *rest = msa_cookie_strip(r->pool, header, own_cookie, &sc);
     if (rest == NULL) {
         apr_table_unset(r->headers_in, "Cookie");
