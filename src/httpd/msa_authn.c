@@ -351,9 +351,7 @@ int msa_check_authn(request_rec *r)
             goto unauthorized;
         }
     }
-    const char *back =
-        msa_redirect_target(r->pool, r->unparsed_uri, msa_self_origin(r, srv), app->redirect_allow);
-    return msa_start_login(r, srv, app, back);
+    return msa_start_login(r, srv, app, msa_return_target(r, srv, app, r->unparsed_uri));
 
 unauthorized:
     apr_table_setn(r->err_headers_out, "WWW-Authenticate",

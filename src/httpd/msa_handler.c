@@ -10,6 +10,7 @@
 #include <http_request.h>
 #include <json-c/json.h>
 
+#include "msa_api.h"
 #include "msa_claims.h"
 #include "msa_cookie.h"
 #include "msa_jose.h"
@@ -107,6 +108,22 @@ static const char *loggable(request_rec *r, const char *s)
         }
     }
     return out;
+}
+
+/* A validated return target, or NULL (refusal logged) so the caller uses its default. */
+const char *msa_return_target(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                              const char *target)
+{
+    if (target == NULL) {
+        return NULL;
+    }
+    const char *ok =
+        msa_redirect_target(r->pool, target, msa_self_origin(r, srv), app->redirect_allow);
+    if (ok == NULL) {
+        MSA_RLOG(r, APLOG_INFO, "return_to_refused",
+                 "return target refused, the default target is used instead");
+    }
+    return ok;
 }
 
 static int redirect(request_rec *r, const char *url)
@@ -452,16 +469,7 @@ static int handle_login(request_rec *r, const msa_srv_t *srv)
         return fail(r, srv, NULL, "unknown_app", APLOG_INFO,
                     apr_psprintf(r->pool, "no app '%s'", loggable(r, appid)));
     }
-    if (return_to != NULL) {
-        const char *ok =
-            msa_redirect_target(r->pool, return_to, msa_self_origin(r, srv), app->redirect_allow);
-        if (ok == NULL) {
-            MSA_RLOG(r, APLOG_INFO, "return_to_refused",
-                     "return_to refused, the default target is used instead");
-        }
-        return_to = ok;
-    }
-    return msa_start_login(r, srv, app, return_to);
+    return msa_start_login(r, srv, app, msa_return_target(r, srv, app, return_to));
 }
 
 /* The callback (4.2) ------------------------------------------------------------------ */
@@ -747,7 +755,7 @@ int msa_redact_request_line(request_rec *r)
 
 /* /logout and /me -------------------------------------------------------------------- */
 
-static int answer_json(request_rec *r, int status, const char *json)
+int msa_answer_json(request_rec *r, int status, const char *json)
 {
     r->status = status;
     ap_set_content_type(r, "application/json");
@@ -755,6 +763,11 @@ static int answer_json(request_rec *r, int status, const char *json)
     ap_rputs(json, r);
     ap_rputs("\n", r);
     return OK;
+}
+
+int msa_answer_error(request_rec *r, int status, const char *message)
+{
+    return msa_answer_json(r, status, msa_api_error_json(r->pool, status, message));
 }
 
 static int handle_logout(request_rec *r, const msa_srv_t *srv)
@@ -790,14 +803,9 @@ static int handle_logout(request_rec *r, const msa_srv_t *srv)
                  loggable(r, t->sub));
     }
     msa_cookie_set(r, srv, app, app->cookie_name, "", app->cookie_path, 0, app->cookie_samesite);
-    const char *target = "/";
-    if (return_to != NULL) {
-        target =
-            msa_redirect_target(r->pool, return_to, msa_self_origin(r, srv), app->redirect_allow);
-        if (target == NULL) {
-            MSA_RLOG(r, APLOG_INFO, "return_to_refused", "logout return_to refused, / used");
-            target = "/";
-        }
+    const char *target = msa_return_target(r, srv, app, return_to);
+    if (target == NULL) {
+        target = "/";
     }
     if (sso != NULL && strcmp(sso, "1") == 0) {
         msa_ms_client_t c;
@@ -815,25 +823,25 @@ static int handle_me(request_rec *r, const msa_srv_t *srv)
     const char *appid = NULL;
     if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
         msa_query_get1(q, "appid", &appid) == APR_EINVAL) {
-        return answer_json(r, HTTP_BAD_REQUEST, "{\"code\":400,\"message\":\"malformed query\"}");
+        return msa_answer_error(r, HTTP_BAD_REQUEST, "malformed query");
     }
     const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
     if (app == NULL) {
-        return answer_json(r, HTTP_NOT_FOUND, "{\"code\":404,\"message\":\"unknown app\"}");
+        return msa_answer_error(r, HTTP_NOT_FOUND, "unknown app");
     }
     msa_token_t *t = NULL;
     const char *presented;
     int rc = msa_session_check(r, srv, app, 1, &t, &presented);
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
-        return answer_json(r, rc, "{\"code\":503,\"message\":\"session store unavailable\"}");
+        return msa_answer_error(r, rc, "session store unavailable");
     }
     if (t == NULL) {
         apr_table_setn(r->err_headers_out, "WWW-Authenticate",
                        apr_psprintf(r->pool, "Bearer realm=\"%s\"%s", msa_app_token_id(app),
                                     presented ? ", error=\"invalid_token\"" : ""));
-        return answer_json(r, HTTP_UNAUTHORIZED, "{\"code\":401,\"message\":\"not signed in\"}");
+        return msa_answer_error(r, HTTP_UNAUTHORIZED, "not signed in");
     }
-    return answer_json(r, HTTP_OK, msa_claims_me_json(r->pool, t));
+    return msa_answer_json(r, HTTP_OK, msa_claims_me_json(r->pool, t));
 }
 
 /* GET /passwordless?token&returnto: the browser form of the ID-token exchange. */
@@ -855,16 +863,7 @@ static int handle_passwordless(request_rec *r, const msa_srv_t *srv)
     if (rc != OK) {
         return fail(r, srv, app, "invalid_token", APLOG_INFO, "ID token refused");
     }
-    if (returnto != NULL) {
-        const char *ok =
-            msa_redirect_target(r->pool, returnto, msa_self_origin(r, srv), app->redirect_allow);
-        if (ok == NULL) {
-            MSA_RLOG(r, APLOG_INFO, "return_to_refused",
-                     "returnto refused, the default target is used instead");
-        }
-        returnto = ok;
-    }
-    return msa_finish_login(r, srv, app, &ident, returnto);
+    return msa_finish_login(r, srv, app, &ident, msa_return_target(r, srv, app, returnto));
 }
 
 /* Dispatch --------------------------------------------------------------------------- */

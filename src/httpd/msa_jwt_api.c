@@ -12,22 +12,12 @@
 #include "msa_module.h"
 #include "msa_ms.h"
 
-static int answer(request_rec *r, int status, const char *json)
-{
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    ap_rputs(json, r);
-    ap_rputs("\n", r);
-    return OK;
-}
-
 static int error(request_rec *r, int status, const char *message)
 {
     if (status == HTTP_UNAUTHORIZED) {
         apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
     }
-    return answer(r, status, msa_api_error_json(r->pool, status, message));
+    return msa_answer_error(r, status, message);
 }
 
 /* CORS for the listed origins only; the origin is echoed, never "*". */
@@ -145,7 +135,7 @@ static int issue(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     }
     msa_metric_token_issued();
     MSA_RLOG(r, APLOG_INFO, "token_issued", "appid=%s user=%s", msa_app_token_id(app), st.sub);
-    return answer(r, HTTP_OK, msa_api_token_json(r->pool, jwt, &st));
+    return msa_answer_json(r, HTTP_OK, msa_api_token_json(r->pool, jwt, &st));
 }
 
 static int post(request_rec *r, const msa_srv_t *srv)
@@ -262,7 +252,7 @@ static int revoke_all(request_rec *r, const msa_srv_t *srv)
         return error(r, HTTP_SERVICE_UNAVAILABLE, "the token store is unavailable");
     }
     MSA_RLOG(r, APLOG_INFO, "tokens_revoked", "appid=%s user=%s", t->appid, t->sub);
-    return answer(
+    return msa_answer_json(
         r, HTTP_OK,
         msa_api_error_json(r->pool, 200,
                            apr_psprintf(r->pool, "All tokens revoked for user %s!", t->sub)));

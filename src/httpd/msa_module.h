@@ -137,6 +137,12 @@ void msa_authz_register(apr_pool_t *p);
 const msa_token_t *msa_request_token(const request_rec *r);
 
 /* Helpers shared by the handlers. */
+int msa_answer_json(request_rec *r, int status, const char *json);
+/* {"code":status,"message":message} */
+int msa_answer_error(request_rec *r, int status, const char *message);
+/* A validated return_to, or NULL (the refusal logged at INFO): the caller's default then. */
+const char *msa_return_target(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                              const char *target);
 const char *msa_self_origin(request_rec *r, const msa_srv_t *srv);
 int msa_request_is_https(request_rec *r, const msa_srv_t *srv);
 const char *msa_cookie_get(request_rec *r, const char *name);

@@ -133,21 +133,6 @@ const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char
 
 /* The API ------------------------------------------------------------------------- */
 
-static int answer(request_rec *r, int status, const char *json)
-{
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    ap_rputs(json, r);
-    ap_rputs("\n", r);
-    return OK;
-}
-
-static int error(request_rec *r, int status, const char *message)
-{
-    return answer(r, status, msa_api_error_json(r->pool, status, message));
-}
-
 static int authorised(request_rec *r, const msa_srv_t *srv)
 {
     const char *auth = apr_table_get(r->headers_in, "Authorization");
@@ -167,22 +152,23 @@ int msa_settings_api(request_rec *r, const msa_srv_t *srv, const char *rest)
         return DECLINED;
     }
     if (!authorised(r, srv)) {
-        return error(r, HTTP_FORBIDDEN, "forbidden");
+        return msa_answer_error(r, HTTP_FORBIDDEN, "forbidden");
     }
     /* rest: "", "<appid>" or "<appid>/<key>" */
     const char *slash = strchr(rest, '/');
     const char *appid = slash ? apr_pstrmemdup(r->pool, rest, (apr_size_t)(slash - rest)) : rest;
     const char *key = slash ? slash + 1 : NULL;
     if (*appid && (!msa_appid_valid(appid) || strcmp(appid, "default") == 0)) {
-        return error(r, HTTP_BAD_REQUEST, "not an appid");
+        return msa_answer_error(r, HTTP_BAD_REQUEST, "not an appid");
     }
     if (key != NULL && (*key == '\0' || strchr(key, '/') != NULL)) {
-        return error(r, HTTP_NOT_FOUND, "not found");
+        return msa_answer_error(r, HTTP_NOT_FOUND, "not found");
     }
     if (r->method_number == M_GET) {
         msa_store_t *st = current_store(r, srv);
         if (st == NULL) {
-            return error(r, HTTP_SERVICE_UNAVAILABLE, "the settings store cannot be read");
+            return msa_answer_error(r, HTTP_SERVICE_UNAVAILABLE,
+                                    "the settings store cannot be read");
         }
         /* A read right after a write in another process must see it. */
         if (msa_settings_changed(r->pool, srv->settings_file, st)) {
@@ -195,11 +181,12 @@ int msa_settings_api(request_rec *r, const msa_srv_t *srv, const char *rest)
         const char *doc = !*appid ? msa_settings_list_json(r->pool, st)
                           : key   ? msa_settings_key_json(r->pool, st, appid, key)
                                   : msa_settings_app_json(r->pool, st, appid, 1);
-        return doc ? answer(r, HTTP_OK, doc) : error(r, HTTP_NOT_FOUND, "not found");
+        return doc ? msa_answer_json(r, HTTP_OK, doc)
+                   : msa_answer_error(r, HTTP_NOT_FOUND, "not found");
     }
     if (!*appid) {
         apr_table_setn(r->err_headers_out, "Allow", "GET");
-        return error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+        return msa_answer_error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     }
     msa_settings_op_t op;
     if (r->method_number == M_PUT) {
@@ -208,17 +195,17 @@ int msa_settings_api(request_rec *r, const msa_srv_t *srv, const char *rest)
         op = key ? MSA_SETTINGS_DELETE_KEY : MSA_SETTINGS_DELETE_APP;
     } else {
         apr_table_setn(r->err_headers_out, "Allow", "GET, PUT, DELETE");
-        return error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+        return msa_answer_error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     }
     char *body = "";
     apr_size_t len = 0;
     if (op == MSA_SETTINGS_PUT_APP || op == MSA_SETTINGS_PUT_KEY) {
         int rc = msa_read_body(r, &body, &len);
         if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-            return error(r, rc, "the body is over 64 KiB");
+            return msa_answer_error(r, rc, "the body is over 64 KiB");
         }
         if (rc != OK) {
-            return error(r, HTTP_BAD_REQUEST, "the body could not be read");
+            return msa_answer_error(r, HTTP_BAD_REQUEST, "the body could not be read");
         }
     }
     msa_store_t *st = NULL;
@@ -226,21 +213,21 @@ int msa_settings_api(request_rec *r, const msa_srv_t *srv, const char *rest)
     apr_status_t rv = msa_settings_update(r->pool, srv->settings_file, op, appid, key, body, len,
                                           srv->root, &st, &err);
     if (rv == APR_ENOENT) {
-        return error(r, HTTP_NOT_FOUND, err);
+        return msa_answer_error(r, HTTP_NOT_FOUND, err);
     }
     if (rv == APR_EINVAL) {
-        return error(r, HTTP_BAD_REQUEST, err);
+        return msa_answer_error(r, HTTP_BAD_REQUEST, err);
     }
     if (rv != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_ERR, "settings_write", "MSAuthSettingsFile %s: %s", srv->settings_file,
                  err);
-        return error(r, HTTP_SERVICE_UNAVAILABLE, err);
+        return msa_answer_error(r, HTTP_SERVICE_UNAVAILABLE, err);
     }
     MSA_RLOG(r, APLOG_NOTICE, "settings_changed", "%s %s", r->method, r->uri);
     if (op == MSA_SETTINGS_DELETE_APP) {
-        return answer(
+        return msa_answer_json(
             r, HTTP_OK,
             msa_api_error_json(r->pool, 200, apr_psprintf(r->pool, "app %s deleted", appid)));
     }
-    return answer(r, HTTP_OK, msa_settings_app_json(r->pool, st, appid, 1));
+    return msa_answer_json(r, HTTP_OK, msa_settings_app_json(r->pool, st, appid, 1));
 }
