@@ -119,6 +119,60 @@ out:
 static const char hs256_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.";
 
 /*
+ * Tokens this thread verified lately, with the key that verified them: a
+ * browser sends the same session token with every request, and its MAC need
+ * not be computed again. A hit needs the whole token to be equal (compared in
+ * constant time) and its key still among the keys given; the payload is then
+ * the one decoded before. Claims, expiry and revocation are checked by the
+ * callers on every request as before. Thread-local: no lock, nothing shared.
+ */
+#define VERIFIED_SLOTS 4
+#define VERIFIED_MAX   2048 /* longer tokens are not remembered */
+#define VERIFIED_KEY   128
+
+typedef struct verified {
+    size_t token_len, key_len, payload_len;
+    unsigned char key[VERIFIED_KEY];
+    char token[VERIFIED_MAX];
+    char payload[VERIFIED_MAX];
+} verified_t;
+
+static _Thread_local verified_t verified[VERIFIED_SLOTS];
+static _Thread_local unsigned verified_next;
+
+static const verified_t *verified_find(const char *compact, size_t len, const msa_key_t *keys,
+                                       int nkeys)
+{
+    for (int s = 0; s < VERIFIED_SLOTS; s++) {
+        const verified_t *v = &verified[s];
+        if (v->token_len != len || CRYPTO_memcmp(v->token, compact, len) != 0) {
+            continue;
+        }
+        for (int i = 0; i < nkeys; i++) {
+            if (keys[i].len == v->key_len && CRYPTO_memcmp(keys[i].data, v->key, v->key_len) == 0) {
+                return v;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void verified_keep(const char *compact, size_t len, const msa_key_t *key,
+                          const unsigned char *payload, size_t plen)
+{
+    if (len >= VERIFIED_MAX || plen >= VERIFIED_MAX || key->len > VERIFIED_KEY) {
+        return;
+    }
+    verified_t *v = &verified[verified_next++ % VERIFIED_SLOTS];
+    memcpy(v->token, compact, len);
+    v->token_len = len;
+    memcpy(v->key, key->data, key->len);
+    v->key_len = key->len;
+    memcpy(v->payload, payload, plen);
+    v->payload_len = plen;
+}
+
+/*
  * Our own tokens, as they come on every protected request: the MAC is checked
  * on the stack and the payload decoded into the pool, with no heap allocation.
  * 1 when this path decided (*rv set), 0 for the general cjose path.
@@ -133,6 +187,13 @@ static int hs256_verify_own(apr_pool_t *p, const char *compact, const msa_key_t 
     const char *body = compact + hlen, *dot = strchr(body, '.');
     if (dot == NULL || strlen(dot + 1) != 43 || strchr(dot + 1, '.') != NULL) {
         return 0;
+    }
+    size_t len = (size_t)(dot - compact) + 44;
+    const verified_t *seen = verified_find(compact, len, keys, nkeys);
+    if (seen != NULL) {
+        *payload = apr_pstrmemdup(p, seen->payload, seen->payload_len);
+        *rv = APR_SUCCESS;
+        return 1;
     }
     unsigned char *sig, mac[32];
     apr_size_t siglen;
@@ -154,6 +215,7 @@ static int hs256_verify_own(apr_pool_t *p, const char *compact, const msa_key_t 
                 return 1;
             }
             plain[plen] = '\0';
+            verified_keep(compact, len, &keys[i], plain, plen);
             *payload = (char *)plain;
             *rv = APR_SUCCESS;
             return 1;

@@ -85,6 +85,40 @@ static char *hs256_by_hand(const char *header, const void *payload, size_t plen,
 
 /* ---- HS256 ---- */
 
+/* The per-thread memory of verified tokens never stands in for the key check. */
+START_TEST(hs256_remembered_tokens_still_need_their_key)
+{
+    static const unsigned char a_bytes[] = "remembered-key-a-0123456789-abcdefgh";
+    static const unsigned char b_bytes[] = "remembered-key-b-0123456789-abcdefgh";
+    msa_key_t a = {a_bytes, sizeof(a_bytes) - 1}, b = {b_bytes, sizeof(b_bytes) - 1};
+    msa_key_t both[2] = {b, a};
+    char *jws = NULL, *payload = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_jws_hs256_sign(pool, &a, "{\"sub\":\"remember-me\"}", &jws, &err),
+                     APR_SUCCESS);
+    for (int round = 0; round < 3; round++) {
+        payload = NULL;
+        ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &a, 1, &payload, &err), APR_SUCCESS);
+        ck_assert_str_eq(payload, "{\"sub\":\"remember-me\"}");
+    }
+    ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &b, 1, &payload, &err), APR_EINVAL);
+    ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, both, 2, &payload, &err), APR_SUCCESS);
+    /* One character off: not the remembered token, and not valid. */
+    char *bad = apr_pstrdup(pool, jws);
+    size_t n = strlen(bad);
+    bad[n - 10] = bad[n - 10] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(msa_jws_hs256_verify(pool, bad, &a, 1, &payload, &err), APR_EINVAL);
+    /* More tokens than slots: the oldest is forgotten, and still verifies by its MAC. */
+    for (int k = 0; k < 8; k++) {
+        char *other;
+        msa_jws_hs256_sign(pool, &a, apr_psprintf(pool, "{\"n\":%d}", k), &other, &err);
+        ck_assert_int_eq(msa_jws_hs256_verify(pool, other, &a, 1, &payload, &err), APR_SUCCESS);
+    }
+    ck_assert_int_eq(msa_jws_hs256_verify(pool, jws, &a, 1, &payload, &err), APR_SUCCESS);
+    ck_assert_str_eq(payload, "{\"sub\":\"remember-me\"}");
+}
+END_TEST
+
 START_TEST(hs256_round_trip)
 {
     char *jws = NULL, *payload = NULL;
@@ -995,6 +1029,7 @@ static Suite *jose_suite(void)
 
     tc = msa_test_case("hs256");
     tcase_add_test(tc, hs256_round_trip);
+    tcase_add_test(tc, hs256_remembered_tokens_still_need_their_key);
     tcase_add_test(tc, hs256_by_hand_interop);
     tcase_add_test(tc, hs256_rotation_second_key);
     tcase_add_test(tc, hs256_wrong_key);
