@@ -71,7 +71,12 @@ void fuzz_shim_release(void) __attribute__((weak));
     "4mJ183yPspVXjU4nmU_KXGxjg4hgBv7pq5U6iAbS5NcRoOWaBgvS4IpqF_yCw218nLaCiVpCkg3fXIjsWBRpmmaH"     \
     "sRwkmtvdz4Z7m_QyUe_s0e4y0yRhwZ5i4vRMfq3boS9XpKUE\"}"
 
-static apr_pool_t *fuzz_root, *fuzz_sub;
+/*
+ * The process's pool and the input's subpool. Weak definitions, so that the
+ * target and replay_main.c (which destroys the pool at the end) share them.
+ */
+__attribute__((weak)) apr_pool_t *fuzz_root;
+__attribute__((weak)) apr_pool_t *fuzz_sub;
 
 static inline void fuzz_fail(const char *what, const uint8_t *data, size_t size)
 {

@@ -66,4 +66,4 @@ test_fuzz_replay_settings_LDADD = $(UNIT_LDADD)
 
 noinst_HEADERS += test/fuzz/fuzz.h test/fuzz/fuzz_rsa.h
 EXTRA_DIST += test/fuzz/README.md test/fuzz/pool_shim.c test/fuzz/gen_seeds.c \
-	test/fuzz/corpus test/fuzz/crashes
+	test/fuzz/corpus

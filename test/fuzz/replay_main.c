@@ -5,9 +5,10 @@
  *
  *   replay_<target> [dir-or-file...]    default: the corpus built in (FUZZ_CORPUS)
  *
- * A directory is read one level deep, in name order; subdirectories are
- * skipped (so test/fuzz/crashes/ can never slip in). A failed invariant or a
- * crash aborts, which fails the test.
+ * A directory is read one level deep, in name order; subdirectories and dot
+ * files are skipped (so a directory of inputs kept out of the replay, such
+ * as a crashes/ inside it, never slips in). A failed invariant or a crash
+ * aborts, which fails the test.
  */
 #include <dirent.h>
 #include <errno.h>
