@@ -121,8 +121,8 @@ static const char hs256_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.";
 /*
  * Tokens this thread verified lately, with the key that verified them: a
  * browser sends the same session token with every request, and its MAC need
- * not be computed again. A hit needs the whole token to be equal (compared in
- * constant time) and its key still among the keys given; the payload is then
+ * not be computed again. A hit needs the whole token to be equal (its MAC
+ * compared in constant time) and its key still among the keys given; the payload is then
  * the one decoded before. Claims, expiry and revocation are checked by the
  * callers on every request as before. Thread-local: no lock, nothing shared.
  */
@@ -145,7 +145,13 @@ static const verified_t *verified_find(const char *compact, size_t len, const ms
 {
     for (int s = 0; s < VERIFIED_SLOTS; s++) {
         const verified_t *v = &verified[s];
-        if (v->token_len != len || CRYPTO_memcmp(v->token, compact, len) != 0) {
+        /*
+         * The MAC (the last 43 characters) is what only the token's holder knows:
+         * it is compared in constant time, and only then the rest, which is not secret.
+         */
+        if (v->token_len != len ||
+            CRYPTO_memcmp(v->token + len - 43, compact + len - 43, 43) != 0 ||
+            memcmp(v->token, compact, len - 43) != 0) {
             continue;
         }
         for (int i = 0; i < nkeys; i++) {
