@@ -207,21 +207,17 @@ static const char *presented_token(request_rec *r, int accept_bearer, const msa_
 /* Whether the cache says t was revoked: 1 yes, 0 no, -1 the cache cannot answer. */
 static int revoked(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
 {
-    char *v = NULL;
-    apr_status_t rv = msa_cache_get(r, srv, "revoked", t->jti, 32, &v);
-    if (rv == APR_SUCCESS) {
-        return 1;
-    }
-    if (rv != APR_NOTFOUND) {
+    char *v1 = NULL, *v2 = NULL;
+    apr_status_t rv2;
+    /* The token's own jti, and the time before which all the user's tokens are dead. */
+    apr_status_t rv1 =
+        msa_cache_get2(r, srv, "revoked", t->jti, "revoked_user",
+                       apr_pstrcat(r->pool, t->appid, ":", t->sub, NULL), 32, &v1, &v2, &rv2);
+    if ((rv1 != APR_SUCCESS && rv1 != APR_NOTFOUND) ||
+        (rv2 != APR_SUCCESS && rv2 != APR_NOTFOUND)) {
         return -1;
     }
-    /* A revocation of all the user's tokens holds the time before which they are dead. */
-    rv = msa_cache_get(r, srv, "revoked_user", apr_pstrcat(r->pool, t->appid, ":", t->sub, NULL),
-                       32, &v);
-    if (rv == APR_SUCCESS) {
-        return t->iat <= apr_atoi64(v);
-    }
-    return rv == APR_NOTFOUND ? 0 : -1;
+    return rv1 == APR_SUCCESS || (rv2 == APR_SUCCESS && t->iat <= apr_atoi64(v2));
 }
 
 /* Groups kept in the cache because they did not fit in the cookie. */

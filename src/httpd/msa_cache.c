@@ -189,6 +189,30 @@ apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kin
     return rv;
 }
 
+apr_status_t msa_cache_get2(request_rec *r, const msa_srv_t *srv, const char *kind1,
+                            const char *id1, const char *kind2, const char *id2, apr_size_t max,
+                            char **val1, char **val2, apr_status_t *rv2)
+{
+    msa_cache_t *c = srv->cache_handle;
+    unsigned int klen1, klen2;
+    if (c == NULL) {
+        *rv2 = APR_EGENERAL;
+        return APR_EGENERAL;
+    }
+    const unsigned char *key1 = cache_key(r->pool, kind1, id1, &klen1);
+    const unsigned char *key2 = cache_key(r->pool, kind2, id2, &klen2);
+    unsigned int m = max < MAX_VALUE ? (unsigned int)max : MAX_VALUE;
+    lock(c);
+    apr_status_t rv1 = get_locked(c, r, key1, klen1, val1, m);
+    *rv2 = get_locked(c, r, key2, klen2, val2, m);
+    unlock(c);
+    if ((rv1 != APR_SUCCESS && rv1 != APR_NOTFOUND) ||
+        (*rv2 != APR_SUCCESS && *rv2 != APR_NOTFOUND)) {
+        msa_metric_cache_error();
+    }
+    return rv1;
+}
+
 apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
                            const char *val, apr_time_t expiry)
 {

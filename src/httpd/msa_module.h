@@ -81,6 +81,10 @@ void msa_cache_child_init(apr_pool_t *p, server_rec *s);
  */
 apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
                            apr_size_t max, char **val);
+/* Two lookups under one lock (the revocation check of every protected request). */
+apr_status_t msa_cache_get2(request_rec *r, const msa_srv_t *srv, const char *kind1,
+                            const char *id1, const char *kind2, const char *id2, apr_size_t max,
+                            char **val1, char **val2, apr_status_t *rv2);
 apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
                            const char *val, apr_time_t expiry);
 /* Records id once: APR_SUCCESS the first time, APR_EEXIST after; other failures: cache down. */
