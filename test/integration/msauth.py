@@ -40,6 +40,14 @@ FABRIKAM_TID = "a1b2c3d4-0000-4000-8000-000000000001"
 CONSUMERS_TID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 SEED_SCOPE = "https://graph.microsoft.com/user.read"
 
+# fakems as Microsoft, with its built-in client: how most test configurations begin.
+FAKEMS_APP = """MSAuthLoginHost @FAKEMS@
+MSAuthGraphHost @FAKEMS@
+MSAuthHTTPTimeout 3 2
+MSAuthClientID @CLIENT_ID@
+MSAuthClientSecret @CLIENT_SECRET@
+"""
+
 BASE_MODULES = [
     "mpm_event", "authn_core", "authz_core", "authz_user", "authz_host", "mime", "alias",
     "dir", "env", "headers", "setenvif", "cgid", "socache_shmcb",

@@ -13,15 +13,10 @@ import time
 import pytest
 import requests
 
-from msauth import Httpd, free_port, query_of, seed_authorize_url, wait_port
+from msauth import Httpd, free_port, query_of, seed_authorize_url, wait_port, FAKEMS_APP
 
 CONF = """
-MSAuthLoginHost @FAKEMS@
-MSAuthGraphHost @FAKEMS@
-MSAuthHTTPTimeout 3 2
-MSAuthClientID @CLIENT_ID@
-MSAuthClientSecret @CLIENT_SECRET@
-MSAuthSecretKey @KEY@
+""" + FAKEMS_APP + """MSAuthSecretKey @KEY@
 MSAuthLegacyState On
 MSAuthSigninSuccess /?jwt=id
 MSAuthSigninFailure /?cause=?

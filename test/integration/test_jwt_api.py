@@ -7,16 +7,11 @@ import pytest
 import requests
 
 from msauth import (CLIENT_ID, KEY, OLD_KEY, Httpd, hs256_sign, hs256_valid, jwt_parts, query_of,
-                    seed_authorize_url)
+                    seed_authorize_url, FAKEMS_APP)
 
 OTHER_KEY = "other-app-signing-key-0123456789-abcdef"
 CONF = """
-MSAuthLoginHost @FAKEMS@
-MSAuthGraphHost @FAKEMS@
-MSAuthHTTPTimeout 3 2
-MSAuthClientID @CLIENT_ID@
-MSAuthClientSecret @CLIENT_SECRET@
-MSAuthSecretKey @KEY@ @OLD_KEY@
+""" + FAKEMS_APP + """MSAuthSecretKey @KEY@ @OLD_KEY@
 MSAuthLegacyState On
 MSAuthSigninSuccess /?jwt=id
 MSAuthSigninFailure /?cause=?

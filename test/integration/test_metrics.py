@@ -5,15 +5,10 @@ import re
 import pytest
 import requests
 
-from msauth import Httpd, seed_authorize_url
+from msauth import Httpd, seed_authorize_url, FAKEMS_APP
 
 CONF = """
-MSAuthLoginHost @FAKEMS@
-MSAuthGraphHost @FAKEMS@
-MSAuthHTTPTimeout 3 2
-MSAuthClientID @CLIENT_ID@
-MSAuthClientSecret @CLIENT_SECRET@
-MSAuthSecretKey @KEY@
+""" + FAKEMS_APP + """MSAuthSecretKey @KEY@
 MSAuthLegacyState On
 MSAuthSigninFailure /?cause=?
 MSAuthMetrics %s

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from msauth import (CLIENT_ID, CONTOSO_TID, FABRIKAM_TID, KEY, OLD_KEY, Httpd, hs256_sign,
-                    hs256_valid, jwt_parts, query_of)
+                    hs256_valid, jwt_parts, query_of, FAKEMS_APP)
 
 ALICE_GROUPS = ["0ff2f55e-dd4a-40fe-b20c-f5a5c0de67e7", "aae23af8-23c8-490a-8279-b61799c5a5b8"]
 OIDC_CLIENT = "33333333-4444-5555-6666-777777777777"
@@ -53,12 +53,7 @@ def conf():
                           path, path, LOCATIONS.get(path, ""),
                           REQUIRES.get(path, "Require valid-user")))
     return """
-MSAuthLoginHost @FAKEMS@
-MSAuthGraphHost @FAKEMS@
-MSAuthHTTPTimeout 3 2
-MSAuthClientID @CLIENT_ID@
-MSAuthClientSecret @CLIENT_SECRET@
-MSAuthSecretKey @KEY@ @OLD_KEY@
+""" + FAKEMS_APP + """MSAuthSecretKey @KEY@ @OLD_KEY@
 MSAuthSigninSuccess /welcome
 MSAuthSigninFailure /failed?cause=?
 MSAuthRedirectAllow https://partner.example.com/apps

@@ -15,19 +15,14 @@ import pytest
 import requests
 
 from msauth import (CLIENT_ID, CLIENT_SECRET, KEY, SEED_SCOPE, callback_path, hs256_valid,
-                    jwt_parts, query_of, seed_authorize_url)
+                    jwt_parts, query_of, seed_authorize_url, FAKEMS_APP)
 
 APP2_CLIENT = "22222222-3333-4444-5555-666666666666"
 APP2_SECRET = "second-app-secret-abcdefghijklmnop"
 APP2_KEY = "app2-signing-key-0123456789-abcdefghij"
 
 CONF = """
-MSAuthLoginHost @FAKEMS@
-MSAuthGraphHost @FAKEMS@
-MSAuthHTTPTimeout 3 2
-MSAuthClientID @CLIENT_ID@
-MSAuthClientSecret @CLIENT_SECRET@
-MSAuthSecretKey @KEY@
+""" + FAKEMS_APP + """MSAuthSecretKey @KEY@
 MSAuthLegacyState On
 MSAuthSigninSuccess /?jwt=id
 MSAuthSigninFailure /?cause=?

@@ -11,17 +11,12 @@ import time
 import pytest
 import requests
 
-from msauth import CLIENT_ID, CLIENT_SECRET, Httpd, query_of, seed_authorize_url
+from msauth import CLIENT_ID, CLIENT_SECRET, Httpd, query_of, seed_authorize_url, FAKEMS_APP
 
 ADMIN = "settings-admin-key-0123456789-abcdefgh"
 APP_KEY = "stored-app-signing-key-0123456789-abcd"
 CONF = """
-MSAuthLoginHost @FAKEMS@
-MSAuthGraphHost @FAKEMS@
-MSAuthHTTPTimeout 3 2
-MSAuthClientID @CLIENT_ID@
-MSAuthClientSecret @CLIENT_SECRET@
-MSAuthSecretKey @KEY@
+""" + FAKEMS_APP + """MSAuthSecretKey @KEY@
 MSAuthLegacyState On
 MSAuthSigninFailure /?cause=?
 MSAuthSettingsFile @DIR@/store/settings.json
