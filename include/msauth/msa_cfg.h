@@ -136,7 +136,6 @@ const char *msa_parse_secret(apr_pool_t *p, const char *value, const char **out)
 const char *msa_parse_key(apr_pool_t *p, const char *value, msa_key_t **out);
 const char *msa_parse_seconds(const char *value, apr_int64_t min, apr_int64_t max,
                               apr_int64_t *out);
-const char *msa_parse_flag(const char *value, int *out);
 /* names: NULL-terminated list; *out = index of the match (case-insensitive). */
 const char *msa_parse_enum(const char *value, const char *const *names, int *out);
 const char *msa_parse_path(const char *value);

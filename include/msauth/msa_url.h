@@ -36,10 +36,6 @@ apr_status_t msa_query_get1(const apr_table_t *t, const char *name, const char *
 const char *msa_url_fill(apr_pool_t *p, const char *url, const char *param,
                          const char *placeholder, const char *value);
 
-/* Appends `name=<encoded value>` to url with '?' or '&'. */
-const char *msa_url_add_param(apr_pool_t *p, const char *url, const char *name,
-                              const char *value);
-
 /*
  * Checks a URL given in configuration. absolute_only: must be http(s)://host...
  * otherwise a path starting with '/' is also accepted. NULL when good, else

@@ -241,12 +241,6 @@ const char *msa_parse_seconds(const char *value, apr_int64_t min, apr_int64_t ma
     return NULL;
 }
 
-const char *msa_parse_flag(const char *value, int *out)
-{
-    static const char *const names[] = {"Off", "On", NULL};
-    return msa_parse_enum(value, names, out);
-}
-
 const char *msa_parse_enum(const char *value, const char *const *names, int *out)
 {
     for (int i = 0; names[i] != NULL; i++) {

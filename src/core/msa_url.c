@@ -322,26 +322,6 @@ const char *msa_url_fill(apr_pool_t *p, const char *url, const char *param, cons
     }
 }
 
-const char *msa_url_add_param(apr_pool_t *p, const char *url, const char *name, const char *value)
-{
-    if (url == NULL) {
-        url = "";
-    }
-    /* The parameter goes before any fragment, which the browser keeps to itself. */
-    const char *hash = strchr(url, '#');
-    apr_size_t base = hash ? (apr_size_t)(hash - url) : strlen(url);
-    const char *sep;
-    if (memchr(url, '?', base) == NULL) {
-        sep = "?";
-    } else if (url[base - 1] == '?' || url[base - 1] == '&') {
-        sep = "";
-    } else {
-        sep = "&";
-    }
-    return apr_pstrcat(p, apr_pstrmemdup(p, url, base), sep, msa_url_encode(p, name), "=",
-                       msa_url_encode(p, value), hash ? hash : "", NULL);
-}
-
 /* An absolute http(s) URL cut at its authority. */
 typedef struct {
     int https;

@@ -640,17 +640,6 @@ START_TEST(parse_enum_and_flag)
     ck_assert_ptr_nonnull(msa_parse_enum("La", samesite, &v));
     ck_assert_ptr_nonnull(msa_parse_enum("Laxx", samesite, &v));
     ck_assert_int_eq(v, -1);
-
-    ck_assert_ptr_null(msa_parse_flag("On", &v));
-    ck_assert_int_eq(v, 1);
-    ck_assert_ptr_null(msa_parse_flag("off", &v));
-    ck_assert_int_eq(v, 0);
-    ck_assert_ptr_null(msa_parse_flag("ON", &v));
-    ck_assert_int_eq(v, 1);
-    v = -1;
-    ck_assert_ptr_nonnull(msa_parse_flag("yes", &v));
-    ck_assert_ptr_nonnull(msa_parse_flag("1", &v));
-    ck_assert_int_eq(v, -1);
 }
 END_TEST
 

@@ -335,24 +335,6 @@ START_TEST(fill_unchanged_returns_same)
 }
 END_TEST
 
-/* ---- msa_url_add_param ---- */
-
-START_TEST(add_param_cases)
-{
-    ck_assert_str_eq(msa_url_add_param(pool, "/x", "cause", "a b"), "/x?cause=a%20b");
-    ck_assert_str_eq(msa_url_add_param(pool, "/x?y=1", "n", "v"), "/x?y=1&n=v");
-    ck_assert_str_eq(msa_url_add_param(pool, "/x?", "n", "v"), "/x?n=v");
-    ck_assert_str_eq(msa_url_add_param(pool, "/x?y=1&", "n", "v"), "/x?y=1&n=v");
-    ck_assert_str_eq(msa_url_add_param(pool, "/x#frag", "n", "v"), "/x?n=v#frag");
-    ck_assert_str_eq(msa_url_add_param(pool, "/x#a?b", "n", "v"), "/x?n=v#a?b");
-    ck_assert_str_eq(msa_url_add_param(pool, "/x?y#f", "n", "&="), "/x?y&n=%26%3D#f");
-    ck_assert_str_eq(msa_url_add_param(pool, "https://h/a?b=c", "return_to", "/p?q=1"),
-                     "https://h/a?b=c&return_to=%2Fp%3Fq%3D1");
-    ck_assert_str_eq(msa_url_add_param(pool, "", "n", "v"), "?n=v");
-    ck_assert_str_eq(msa_url_add_param(pool, "#f", "n", "v"), "?n=v#f");
-}
-END_TEST
-
 /* ---- msa_url_check ---- */
 
 static const char *const good_absolute[] = {
@@ -724,7 +706,6 @@ static Suite *url_suite(void)
     tc = msa_test_case("build");
     tcase_add_loop_test(tc, fill_table, 0, sizeof fill_cases / sizeof *fill_cases);
     tcase_add_test(tc, fill_unchanged_returns_same);
-    tcase_add_test(tc, add_param_cases);
     suite_add_tcase(s, tc);
 
     tc = msa_test_case("check");
