@@ -97,7 +97,7 @@ REQUEST_LOG_LIMIT = 10000
 
 FAULT_KNOBS = {
     "token": ("500", "hang", "garbage", "truncated", "html", "empty", "reset",
-              "big", "no_id_token", "expires_in_string", "invalid_grant"),
+              "big", "no_id_token", "expires_in_string", "invalid_grant", "code_reuse"),
     "id_token": ("wrong_key", "unknown_kid", "alg_none", "hs256", "wrong_aud",
                  "wrong_iss", "wrong_tid", "iss_tid_mismatch", "wrong_nonce",
                  "no_nonce", "expired", "future", "groups_overage"),
@@ -1336,7 +1336,10 @@ class Handler(BaseHTTPRequestHandler):
             if record["redeemed"]:   # lost a race with a concurrent redemption
                 return self.aad_json_error(400, "invalid_grant", 54005, "OAuth2 "
                                            "Authorization code was already redeemed.")
-            record["redeemed"] = True
+            # code_reuse: Microsoft's bug of a code that redeems more than once. A client
+            # must not rely on the identity platform to make its logins single-use.
+            if knob != "code_reuse":
+                record["redeemed"] = True
         return self.token_success(client, user, record["grant"], record["nonce"],
                                   record["segment"], knob)
 

@@ -877,6 +877,25 @@ def test_token_fault_content_knobs(ms):
     assert_aad_error(ms.token(code=ms.code()), 400, "invalid_grant", 70008)
 
 
+def test_token_fault_code_reuse(ms):
+    code = ms.code()
+    ms.faults(token="code_reuse", count=3)
+    first = ms.token(code=code)
+    assert first.status_code == 200 and first.json()["access_token"]
+    # The same code redeems again, each time with a real, fresh answer.
+    again = [ms.token(code=code) for _ in range(2)]
+    assert [r.status_code for r in again] == [200, 200]
+    assert len({first.json()["access_token"]} | {r.json()["access_token"] for r in again}) == 3
+    # Without the knob the code is spent by its next use, then refused.
+    assert ms.token(code=code).status_code == 200
+    assert_aad_error(ms.token(code=code), 400, "invalid_grant", 54005)
+    # A code spent before the knob is armed stays spent.
+    spent = ms.code()
+    assert ms.token(code=spent).status_code == 200
+    ms.faults(token="code_reuse")
+    assert_aad_error(ms.token(code=spent), 400, "invalid_grant", 54005)
+
+
 # --------------------------------------------------------------------------
 # Fault knobs: id_token
 # --------------------------------------------------------------------------
