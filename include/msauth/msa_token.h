@@ -38,6 +38,7 @@ typedef struct msa_token {
     const char *picture;
     const char *jti;
     const char *token_use;
+    const char *epoch;          /* the shared store's epoch at issue (MSAuthCache) */
     apr_int64_t iat, nbf, exp;  /* epoch seconds */
     apr_int64_t refresh;        /* epoch milliseconds, session tokens */
     apr_array_header_t *groups; /* const char *, may be NULL */

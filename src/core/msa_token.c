@@ -66,7 +66,7 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
 #define TOKEN_STRINGS(X)                                                                           \
     X(sub)                                                                                         \
     X(identifier)                                                                                  \
-    X(appid) X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(jti) X(token_use)
+    X(appid) X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(jti) X(token_use) X(epoch)
 #define TOKEN_NUMBERS(X) X(iat) X(nbf) X(exp) X(refresh)
 
 char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)

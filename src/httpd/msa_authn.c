@@ -204,27 +204,12 @@ static const char *presented_token(request_rec *r, int accept_bearer, const msa_
     return msa_cookie_get(r, app->cookie_name);
 }
 
-/* Whether the cache says t was revoked: 1 yes, 0 no, -1 the cache cannot answer. */
-static int revoked(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
-{
-    char *v1 = NULL, *v2 = NULL;
-    apr_status_t rv2;
-    /* The token's own jti, and the time before which all the user's tokens are dead. */
-    apr_status_t rv1 =
-        msa_cache_get2(r, srv, "revoked", t->jti, "revoked_user",
-                       apr_pstrcat(r->pool, t->appid, ":", t->sub, NULL), 32, &v1, &v2, &rv2);
-    if ((rv1 != APR_SUCCESS && rv1 != APR_NOTFOUND) ||
-        (rv2 != APR_SUCCESS && rv2 != APR_NOTFOUND)) {
-        return -1;
-    }
-    return rv1 == APR_SUCCESS || (rv2 == APR_SUCCESS && t->iat <= apr_atoi64(v2));
-}
-
 /* Groups kept in the cache because they did not fit in the cookie. */
 static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_t *t)
 {
     char *v = NULL;
-    apr_status_t rv = msa_cache_get(r, srv, "groups", t->jti, 64 * 1024, &v);
+    apr_status_t rv = msa_cache_get(
+        r, srv, MSA_REC_GROUPS, msa_cache_owner(r->pool, t->appid, t->sub), t->jti, 64 * 1024, &v);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -255,14 +240,21 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), err);
         return HTTP_UNAUTHORIZED;
     }
-    int rev = revoked(r, srv, t);
-    if (rev != 0) {
-        if (rev < 0) {
-            MSA_RLOG(r, APLOG_ERR, "cache_error",
-                     "MSAuthCache %s cannot answer a revocation check: request refused",
-                     srv->cache);
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
+    switch (msa_cache_token_verdict(r, srv, t)) {
+    case MSA_TOKEN_LIVE:
+        break;
+    case MSA_TOKEN_UNKNOWN:
+        MSA_RLOG(r, APLOG_ERR, "cache_error",
+                 "MSAuthCache %s cannot answer a revocation check: request refused", srv->cache);
+        return HTTP_SERVICE_UNAVAILABLE;
+    case MSA_TOKEN_STALE:
+        msa_metric_token_refused("stale");
+        MSA_RLOG(r, APLOG_INFO, "token_refused",
+                 "appid=%s: token issued before MSAuthCache's current epoch (the store lost "
+                 "its state since): sign in again",
+                 msa_app_token_id(app));
+        return HTTP_UNAUTHORIZED;
+    case MSA_TOKEN_REVOKED:
         msa_metric_token_refused("revoked");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: token revoked", msa_app_token_id(app));
         return HTTP_UNAUTHORIZED;

@@ -1,63 +1,77 @@
 /*
- * Shared state through Apache's socache providers (MSAuthCache): spent
- * login states, spent ID tokens, revoked tokens, JWKS documents and group
- * lists that do not fit in a cookie. shmcb (the default) is shared by the
- * children of one server; memcache and redis by a cluster.
+ * MSAuthCache: the module's shared state (spent login states and ID tokens,
+ * revocations, JWKS documents, group lists that do not fit in a cookie) and
+ * the one question every protected request asks of it: is this token still
+ * good? The stores themselves are in msa_store_*.c (see msa_store.h).
  */
-#include <ap_mpm.h>
 #include <ap_provider.h>
 #include <ap_socache.h>
 #include <apr_strings.h>
-#include <http_protocol.h>
 #include <util_mutex.h>
 
 #include "msa_hmac.h"
 #include "msa_jose.h"
-#include "msa_module.h"
+#include "msa_store.h"
 
-#define MUTEX_TYPE "msauth-cache"
-#define MAX_VALUE  (64 * 1024)
+#define MAX_VALUE (64 * 1024)
 
-struct msa_cache {
-    const char *spec;
-    const ap_socache_provider_t *provider;
-    ap_socache_instance_t *instance;
-    apr_global_mutex_t *mutex; /* for providers that are not multi-process safe */
-    server_rec *s;
+static const struct {
+    const char *kind;
+    msa_class_t cls;
+} records[] = {
+    [MSA_REC_STATE] = {"state", MSA_CLASS_TRANSIENT},
+    [MSA_REC_JWKS] = {"jwks", MSA_CLASS_BULK},
+    [MSA_REC_SPENT_ID] = {"idjti", MSA_CLASS_DURABLE},
+    [MSA_REC_REVOKED] = {"revoked", MSA_CLASS_DURABLE},
+    [MSA_REC_USER_NBF] = {"revoked_user", MSA_CLASS_DURABLE},
+    [MSA_REC_GROUPS] = {"groups", MSA_CLASS_BULK},
 };
+
+static const msa_store_ops_t *const stores[] = {&msa_store_shmcb, &msa_store_memcache,
+                                                &msa_store_redis};
 
 int msa_cache_pre_config(apr_pool_t *pconf)
 {
-    return ap_mutex_register(pconf, MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
+    return ap_mutex_register(pconf, MSA_CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
                ? OK
                : HTTP_INTERNAL_SERVER_ERROR;
 }
 
-/* The provider name and its argument from "name[:args]". */
-static const char *split_spec(apr_pool_t *p, const char *spec, const char **arg)
+/* The store named by "name[:arg]", or NULL. */
+static const msa_store_ops_t *store_of(apr_pool_t *p, const char *spec, const char **arg)
 {
     const char *colon = strchr(spec, ':');
+    size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
     *arg = colon ? colon + 1 : NULL;
-    return colon ? apr_pstrmemdup(p, spec, (apr_size_t)(colon - spec)) : spec;
-}
-
-const char *msa_cache_check(apr_pool_t *p, const msa_srv_t *srv)
-{
-    const char *arg, *name = split_spec(p, srv->cache, &arg);
-    if (ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION) == NULL) {
-        return apr_psprintf(p,
-                            "MSAuthCache %s: the socache provider '%s' is not loaded "
-                            "(LoadModule socache_%s_module modules/mod_socache_%s.so)",
-                            srv->cache, name, name, name);
+    for (size_t i = 0; i < sizeof(stores) / sizeof(*stores); i++) {
+        if (strlen(stores[i]->name) == n && strncasecmp(stores[i]->name, spec, n) == 0) {
+            return stores[i];
+        }
     }
     return NULL;
 }
 
-static apr_status_t cache_destroy(void *data)
+const char *msa_cache_check_spec(apr_pool_t *p, const char *spec)
 {
-    msa_cache_t *c = data;
-    c->provider->destroy(c->instance, c->s);
-    return APR_SUCCESS;
+    const char *arg;
+    const msa_store_ops_t *ops = store_of(p, spec, &arg);
+    if (ops == NULL) {
+        return "names an unknown cache provider (shmcb[:path(bytes)], memcache:host:port[,...] "
+               "or redis:host:port[,...])";
+    }
+    return ops->check(p, arg);
+}
+
+const char *msa_cache_check(apr_pool_t *p, const msa_srv_t *srv)
+{
+    const char *err = msa_cache_check_spec(p, srv->cache);
+    if (err == NULL && strncmp(srv->cache, "shmcb", 5) == 0 &&
+        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb", AP_SOCACHE_PROVIDER_VERSION) ==
+            NULL) {
+        err = "the socache provider 'shmcb' is not loaded (LoadModule socache_shmcb_module "
+              "modules/mod_socache_shmcb.so; on Debian: a2enmod socache_shmcb)";
+    }
+    return err ? apr_psprintf(p, "MSAuthCache %s: %s", srv->cache, err) : NULL;
 }
 
 apr_status_t msa_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -68,192 +82,217 @@ apr_status_t msa_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_
         if (!msa_srv_has_apps(srv)) {
             continue;
         }
-        /* Servers with the same MSAuthCache share one instance. */
-        msa_cache_t *c = apr_hash_get(made, srv->cache, APR_HASH_KEY_STRING);
-        if (c != NULL) {
-            srv->cache_handle = c;
-            continue;
-        }
-        c = apr_pcalloc(pconf, sizeof(*c));
-        c->spec = srv->cache;
-        c->s = vs;
-        const char *arg, *name = split_spec(ptemp, srv->cache, &arg);
-        c->provider =
-            ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION);
-        if (c->provider == NULL) {
-            MSA_SLOG(vs, APLOG_CRIT, 0, "cache", "%s", msa_cache_check(ptemp, srv));
-            return APR_EGENERAL;
-        }
-        const char *err = c->provider->create(&c->instance, arg, ptemp, pconf);
-        if (err != NULL) {
-            MSA_SLOG(vs, APLOG_CRIT, 0, "cache", "MSAuthCache %s: %s", srv->cache, err);
-            return APR_EGENERAL;
-        }
-        if (c->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
-            apr_status_t rv =
-                ap_global_mutex_create(&c->mutex, NULL, MUTEX_TYPE, NULL, vs, pconf, 0);
+        /* Servers with the same MSAuthCache share one store. */
+        msa_store_t *st = apr_hash_get(made, srv->cache, APR_HASH_KEY_STRING);
+        if (st == NULL) {
+            const char *arg, *err = msa_cache_check(ptemp, srv);
+            if (err != NULL) {
+                MSA_SLOG(vs, APLOG_CRIT, 0, "cache", "%s", err);
+                return APR_EGENERAL;
+            }
+            st = apr_pcalloc(pconf, sizeof(*st));
+            st->spec = srv->cache;
+            st->ops = store_of(ptemp, srv->cache, &arg);
+            apr_status_t rv = st->ops->create(st, arg, pconf, ptemp, vs);
             if (rv != APR_SUCCESS) {
-                MSA_SLOG(vs, APLOG_CRIT, rv, "cache", "MSAuthCache %s: no mutex", srv->cache);
                 return rv;
             }
+            apr_hash_set(made, srv->cache, APR_HASH_KEY_STRING, st);
         }
-        struct ap_socache_hints hints = {
-            .avg_id_len = 48, .avg_obj_size = 512, .expiry_interval = 60};
-        apr_status_t rv = c->provider->init(c->instance, "msauth", &hints, vs, pconf);
-        if (rv != APR_SUCCESS) {
-            MSA_SLOG(vs, APLOG_CRIT, rv, "cache", "MSAuthCache %s could not be set up", srv->cache);
-            return rv;
-        }
-        apr_pool_cleanup_register(pconf, c, cache_destroy, apr_pool_cleanup_null);
-        apr_hash_set(made, srv->cache, APR_HASH_KEY_STRING, c);
-        srv->cache_handle = c;
+        srv->cache_handle = (struct msa_cache *)st;
     }
     return APR_SUCCESS;
 }
 
 void msa_cache_child_init(apr_pool_t *p, server_rec *s)
 {
+    apr_hash_t *done = apr_hash_make(p);
     for (server_rec *vs = s; vs; vs = vs->next) {
-        msa_cache_t *c = msa_srv_get(vs)->cache_handle;
-        if (c != NULL && c->mutex != NULL && c->s == vs) {
-            apr_global_mutex_child_init(&c->mutex, apr_global_mutex_lockfile(c->mutex), p);
+        msa_store_t *st = (msa_store_t *)msa_srv_get(vs)->cache_handle;
+        if (st != NULL && apr_hash_get(done, &st, sizeof(st)) == NULL) {
+            st->ops->child_init(st, p, vs);
+            apr_hash_set(done, &st, sizeof(st), st);
         }
     }
 }
 
-/* Keys are "msauth:<kind>:<digest>", short and safe for every provider. */
-static const unsigned char *cache_key(apr_pool_t *p, const char *kind, const char *id,
-                                      unsigned int *len)
+static msa_store_t *store(const msa_srv_t *srv)
 {
-    /* Ids that are short and plain (jti, appid:sub) are keys as they are: no hashing. */
+    return (msa_store_t *)srv->cache_handle;
+}
+
+static void count_error(apr_status_t rv)
+{
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND && rv != APR_EEXIST) {
+        msa_metric_cache_error();
+    }
+}
+
+apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
+                           const char *id, apr_size_t max, char **val)
+{
+    msa_store_t *st = store(srv);
+    if (st == NULL) {
+        return APR_EGENERAL;
+    }
+    apr_status_t rv = st->ops->get(st, r, records[rec].cls, owner, records[rec].kind, id,
+                                   max < MAX_VALUE ? max : MAX_VALUE, val);
+    count_error(rv);
+    return rv;
+}
+
+apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
+                           const char *id, const char *val, apr_time_t expiry)
+{
+    msa_store_t *st = store(srv);
+    if (st == NULL || strlen(val) > MAX_VALUE) {
+        return APR_EGENERAL;
+    }
+    apr_status_t rv =
+        st->ops->put(st, r, records[rec].cls, owner, records[rec].kind, id, val, expiry);
+    count_error(rv);
+    return rv;
+}
+
+apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
+                             const char *id, apr_time_t expiry)
+{
+    msa_store_t *st = store(srv);
+    if (st == NULL) {
+        return APR_EGENERAL;
+    }
+    apr_status_t rv = st->ops->add(st, r, records[rec].cls, owner, records[rec].kind, id, expiry);
+    count_error(rv);
+    return rv;
+}
+
+const char *msa_cache_owner(apr_pool_t *p, const char *appid, const char *sub)
+{
+    return apr_pstrcat(p, appid, ":", sub, NULL);
+}
+
+apr_status_t msa_cache_epoch(request_rec *r, const msa_srv_t *srv, const char *owner,
+                             const char **epoch)
+{
+    msa_store_t *st = store(srv);
+    if (st == NULL) {
+        return APR_EGENERAL;
+    }
+    char *e = apr_palloc(r->pool, MSA_EPOCH_LEN + 1);
+    apr_status_t rv = st->ops->epoch(st, r, owner, e);
+    count_error(rv);
+    *epoch = rv == APR_SUCCESS ? e : NULL;
+    return rv;
+}
+
+msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
+{
+    msa_store_t *st = store(srv);
+    if (st == NULL) {
+        return MSA_TOKEN_UNKNOWN;
+    }
+    const char *owner = msa_cache_owner(r->pool, t->appid, t->sub);
+    /* The token's own jti, and the time up to which all the user's tokens are dead. */
+    const char *const kinds[] = {records[MSA_REC_REVOKED].kind, records[MSA_REC_USER_NBF].kind};
+    const char *const ids[] = {t->jti, owner};
+    char *vals[2] = {NULL, NULL};
+    char epoch[MSA_EPOCH_LEN + 1];
+    apr_status_t rv = st->ops->lookup(st, r, owner, 2, kinds, ids, vals, epoch);
+    if (rv != APR_SUCCESS) {
+        msa_metric_cache_error();
+        return MSA_TOKEN_UNKNOWN;
+    }
+    /* Issued before the store's epoch: what it knew of this token may be gone. */
+    if (t->epoch == NULL || strcmp(t->epoch, epoch) != 0) {
+        return MSA_TOKEN_STALE;
+    }
+    if (vals[0] != NULL || (vals[1] != NULL && t->iat <= apr_atoi64(vals[1]))) {
+        return MSA_TOKEN_REVOKED;
+    }
+    return MSA_TOKEN_LIVE;
+}
+
+/* Helpers of the stores ------------------------------------------------------------------ */
+
+const char *msa_store_text_key(apr_pool_t *p, const char *kind, const char *id)
+{
+    /* Ids that are short and plain (jti, appid:sub) are keys as they are. */
     size_t n = strlen(id);
     if (n <= 128 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                "0123456789-_.:") == n) {
-        char *key = apr_pstrcat(p, "msauth:", kind, ":", id, NULL);
-        *len = (unsigned int)strlen(key);
-        return (const unsigned char *)key;
+        return apr_pstrcat(p, "msauth:", kind, ":", id, NULL);
     }
     unsigned char md[32];
     /* Keyed by the kind so that ids of different kinds never collide. */
-    msa_hmac_sha256((const unsigned char *)kind, strlen(kind), (const unsigned char *)id,
-                    strlen(id), md);
+    msa_hmac_sha256((const unsigned char *)kind, strlen(kind), (const unsigned char *)id, n, md);
     /* '#' cannot appear in a plain id: hashed and plain keys never meet. */
-    char *key = apr_pstrcat(p, "msauth:", kind, "#", msa_b64url_encode(p, md, 24), NULL);
-    *len = (unsigned int)strlen(key);
-    return (const unsigned char *)key;
+    return apr_pstrcat(p, "msauth:", kind, "#", msa_b64url_encode(p, md, 24), NULL);
 }
 
-static void lock(msa_cache_t *c)
+apr_status_t msa_store_new_epoch(char *epoch)
 {
-    if (c->mutex) {
-        apr_global_mutex_lock(c->mutex);
-    }
-}
-
-static void unlock(msa_cache_t *c)
-{
-    if (c->mutex) {
-        apr_global_mutex_unlock(c->mutex);
-    }
-}
-
-static apr_status_t get_locked(msa_cache_t *c, request_rec *r, const unsigned char *key,
-                               unsigned int klen, char **val, unsigned int max)
-{
-    unsigned int len = max;
-    unsigned char *buf = apr_palloc(r->pool, max + 1);
-    apr_status_t rv = c->provider->retrieve(c->instance, r->server, key, klen, buf, &len, r->pool);
-    if (rv == APR_SUCCESS) {
-        buf[len] = '\0';
-        *val = (char *)buf;
-    }
-    return rv;
-}
-
-apr_status_t msa_cache_get(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
-                           apr_size_t max, char **val)
-{
-    msa_cache_t *c = srv->cache_handle;
-    unsigned int klen;
-    if (c == NULL) {
-        return APR_EGENERAL;
-    }
-    const unsigned char *key = cache_key(r->pool, kind, id, &klen);
-    lock(c);
-    apr_status_t rv =
-        get_locked(c, r, key, klen, val, max < MAX_VALUE ? (unsigned int)max : MAX_VALUE);
-    unlock(c);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        msa_metric_cache_error();
-    }
-    return rv;
-}
-
-apr_status_t msa_cache_get2(request_rec *r, const msa_srv_t *srv, const char *kind1,
-                            const char *id1, const char *kind2, const char *id2, apr_size_t max,
-                            char **val1, char **val2, apr_status_t *rv2)
-{
-    msa_cache_t *c = srv->cache_handle;
-    unsigned int klen1, klen2;
-    if (c == NULL) {
-        *rv2 = APR_EGENERAL;
-        return APR_EGENERAL;
-    }
-    const unsigned char *key1 = cache_key(r->pool, kind1, id1, &klen1);
-    const unsigned char *key2 = cache_key(r->pool, kind2, id2, &klen2);
-    unsigned int m = max < MAX_VALUE ? (unsigned int)max : MAX_VALUE;
-    lock(c);
-    apr_status_t rv1 = get_locked(c, r, key1, klen1, val1, m);
-    *rv2 = get_locked(c, r, key2, klen2, val2, m);
-    unlock(c);
-    if ((rv1 != APR_SUCCESS && rv1 != APR_NOTFOUND) ||
-        (*rv2 != APR_SUCCESS && *rv2 != APR_NOTFOUND)) {
-        msa_metric_cache_error();
-    }
-    return rv1;
-}
-
-apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
-                           const char *val, apr_time_t expiry)
-{
-    msa_cache_t *c = srv->cache_handle;
-    unsigned int klen;
-    if (c == NULL || strlen(val) > MAX_VALUE) {
-        return APR_EGENERAL;
-    }
-    const unsigned char *key = cache_key(r->pool, kind, id, &klen);
-    lock(c);
-    apr_status_t rv = c->provider->store(c->instance, r->server, key, klen, expiry,
-                                         (unsigned char *)apr_pstrdup(r->pool, val),
-                                         (unsigned int)strlen(val), r->pool);
-    unlock(c);
+    unsigned char b[MSA_EPOCH_LEN / 2];
+    static const char hex[] = "0123456789abcdef";
+    apr_status_t rv = apr_generate_random_bytes(b, sizeof(b));
     if (rv != APR_SUCCESS) {
-        msa_metric_cache_error();
+        return rv;
     }
-    return rv;
+    for (size_t i = 0; i < sizeof(b); i++) {
+        epoch[2 * i] = hex[b[i] >> 4];
+        epoch[2 * i + 1] = hex[b[i] & 15];
+    }
+    epoch[MSA_EPOCH_LEN] = '\0';
+    return APR_SUCCESS;
 }
 
-apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, const char *kind, const char *id,
-                             apr_time_t expiry)
+int msa_store_shard(const char *owner, int n)
 {
-    msa_cache_t *c = srv->cache_handle;
-    unsigned int klen;
-    char *old = NULL;
-    if (c == NULL) {
-        return APR_EGENERAL;
+    if (n <= 1) {
+        return 0;
     }
-    const unsigned char *key = cache_key(r->pool, kind, id, &klen);
-    lock(c);
-    apr_status_t rv = get_locked(c, r, key, klen, &old, 16);
-    if (rv == APR_SUCCESS) {
-        rv = APR_EEXIST;
-    } else if (rv == APR_NOTFOUND) {
-        rv = c->provider->store(c->instance, r->server, key, klen, expiry, (unsigned char *)"1", 1,
-                                r->pool);
+    /* FNV-1a: stable across processes and servers, which is all placement needs. */
+    apr_uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)owner; *c; c++) {
+        h = (h ^ *c) * 16777619u;
     }
-    unlock(c);
-    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        msa_metric_cache_error();
+    return (int)(h % (apr_uint32_t)n);
+}
+
+const char *msa_store_servers(apr_pool_t *p, const char *arg, int default_port,
+                              apr_array_header_t **hosts, apr_array_header_t **ports)
+{
+    if (arg == NULL || *arg == '\0') {
+        return "needs host:port[,host:port...]";
     }
-    return rv;
+    *hosts = apr_array_make(p, 2, sizeof(const char *));
+    *ports = apr_array_make(p, 2, sizeof(int));
+    char *last, *list = apr_pstrdup(p, arg);
+    for (char *one = apr_strtok(list, ",", &last); one; one = apr_strtok(NULL, ",", &last)) {
+        char *host, *scope;
+        apr_port_t port = 0;
+        if (apr_parse_addr_port(&host, &scope, &port, one, p) != APR_SUCCESS || host == NULL ||
+            scope != NULL ||
+            (*one != '[' && strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789.-_") != strlen(host))) {
+            return apr_psprintf(p, "'%s' is not host:port", one);
+        }
+        APR_ARRAY_PUSH(*hosts, const char *) = host;
+        APR_ARRAY_PUSH(*ports, int) = port ? port : default_port;
+    }
+    if ((*hosts)->nelts == 0) {
+        return "needs host:port[,host:port...]";
+    }
+    if ((*hosts)->nelts > 64) {
+        return "at most 64 servers";
+    }
+    return NULL;
+}
+
+void msa_store_epoch_changed(server_rec *s, const char *spec, const char *why)
+{
+    msa_metric_cache_epoch();
+    MSA_SLOG(s, APLOG_WARNING, 0, "cache_epoch",
+             "MSAuthCache %s %s: a new epoch begins; tokens issued before it are refused and "
+             "their users sign in again",
+             spec, why);
 }

@@ -346,11 +346,9 @@ static const char *set_graph_host(cmd_parms *cmd, void *d, const char *v)
 static const char *set_cache(cmd_parms *cmd, void *d, const char *v)
 {
     SRV_OR_RETURN(s);
-    const char *colon = strchr(v, ':');
-    const char *name = colon ? apr_pstrmemdup(cmd->pool, v, (apr_size_t)(colon - v)) : v;
-    if (strcmp(name, "shmcb") != 0 && strcmp(name, "memcache") != 0 && strcmp(name, "redis") != 0 &&
-        strcmp(name, "dbm") != 0 && strcmp(name, "shmht") != 0) {
-        return bad(cmd, "names an unknown cache provider (shmcb, memcache, redis, dbm, shmht)");
+    const char *err = msa_cache_check_spec(cmd->temp_pool, v);
+    if (err != NULL) {
+        return bad(cmd, err);
     }
     MSA_CFG_SET(s, cache, v);
     return NULL;

@@ -196,8 +196,8 @@ static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_
     apr_int64_t now = apr_time_sec(apr_time_now());
     jwks_entry_t e = {0, 0, NULL};
     char *v = NULL;
-    int cached =
-        msa_cache_get(r, srv, "jwks", url, 64 * 1024, &v) == APR_SUCCESS && jwks_parse(v, &e);
+    int cached = msa_cache_get(r, srv, MSA_REC_JWKS, url, url, 64 * 1024, &v) == APR_SUCCESS &&
+                 jwks_parse(v, &e);
     if (cached && !refresh) {
         *json = e.json;
         return APR_SUCCESS;
@@ -217,7 +217,8 @@ static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_
     const char *entry = apr_psprintf(r->pool, "%" APR_INT64_T_FMT "|%" APR_INT64_T_FMT "|%s", now,
                                      refresh ? now : (apr_int64_t)0, doc);
     /* Keys are kept a day; a cache that cannot keep them only costs a fetch per login. */
-    if (msa_cache_put(r, srv, "jwks", url, entry, apr_time_from_sec(now + 86400)) != APR_SUCCESS) {
+    if (msa_cache_put(r, srv, MSA_REC_JWKS, url, url, entry, apr_time_from_sec(now + 86400)) !=
+        APR_SUCCESS) {
         MSA_RLOG(r, APLOG_WARNING, "cache_error", "MSAuthCache %s cannot keep the JWKS",
                  srv->cache);
     }
@@ -536,8 +537,8 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
             return fail(r, srv, app, "invalid_state", APLOG_INFO, why);
         }
         /* Single use, even if the cookie and the state are replayed together. */
-        apr_status_t used =
-            msa_cache_claim(r, srv, "state", state, apr_time_from_sec(ls.created + STATE_TTL + 60));
+        apr_status_t used = msa_cache_claim(r, srv, MSA_REC_STATE, state, state,
+                                            apr_time_from_sec(ls.created + STATE_TTL + 60));
         if (used == APR_EEXIST) {
             return fail(r, srv, app, "invalid_state", APLOG_INFO, "state used already");
         }
@@ -622,16 +623,28 @@ int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
     apr_int64_t now = apr_time_sec(apr_time_now());
 
     if (msa_token_session(r->pool, ident, msa_app_token_id(app), now, app->session_timeout,
-                          app->refresh_interval, st) != APR_SUCCESS ||
-        msa_token_sign(r->pool, st, key, jwt, &err) != APR_SUCCESS) {
+                          app->refresh_interval, st) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_WARNING, "token_issue", "appid=%s: no user id to issue a token for",
+                 msa_app_token_id(app));
+        return HTTP_BAD_REQUEST;
+    }
+    /* The token is good only while the store remembers what it may learn about it. */
+    if (msa_cache_epoch(r, srv, msa_cache_owner(r->pool, st->appid, st->sub), &st->epoch) !=
+        APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot answer: no session issued",
+                 srv->cache);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (msa_token_sign(r->pool, st, key, jwt, &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_WARNING, "token_issue", "appid=%s: %s", msa_app_token_id(app),
-                 err ? err : "no user id to issue a token for");
+                 err ? err : "the token could not be signed");
         return HTTP_BAD_REQUEST;
     }
     if (strlen(app->cookie_name) + 1 + strlen(*jwt) > MAX_COOKIE && st->groups != NULL) {
         /* One cookie whatever the claims: groups that do not fit wait in the cache. */
         const char *joined = apr_array_pstrcat(r->pool, st->groups, ',');
-        if (msa_cache_put(r, srv, "groups", st->jti, joined,
+        if (msa_cache_put(r, srv, MSA_REC_GROUPS, msa_cache_owner(r->pool, st->appid, st->sub),
+                          st->jti, joined,
                           apr_time_from_sec(st->exp + srv->clock_skew)) != APR_SUCCESS) {
             MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot keep a group list",
                      srv->cache);
@@ -673,8 +686,10 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
         if (ap_strstr_c(target, "jwt=id") != NULL) {
             msa_token_t it;
             char *id_token = NULL;
-            if (msa_token_id(r->pool, ident, msa_app_token_id(app), now, app->id_token_ttl, &it) !=
-                    APR_SUCCESS ||
+            apr_status_t rv =
+                msa_token_id(r->pool, ident, msa_app_token_id(app), now, app->id_token_ttl, &it);
+            it.epoch = st.epoch; /* spent ID tokens are remembered in the same epoch */
+            if (rv != APR_SUCCESS ||
                 msa_token_sign(r->pool, &it, key, &id_token, &err) != APR_SUCCESS) {
                 return fail(r, srv, app, "profile_failed", APLOG_WARNING, "ID token not issued");
             }
@@ -793,7 +808,8 @@ static int handle_logout(request_rec *r, const msa_srv_t *srv)
     }
     if (t != NULL) {
         /* The token dies everywhere the cache is shared, not just in this browser. */
-        if (msa_cache_put(r, srv, "revoked", t->jti, "1",
+        if (msa_cache_put(r, srv, MSA_REC_REVOKED, msa_cache_owner(r->pool, t->appid, t->sub),
+                          t->jti, "1",
                           apr_time_from_sec(t->exp + srv->clock_skew)) != APR_SUCCESS) {
             MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record a logout",
                      srv->cache);

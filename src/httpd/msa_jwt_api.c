@@ -103,9 +103,22 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
                  err);
         return HTTP_UNAUTHORIZED;
     }
+    /* Spent ID tokens are remembered in the store's epoch: one from before it is refused. */
+    const char *owner = msa_cache_owner(r->pool, t.appid, t.sub);
+    const char *epoch = NULL;
+    apr_status_t rv = msa_cache_epoch(r, srv, owner, &epoch);
+    if (rv == APR_SUCCESS && (t.epoch == NULL || strcmp(t.epoch, epoch) != 0)) {
+        msa_metric_token_refused("stale");
+        MSA_RLOG(r, APLOG_INFO, "token_refused",
+                 "appid=%s: ID token issued before MSAuthCache's current epoch",
+                 msa_app_token_id(app));
+        return HTTP_UNAUTHORIZED;
+    }
     /* An ID token is good once, on every server sharing the cache. */
-    apr_status_t rv =
-        msa_cache_claim(r, srv, "idjti", t.jti, apr_time_from_sec(t.exp + srv->clock_skew));
+    if (rv == APR_SUCCESS) {
+        rv = msa_cache_claim(r, srv, MSA_REC_SPENT_ID, owner, t.jti,
+                             apr_time_from_sec(t.exp + srv->clock_skew));
+    }
     if (rv == APR_EEXIST) {
         msa_metric_token_refused("spent");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token used already",
@@ -243,10 +256,10 @@ static int revoke_all(request_rec *r, const msa_srv_t *srv)
     }
     apr_int64_t now = apr_time_sec(apr_time_now());
     /* Every token of this user for this app issued up to now dies; kept as long as one may live. */
-    if (msa_cache_put(r, srv, "revoked_user", apr_pstrcat(r->pool, t->appid, ":", t->sub, NULL),
-                      apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now),
-                      apr_time_from_sec(now + app->session_timeout + srv->clock_skew)) !=
-        APR_SUCCESS) {
+    const char *owner = msa_cache_owner(r->pool, t->appid, t->sub);
+    if (msa_cache_put(
+            r, srv, MSA_REC_USER_NBF, owner, owner, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, now),
+            apr_time_from_sec(now + app->session_timeout + srv->clock_skew)) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record a revocation",
                  srv->cache);
         return error(r, HTTP_SERVICE_UNAVAILABLE, "the token store is unavailable");

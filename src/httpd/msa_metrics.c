@@ -19,7 +19,7 @@ static const char *const causes[] = {
 };
 #define NCAUSES (sizeof(causes) / sizeof(*causes))
 
-static const char *const refusals[] = {"invalid", "expired", "revoked", "spent"};
+static const char *const refusals[] = {"invalid", "expired", "revoked", "spent", "stale"};
 #define NREFUSALS (sizeof(refusals) / sizeof(*refusals))
 
 /* Upper bounds of the outgoing-call latency histogram, in milliseconds. */
@@ -31,7 +31,7 @@ typedef struct msa_counters {
     apr_uint64_t logins_failed[NCAUSES];
     apr_uint64_t tokens_issued;
     apr_uint64_t tokens_refused[NREFUSALS];
-    apr_uint64_t jwks_fetches, cache_errors;
+    apr_uint64_t jwks_fetches, cache_errors, cache_epochs;
     apr_uint64_t calls, calls_failed, call_usec_sum;
     apr_uint64_t call_buckets[NBUCKETS + 1]; /* cumulative at output; last is +Inf */
 } msa_counters_t;
@@ -118,6 +118,11 @@ void msa_metric_cache_error(void)
     INC(cache_errors);
 }
 
+void msa_metric_cache_epoch(void)
+{
+    INC(cache_epochs);
+}
+
 void msa_metric_call(void *ctx, apr_interval_time_t elapsed, int answered)
 {
     if (counters == NULL) {
@@ -188,6 +193,11 @@ int msa_metrics_handler(request_rec *r)
              "# TYPE msauth_cache_errors_total counter\n",
              r);
     ap_rprintf(r, "msauth_cache_errors_total %" APR_UINT64_T_FMT "\n", get(&c->cache_errors));
+    ap_rputs("# HELP msauth_cache_epochs_total New MSAuthCache epochs begun here (the store lost "
+             "its state or was full: older tokens are refused).\n"
+             "# TYPE msauth_cache_epochs_total counter\n",
+             r);
+    ap_rprintf(r, "msauth_cache_epochs_total %" APR_UINT64_T_FMT "\n", get(&c->cache_epochs));
     ap_rputs("# HELP msauth_outgoing_call_seconds Calls to Microsoft, by duration.\n"
              "# TYPE msauth_outgoing_call_seconds histogram\n",
              r);

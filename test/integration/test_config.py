@@ -182,10 +182,36 @@ def test_conf_examples_pass_configtest(fakems, tmp_path, path):
     assert "Syntax OK" in out
 
 
-def test_cache_provider_not_loaded_fails_configtest(fakems):
-    rc, out, _, _ = configtest(GOOD + "MSAuthCache redis:127.0.0.1:6379\n", fakems)
+def test_shmcb_not_loaded_fails_configtest(fakems):
+    h = Httpd(GOOD, fakems, name="conf")
+    h.modules.remove("socache_shmcb")
+    try:
+        rc, out = h.configtest()
+    finally:
+        h.cleanup()
     assert rc != 0
-    assert "MSAuthCache" in out and "LoadModule socache_redis_module" in out, out
+    assert "MSAuthCache shmcb" in out and "LoadModule socache_shmcb_module" in out, out
+
+
+@pytest.mark.parametrize("value,why", [
+    ("memcache", "needs host:port"),
+    ("memcache:", "needs host:port"),
+    ("redis:127.0.0.1:notaport", "is not host:port"),
+    ("redis:[::1", "is not host:port"),
+    ("shmcb:(100)", "size has to be >= 8192"),
+    ("dbm:/tmp/x", "unknown cache provider"),
+])
+def test_bad_store_fails_configtest_naming_the_line(fakems, value, why):
+    rc, out, conf, lines = configtest(GOOD + "MSAuthCache %s\n" % value, fakems)
+    assert rc != 0
+    assert "line %d" % line_of(lines, "MSAuthCache ") in out and "MSAuthCache" in out, out
+    assert why in out, out
+
+
+def test_memcache_and_redis_need_no_socache_module(fakems):
+    for value in ("memcache:127.0.0.1:11211,127.0.0.1:11212", "redis:localhost"):
+        rc, out, _, _ = configtest(GOOD + "MSAuthCache %s\n" % value, fakems)
+        assert rc == 0 and "Syntax OK" in out, out
 
 
 def test_unknown_cache_provider_fails_configtest(fakems):
