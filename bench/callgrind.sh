@@ -37,6 +37,7 @@ fi
 RUNNER_PID=""
 VG_PID=""
 cleanup() {
+    bench_stop_fakems
     if [ -n "$VG_PID" ] && kill -0 "$VG_PID" 2>/dev/null; then
         kill -TERM "$VG_PID" 2>/dev/null || true
     fi
@@ -90,6 +91,7 @@ start() {
         cat "$BENCH_DIR/valgrind-$name.log" "$BENCH_DIR/error.log" >&2 2>/dev/null || true
         exit 1
     fi
+    bench_login
 }
 
 stop() {

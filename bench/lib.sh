@@ -2,7 +2,8 @@
 # Shared by bench/protected.sh and bench/callgrind.sh (sourced, not run).
 #
 # bench_prepare   builds the module if needed, makes $BENCH_DIR with the content,
-#                 the httpd config and a freshly minted session token ($BENCH_TOKEN)
+#                 the httpd config, and fakems started
+# bench_login     signs in through fakems: $BENCH_COOKIE for the running server
 # bench_check     one curl round trip per case: open 200, protected 200 with the
 #                 cookie, protected 401 without it
 # bench_errors    the [error]/[crit]/[alert]/[emerg] lines of the error log
@@ -12,8 +13,8 @@
 # without a per-connection request limit, and the same 1 KiB file at
 #   /open/file.txt        Require all granted
 #   /protected/file.txt   AuthType Microsoft + Require valid-user (the root app)
-# MSAuthLoginHost/GraphHost point at a loopback port nobody listens on: a valid
-# session cookie never makes the module call out.
+# MSAuthLoginHost/GraphHost point at fakems, used once per server start to sign
+# in (bench_login); a valid session cookie never makes the module call out.
 
 BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_MODULE=${MSAUTH_MODULE:-$BENCH_ROOT/.libs/mod_msauth.so}
@@ -28,29 +29,36 @@ bench_free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# An HS256 session token for the root app, as the module issues them (README,
-# "Tokens and the cookie"), valid for a day.
-bench_mint_token() {
-    "$BENCH_PYTHON" - "$BENCH_KEY" <<'EOF'
-import base64, hashlib, hmac, json, os, sys, time
-key = sys.argv[1].encode()
-now = int(time.time())
-sub = "00000000-0000-0000-66f3-3332eca7ea81"
-claims = {
-    "sub": sub, "identifier": "ms:" + sub, "appid": "default", "idp": "microsoft",
-    "name": "Alice Bench", "email": "alice@contoso.example", "upn": "alice@contoso.example",
-    "tid": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-    "iat": now, "nbf": now, "exp": now + 86400, "refresh": (now + 3600) * 1000,
-    "jti": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
-    "token_use": "session",
+# fakems (the Microsoft stand-in) on a free port: the bench signs in through it once per
+# server start, since session tokens carry the epoch of the server's MSAuthCache.
+bench_start_fakems() {
+    "$BENCH_PYTHON" "$BENCH_ROOT/test/fakems/fakems.py" --port 0 >"$BENCH_DIR/fakems.out" \
+        2>"$BENCH_DIR/fakems.log" &
+    BENCH_FAKEMS_PID=$!
+    local _
+    for _ in $(seq 100); do
+        BENCH_FAKEMS=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$BENCH_DIR/fakems.out")
+        [ -n "$BENCH_FAKEMS" ] && return 0
+        sleep 0.1
+    done
+    echo "fakems did not start" >&2
+    cat "$BENCH_DIR/fakems.log" >&2
+    return 1
 }
-def enc(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-signing_input = enc(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode()) \
-    + "." + enc(json.dumps(claims, separators=(",", ":")).encode())
-mac = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-print(signing_input + "." + enc(mac))
-EOF
+
+bench_stop_fakems() {
+    if [ -n "${BENCH_FAKEMS_PID:-}" ]; then
+        kill "$BENCH_FAKEMS_PID" 2>/dev/null || true
+        wait "$BENCH_FAKEMS_PID" 2>/dev/null || true
+        BENCH_FAKEMS_PID=""
+    fi
+}
+
+# A real session for the running server: $BENCH_COOKIE ("msauth=<token>").
+bench_login() {
+    BENCH_COOKIE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/login.py" "$BENCH_ORIGIN" "$BENCH_FAKEMS") ||
+        { echo "could not sign in to the bench server" >&2; return 1; }
+    BENCH_TOKEN=${BENCH_COOKIE#msauth=}
 }
 
 # Which module is measured: the .so's hash and time, the commit, and whether the
@@ -75,7 +83,7 @@ bench_build() {
     [ -f "$BENCH_MODULE" ] || { echo "no module at $BENCH_MODULE" >&2; exit 1; }
 }
 
-# Makes $BENCH_DIR with the content and httpd.conf, $BENCH_PORT and $BENCH_TOKEN.
+# Makes $BENCH_DIR with the content and httpd.conf, $BENCH_PORT, and starts fakems.
 bench_prepare() {
     bench_build
     BENCH_DIR=$(mktemp -d /tmp/msauth-bench-XXXXXX)
@@ -83,7 +91,7 @@ bench_prepare() {
     # httpd loads a copy: a concurrent rebuild of .libs cannot change the module mid-run.
     cp "$BENCH_MODULE" "$BENCH_DIR/mod_msauth.so"
     BENCH_PORT=$(bench_free_port)
-    BENCH_UNUSED_PORT=$(bench_free_port)
+    bench_start_fakems
     BENCH_ORIGIN="http://127.0.0.1:$BENCH_PORT"
     mkdir -p "$BENCH_DIR/htdocs/open" "$BENCH_DIR/htdocs/protected"
     head -c "$BENCH_SIZE" /dev/zero | tr '\0' 'x' >"$BENCH_DIR/htdocs/open/file.txt"
@@ -130,10 +138,11 @@ MaxSpareThreads $((procs * 64))
 MaxRequestWorkers $((procs * 64))
 MaxConnectionsPerChild 0
 
-MSAuthLoginHost http://127.0.0.1:$BENCH_UNUSED_PORT
-MSAuthGraphHost http://127.0.0.1:$BENCH_UNUSED_PORT
+MSAuthLoginHost $BENCH_FAKEMS
+MSAuthGraphHost $BENCH_FAKEMS
+MSAuthLegacyState On
 MSAuthClientID 11111111-2222-3333-4444-555555555555
-MSAuthClientSecret bench-client-secret-0123456789
+MSAuthClientSecret fakems-client-secret-0123456789
 MSAuthSecretKey $BENCH_KEY
 
 DocumentRoot "$BENCH_DIR/htdocs"
@@ -147,8 +156,6 @@ DocumentRoot "$BENCH_DIR/htdocs"
     Require valid-user
 </Location>
 EOF
-    BENCH_TOKEN=$(bench_mint_token)
-    BENCH_COOKIE="msauth=$BENCH_TOKEN"
 }
 
 bench_wait_port() { # $1: pid, $2: timeout in seconds

@@ -33,6 +33,7 @@ fi
 bench_prepare
 HTTPD_PID=""
 cleanup() {
+    bench_stop_fakems
     if [ -n "$HTTPD_PID" ] && kill -0 "$HTTPD_PID" 2>/dev/null; then
         kill -TERM "$HTTPD_PID" 2>/dev/null || true
         wait "$HTTPD_PID" 2>/dev/null || true
@@ -55,6 +56,8 @@ if ! bench_wait_port "$HTTPD_PID" 20; then
     cat "$BENCH_DIR/stdout.log" "$BENCH_DIR/error.log" >&2 2>/dev/null || true
     exit 1
 fi
+
+bench_login
 
 echo "== httpd $("$BENCH_APACHE" -v | sed -n 's/^Server version: //p'), mpm_event, $BENCH_ORIGIN," \
     "module $BENCH_MODULE"

@@ -134,7 +134,7 @@ static apr_status_t shmcb_create(msa_store_t *st, const char *arg, apr_pool_t *p
     }
     const char *targ = arg && *arg ? arg : apr_psprintf(ptemp, "(%d)", TRANSIENT_BYTES);
     apr_pool_cleanup_register(pconf, l, instance_gone, apr_pool_cleanup_null);
-    if ((rv = make_area(l, &l->transient, targ, "msauth", 8, pconf, ptemp, s)) != APR_SUCCESS ||
+    if ((rv = make_area(l, &l->transient, targ, "msauth", 25, pconf, ptemp, s)) != APR_SUCCESS ||
         (rv = make_area(l, &l->bulk, apr_psprintf(ptemp, "(%d)", BULK_BYTES), "msauth-bulk", 4096,
                         pconf, ptemp, s)) != APR_SUCCESS) {
         return rv;

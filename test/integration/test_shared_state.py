@@ -511,3 +511,65 @@ def test_parallel_replays_of_one_login_state_open_one_session(fakems, stores, ht
     assert protected(h, sessions[0]).status_code == 200   # the one session is a real one
     token, _ = login(h, fakems)                             # and a new login still works
     assert protected(h, token).status_code == 200
+
+
+# Restarts of the server itself, with the default local store ----------------------------
+
+def wait_for_log(h, needle, count, seconds=15):
+    """Until the error log holds needle count times (bounded)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if h.read_file("error.log").count(needle) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("error log never had %r %d times:\n%s"
+                         % (needle, count, h.read_file("error.log")[-2000:]))
+
+
+@pytest.mark.parametrize("signame", ["SIGUSR1", "SIGHUP"])
+def test_reload_forgets_no_revocation_and_keeps_sessions(fakems, shmcb_httpd, signame):
+    """A graceful restart (logrotate, `apachectl graceful`) or a restart of the children
+    keeps the local store: logged-out tokens stay out, live sessions stay in."""
+    h = shmcb_httpd
+    live, _ = login(h, fakems)
+    gone, gone_id = login(h, fakems, "bob")
+    assert exchange(h, gone_id).status_code == 200
+    logout(h, gone)
+    assert protected(h, gone).status_code == 401
+    wait_for_log(h, "resuming normal operations", 1)
+    os.kill(h.proc.pid, getattr(signal, signame))
+    wait_for_log(h, "resuming normal operations", 2)
+    assert protected(h, gone).status_code == 401
+    assert exchange(h, gone_id).status_code == 401
+    assert protected(h, live).status_code == 200
+
+
+def test_full_restart_makes_everyone_sign_in_again(fakems, shmcb_httpd):
+    """A stopped server forgot its revocations: no token from before the stop opens it."""
+    h = shmcb_httpd
+    live, id_token = login(h, fakems)
+    assert protected(h, live).status_code == 200
+    h.stop()
+    h.start()
+    assert protected(h, live).status_code == 401
+    assert exchange(h, id_token).status_code == 401
+    assert "before MSAuthCache's current epoch" in h.read_file("error.log")
+    signed_in_again(h, fakems)
+
+
+def test_tokens_without_the_store_epoch_are_refused(fakems, shmcb_httpd):
+    """Whoever holds the key still cannot make a token the store vouches for."""
+    from msauth import hs256_sign, KEY
+    h = shmcb_httpd
+    real, _ = login(h, fakems)
+    _, claims, _ = jwt_parts(real)
+    assert len(claims["epoch"]) == 16
+    resigned = hs256_sign(claims, KEY)
+    assert protected(h, resigned).status_code == 200  # the key and the epoch: accepted
+    for epoch in (None, "0" * 16, claims["epoch"][::-1]):
+        forged = dict(claims)
+        if epoch is None:
+            del forged["epoch"]
+        else:
+            forged["epoch"] = epoch
+        assert protected(h, hs256_sign(forged, KEY)).status_code == 401, epoch
