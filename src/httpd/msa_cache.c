@@ -20,6 +20,7 @@ static const struct {
     msa_class_t cls;
 } records[] = {
     [MSA_REC_STATE] = {"state", MSA_CLASS_TRANSIENT},
+    [MSA_REC_CODE] = {"code", MSA_CLASS_TRANSIENT},
     [MSA_REC_JWKS] = {"jwks", MSA_CLASS_BULK},
     [MSA_REC_SPENT_ID] = {"idjti", MSA_CLASS_DURABLE},
     [MSA_REC_REVOKED] = {"revoked", MSA_CLASS_DURABLE},

@@ -563,6 +563,20 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
                     rv == APR_EINVAL ? "code given more than once" : "no code");
     }
 
+    /*
+     * A code is redeemed once, whatever Microsoft does with a second try: a client-built
+     * login has no state of ours to spend, and this covers it too.
+     */
+    apr_status_t spent = msa_cache_claim(r, srv, MSA_REC_CODE, code, code,
+                                         apr_time_now() + apr_time_from_sec(STATE_TTL + 60));
+    if (spent == APR_EEXIST) {
+        return fail(r, srv, app, "token_exchange_failed", APLOG_INFO, "code used already");
+    }
+    if (spent != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record the code", srv->cache);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+
     msa_ms_client_t c;
     msa_ms_tokens_t tokens;
     client_of(r, srv, app, &c);

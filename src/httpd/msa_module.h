@@ -74,6 +74,7 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
 typedef struct msa_cache msa_cache_t;
 typedef enum msa_rec {
     MSA_REC_STATE,    /* a spent login state (transient) */
+    MSA_REC_CODE,     /* a spent authorization code (transient) */
     MSA_REC_JWKS,     /* a JWKS document (bulk: losing it costs a fetch) */
     MSA_REC_SPENT_ID, /* a spent ID token's jti (durable) */
     MSA_REC_REVOKED,  /* a revoked session token's jti (durable) */

@@ -26,7 +26,8 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import Httpd, free_port, jwt_parts, query_of, remember, wait_port, FAKEMS_APP
+from msauth import (Httpd, free_port, jwt_parts, query_of, remember, seed_authorize_url, wait_port,
+                    FAKEMS_APP)
 
 CONF = """
 """ + FAKEMS_APP + """MSAuthSecretKey @KEY@
@@ -125,11 +126,11 @@ def httpds(fakems, stores):
     shmcb). After the test its error log is checked, then it is stopped."""
     made = []
 
-    def make(cache=None, name="state"):
-        line, modules = "", []
+    def make(cache=None, name="state", extra=""):
+        line, modules = extra, []
         if cache is not None:
             kind = cache.split(":", 1)[0]
-            line = "MSAuthCache " + cache
+            line += "\nMSAuthCache " + cache
             if kind in ("memcache", "redis"):
                 modules = ["socache_" + kind]
         h = Httpd(CONF % line, fakems, modules=modules, name=name)
@@ -237,7 +238,9 @@ def login_start_and_bogus_callback(client):
     cookie = [c.split(";", 1)[0] for c in r.headers.get_all("Set-Cookie") or []
               if c.startswith("msauth_state_")]
     assert len(cookie) == 1, r.headers.get_all("Set-Cookie")
-    r = client.get("/microsoft_auth?code=bogus&state=" + urllib.parse.quote(state, safe=""),
+    # A fresh code each time: every pair leaves a spent state and a spent code behind.
+    r = client.get("/microsoft_auth?code=bogus-%s&state=%s"
+                   % (os.urandom(12).hex(), urllib.parse.quote(state, safe="")),
                    headers={"Cookie": cookie[0]})
     loc = r.getheader("Location") or ""
     assert r.status == 302 and loc.startswith("/?cause="), (r.status, loc)
@@ -511,6 +514,33 @@ def test_parallel_replays_of_one_login_state_open_one_session(fakems, stores, ht
     assert protected(h, sessions[0]).status_code == 200   # the one session is a real one
     token, _ = login(h, fakems)                             # and a new login still works
     assert protected(h, token).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["shmcb", "memcache", "redis"])
+def test_parallel_replays_of_one_code_open_one_session(fakems, stores, httpds, kind):
+    """The seed's client-built login has no state of the module's to spend: the code is
+    spent instead, once, even where Microsoft would redeem it again (code_reuse)."""
+    h = httpds(cache_spec(stores, kind), name="code-" + kind, extra="MSAuthLegacyState On")
+    fakems.faults(token="code_reuse")
+    results = {}
+    for n in range(LOGIN_STATES):
+        back = fakems.pick_user(seed_authorize_url(fakems, h))
+        assert back.startswith(h.origin + "/microsoft_auth?code="), back
+        outcomes = []
+        for status, headers, _ in together(h, [raw(h, "GET", back[len(h.origin):])] * PARALLEL):
+            loc = headers.get("Location", "")
+            assert status == 302, status
+            if loc.startswith("/?jwt="):
+                remember(query_of(loc)["jwt"][0])
+                outcomes.append("session")
+            else:
+                assert loc.startswith("/?cause="), loc
+                outcomes.append(urllib.parse.unquote(loc[len("/?cause="):]))
+        results[n] = sorted(outcomes)
+    fakems.faults(token=None)
+    assert all(o == ["session"] + ["token_exchange_failed"] * (PARALLEL - 1)
+               for o in results.values()), (
+        "%s: one code sent %d times at once: %s" % (kind, PARALLEL, results))
 
 
 # Restarts of the server itself, with the default local store ----------------------------
