@@ -284,6 +284,6 @@ def test_user_cancels_on_microsoft_page(fakems, httpd):
     cookies = app_cookies(r)
     assert not [n for n in cookies if n.startswith("msauth")], cookies
     assert not token_calls(fakems)
-    assert "login_failed: cause=access_denied" in httpd.read_file("error.log")
+    httpd.wait_log(r"login_failed: cause=access_denied")
     check_png(shot, min_bytes=1000)
     httpd.check_log()

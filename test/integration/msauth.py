@@ -5,6 +5,10 @@ loopback port, in its own directory under /tmp (world-readable, since CGI
 scripts run as www-data). Error-log lines are checked after every test:
 an `[error]`, `[crit]`, `[alert]` or `[emerg]` line fails the test unless the
 test declared it first with `httpd.expect_error(regex)`.
+
+A log line may land after the answer that caused it (the access log is written
+once the response is sent) or after the port answers (Apache listens before it
+has finished starting): tests wait for a line with `httpd.wait_log(regex)`.
 """
 
 import base64
@@ -316,15 +320,23 @@ Timeout 30
                            env=self.environment())
         return p.returncode, p.stdout + p.stderr
 
-    def start(self):
+    # Logged by the MPM once the configuration is done and the children are started.
+    READY = r"AH00489: .* resuming normal operations"
+
+    def start(self, timeout=30):
+        """Starts httpd; returns once it has finished starting (its port answers earlier)."""
         path = self.write_config()
         self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
         self.proc = subprocess.Popen([APACHE, "-f", path, "-DFOREGROUND"], stdout=self.stdout,
                                      stderr=subprocess.STDOUT, env=self.environment())
-        if not wait_port(self.port, self.proc):
-            why = self.read_file("stdout.log") + self.read_file("error.log")
+        try:
+            if not wait_port(self.port, self.proc, timeout):
+                raise RuntimeError("httpd did not start:\n" + self.read_file("stdout.log")
+                                   + self.read_file("error.log"))
+            self.wait_log(self.READY, timeout)
+        except BaseException:
             self.cleanup()
-            raise RuntimeError("httpd did not start:\n" + why)
+            raise
         return self
 
     def environment(self):
@@ -404,6 +416,32 @@ Timeout 30
             conn.close()
 
     # The error log ------------------------------------------------------------------
+
+    def wait_log(self, regex, timeout=10, name="error.log", count=1):
+        """Waits for `count` lines of log `name` that match regex; returns the matching lines.
+
+        Polls every 50 ms for up to `timeout` seconds (a line may be written after the
+        answer that caused it); fails, showing the log's end, when the lines never come.
+        Only whole lines count; the whole log is searched, whatever new_log() has read.
+        """
+        pattern = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.proc is not None and self.proc.poll() is not None
+            text = self.read_file(name)
+            lines = text.splitlines()
+            if text and not text.endswith("\n"):
+                lines.pop()  # being written
+            found = [line for line in lines if pattern.search(line)]
+            if len(found) >= count:
+                return found
+            if exited or time.monotonic() >= deadline:
+                why = "httpd exited (status %s)" % self.proc.returncode if exited else \
+                    "%g s passed" % timeout
+                raise AssertionError("%s: %d of %d line(s) matching %r when %s; it ends:\n%s%s" % (
+                    name, len(found), count, regex, why, "\n".join(lines[-20:]),
+                    "\nstdout.log:\n" + self.read_file("stdout.log")[-2000:] if exited else ""))
+            time.sleep(0.05)
 
     def new_log(self):
         """Error-log text written since the last call."""

@@ -277,9 +277,8 @@ def test_corrupt_file_reported_and_last_good_kept(request, fakems):
     time.sleep(1.2)
     # The last good settings stay in service.
     assert login(fakems, h, "runtime").headers["Location"].startswith("/landed?jwt=")
-    assert wait_until(lambda: "settings_damaged" in h.read_file("error.log"))
-    line = [l for l in h.read_file("error.log").splitlines() if "settings_damaged" in l][0]
-    assert path in line and "line 1, column" in line
+    line = h.wait_log(r"settings_damaged")[0]
+    assert path in line and "line 1, column" in line, line
     # Writes are refused until it is fixed by hand.
     assert admin(h, "PUT", "/other", APP).status_code == 503
     h.expect_error(r"settings_damaged|settings_write")
@@ -292,7 +291,7 @@ def test_corrupt_file_at_startup_is_reported(request, fakems):
             f.write('{"apps": [1, 2\n')
 
     h = make(request, fakems, "corrupt-start", seed)
-    log = h.read_file("error.log")
-    assert "settings_damaged" in log and "settings.json" in log and "line 2" in log
+    line = h.wait_log(r"settings_damaged")[0]
+    assert "settings.json" in line and "line 2" in line, line
     h.expect_error(r"settings_damaged")
     h.check_log()
