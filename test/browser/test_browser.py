@@ -28,7 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "test", "integration"))
 
-from msauth import CLIENT_ID, MODULE, SEED_SCOPE, FakeMS, Httpd, query_of  # noqa: E402
+from msauth import (CLIENT_ID, MODULE, SEED_SCOPE, FakeMS, Httpd, query_of,  # noqa: E402
+                    start_group, stop_group)
 
 LOGIN = os.path.join(HERE, "login.mjs")
 ARTIFACTS = os.path.join(ROOT, "test", "artifacts")
@@ -137,8 +138,7 @@ def _fresh(fakems, httpd):
 def run_login(*args):
     """Runs login.mjs; returns its JSON report, failing the test on any failure."""
     cmd = [shutil.which("node") or "node", LOGIN, *args]
-    p = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+    p = start_group(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = p.communicate(timeout=LOGIN_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -146,6 +146,9 @@ def run_login(*args):
         out, err = p.communicate()
         pytest.fail("login.mjs ran over %d s\nstdout: %s\nstderr: %s"
                     % (LOGIN_TIMEOUT, out[-3000:], err[-3000:]))
+    finally:
+        left = stop_group(p, grace=5)  # whatever of Chromium outlived node
+    assert not left, "login.mjs left processes behind: %s" % left
     reports = [line for line in out.splitlines() if line.startswith("{")]
     assert reports, "login.mjs printed no report (exit %s)\nstdout: %s\nstderr: %s" % (
         p.returncode, out[-3000:], err[-3000:])

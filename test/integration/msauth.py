@@ -9,8 +9,13 @@ test declared it first with `httpd.expect_error(regex)`.
 A log line may land after the answer that caused it (the access log is written
 once the response is sent) or after the port answers (Apache listens before it
 has finished starting): tests wait for a line with `httpd.wait_log(regex)`.
+
+Every server the tests start (httpd, fakems, a cache) runs in a process group
+of its own, and is stopped by signalling the whole group (`stop_group`): no
+child, cgid daemon or CGI outlives its test.
 """
 
+import atexit
 import base64
 import hashlib
 import hmac
@@ -18,6 +23,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -119,6 +125,71 @@ def _send_and_remember(self, request, **kwargs):
 requests.Session.send = _send_and_remember
 
 
+# Process groups started and not yet stopped: stopped at exit if a run ends early.
+_GROUPS = {}
+
+
+def start_group(cmd, **kw):
+    """Popen in a new session (so a process group) of its own, stopped at exit at the latest."""
+    proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+    _GROUPS[proc.pid] = proc
+    return proc
+
+
+def group_members(pgid):
+    """Pids of the live (not zombie) processes in process group pgid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        state, _ppid, pgrp = stat[stat.rindex(")") + 2:].split()[:3]
+        if int(pgrp) == pgid and state != "Z":
+            out.append(int(entry))
+    return out
+
+
+def stop_group(proc, grace=10):
+    """Stops proc (started by start_group) and everything in its process group.
+
+    SIGTERM to the group, up to `grace` seconds for the group to empty, then SIGKILL to the
+    group and up to 5 s more; proc is reaped. Returns the pids still alive (normally none).
+    """
+    if proc is None:
+        return []
+    _GROUPS.pop(proc.pid, None)
+    pgid = proc.pid
+    left = group_members(pgid)
+    if not left and proc.poll() is not None:
+        return []  # already gone (and its group with it): nothing to signal
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + wait
+        while True:
+            proc.poll()
+            left = group_members(pgid)
+            if not left:
+                proc.wait(5)
+                return []
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+    return left
+
+
+@atexit.register
+def _stop_leftover_groups():
+    for proc in list(_GROUPS.values()):
+        stop_group(proc, grace=5)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,29 +244,30 @@ class FakeMS:
     def __init__(self, workdir):
         self.workdir = workdir
         self.proc = None
+        self.log = None
         self.base = None
 
-    def start(self, extra_args=()):
+    def start(self, extra_args=(), timeout=15):
         self.log = open(os.path.join(self.workdir, "fakems.log"), "w")
-        self.proc = subprocess.Popen([PYTHON, FAKEMS, "--port", "0", *extra_args],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
-        line = self.proc.stdout.readline()
+        self.proc = start_group([PYTHON, FAKEMS, "--port", "0", *extra_args],
+                                stdout=subprocess.PIPE, stderr=self.log, text=True)
+        # Its one line on stdout, "fakems listening on URL", waited for no longer than timeout.
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
         m = re.search(r"listening on (https?://[\d.]+:\d+)", line)
         if not m:
             self.stop()
-            raise RuntimeError("fakems did not start: %r" % line)
+            raise RuntimeError("fakems did not start within %d s: %r" % (timeout, line))
         self.base = m.group(1)
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        left = stop_group(self.proc, grace=5)
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
+        if self.log:
+            self.log.close()
+        assert not left, "fakems left processes behind: %s" % left
 
     def control(self, what, body=None):
         url = self.base + "/_fakems/" + what
@@ -316,9 +388,13 @@ Timeout 30
     def configtest(self):
         """`httpd -t`: (exit status, output)."""
         path = self.write_config()
-        p = subprocess.run([APACHE, "-t", "-f", path], capture_output=True, text=True, timeout=30,
-                           env=self.environment())
-        return p.returncode, p.stdout + p.stderr
+        p = start_group([APACHE, "-t", "-f", path], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True, env=self.environment())
+        try:
+            out, _ = p.communicate(timeout=30)
+        finally:
+            stop_group(p, grace=5)
+        return p.returncode, out
 
     # Logged by the MPM once the configuration is done and the children are started.
     READY = r"AH00489: .* resuming normal operations"
@@ -327,8 +403,8 @@ Timeout 30
         """Starts httpd; returns once it has finished starting (its port answers earlier)."""
         path = self.write_config()
         self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
-        self.proc = subprocess.Popen([APACHE, "-f", path, "-DFOREGROUND"], stdout=self.stdout,
-                                     stderr=subprocess.STDOUT, env=self.environment())
+        self.proc = start_group([APACHE, "-f", path, "-DFOREGROUND"], stdout=self.stdout,
+                                stderr=subprocess.STDOUT, env=self.environment())
         try:
             if not wait_port(self.port, self.proc, timeout):
                 raise RuntimeError("httpd did not start:\n" + self.read_file("stdout.log")
@@ -363,16 +439,14 @@ Timeout 30
         return out
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        """Stops httpd and every process it started (children, cgid, CGIs): its whole group."""
+        left = stop_group(self.proc)
+        if getattr(self, "stdout", None):
+            self.stdout.close()
+        return left
 
     def cleanup(self):
-        self.stop()
+        left = self.stop()
         reports = self.sanitizer_reports()
         # Kept for the log-hygiene check that runs after every other test.
         keep = os.path.join(LOG_ARCHIVE, os.path.basename(self.dir))
@@ -385,6 +459,7 @@ Timeout 30
                 f.write(text)
         if os.environ.get("MSAUTH_KEEP_TMP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
+        assert not left, "httpd left processes behind: %s" % left
 
     def read_file(self, name):
         try:

@@ -13,7 +13,8 @@ import time
 import pytest
 import requests
 
-from msauth import Httpd, free_port, query_of, seed_authorize_url, wait_port, FAKEMS_APP
+from msauth import (Httpd, free_port, query_of, seed_authorize_url, start_group, stop_group,
+                    wait_port, FAKEMS_APP)
 
 CONF = """
 """ + FAKEMS_APP + """MSAuthSecretKey @KEY@
@@ -40,17 +41,18 @@ class Store:
         else:
             cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
                    "--appendonly", "no"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_port(self.port, self.proc), "%s did not start" % kind
+        self.proc = start_group(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.port, self.proc):
+            self.stop()
+            raise AssertionError("%s did not start" % kind)
 
     @property
     def spec(self):
         return "%s:127.0.0.1:%d" % (self.kind, self.port)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        left = stop_group(self.proc)
+        assert not left, "%s left processes behind: %s" % (self.kind, left)
 
 
 @pytest.fixture(params=["memcache", "redis"])
