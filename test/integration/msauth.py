@@ -402,6 +402,9 @@ Timeout 30
     def start(self, timeout=30):
         """Starts httpd; returns once it has finished starting (its port answers earlier)."""
         path = self.write_config()
+        # A restart in the same directory: the earlier start's line does not count.
+        started = len([l for l in self.read_file("error.log").splitlines()
+                       if re.search(self.READY, l)])
         self.stdout = open(os.path.join(self.dir, "stdout.log"), "w")
         self.proc = start_group([APACHE, "-f", path, "-DFOREGROUND"], stdout=self.stdout,
                                 stderr=subprocess.STDOUT, env=self.environment())
@@ -409,7 +412,7 @@ Timeout 30
             if not wait_port(self.port, self.proc, timeout):
                 raise RuntimeError("httpd did not start:\n" + self.read_file("stdout.log")
                                    + self.read_file("error.log"))
-            self.wait_log(self.READY, timeout)
+            self.wait_log(self.READY, timeout, count=started + 1)
         except BaseException:
             self.cleanup()
             raise
