@@ -26,8 +26,8 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import (Httpd, free_port, jwt_parts, query_of, remember, seed_authorize_url, wait_port,
-                    FAKEMS_APP)
+from msauth import (Httpd, free_port, jwt_parts, query_of, remember, seed_authorize_url, start_group,
+                    stop_group, wait_port, FAKEMS_APP)
 
 CONF = """
 """ + FAKEMS_APP + """MSAuthSecretKey @KEY@
@@ -81,29 +81,22 @@ class Store:
                    "--appendonly", "no"]
         deadline = time.time() + 10
         while True:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+            self.proc = start_group(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if wait_port(self.port, self.proc, timeout=10):
                 return
             # The port of the killed one may linger a moment: try again, bounded.
-            self.proc.wait(5)
+            stop_group(self.proc)
             assert time.time() < deadline, "%s did not start on port %d" % (self.kind, self.port)
             time.sleep(0.2)
 
     def kill(self):
         """SIGKILL: no goodbye to the clients, every record gone."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_group(self.proc)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        assert not stop_group(self.proc), "%s left processes behind" % self.kind
 
 
 @pytest.fixture
@@ -545,17 +538,6 @@ def test_parallel_replays_of_one_code_open_one_session(fakems, stores, httpds, k
 
 # Restarts of the server itself, with the default local store ----------------------------
 
-def wait_for_log(h, needle, count, seconds=15):
-    """Until the error log holds needle count times (bounded)."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if h.read_file("error.log").count(needle) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError("error log never had %r %d times:\n%s"
-                         % (needle, count, h.read_file("error.log")[-2000:]))
-
-
 @pytest.mark.parametrize("signame", ["SIGUSR1", "SIGHUP"])
 def test_reload_forgets_no_revocation_and_keeps_sessions(fakems, shmcb_httpd, signame):
     """A graceful restart (logrotate, `apachectl graceful`) or a restart of the children
@@ -566,9 +548,9 @@ def test_reload_forgets_no_revocation_and_keeps_sessions(fakems, shmcb_httpd, si
     assert exchange(h, gone_id).status_code == 200
     logout(h, gone)
     assert protected(h, gone).status_code == 401
-    wait_for_log(h, "resuming normal operations", 1)
+    h.wait_log(r"resuming normal operations", count=1)
     os.kill(h.proc.pid, getattr(signal, signame))
-    wait_for_log(h, "resuming normal operations", 2)
+    h.wait_log(r"resuming normal operations", timeout=15, count=2)
     assert protected(h, gone).status_code == 401
     assert exchange(h, gone_id).status_code == 401
     assert protected(h, live).status_code == 200
