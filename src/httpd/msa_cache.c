@@ -256,6 +256,12 @@ int msa_store_shard(const char *owner, int n)
     for (const unsigned char *c = (const unsigned char *)owner; *c; c++) {
         h = (h ^ *c) * 16777619u;
     }
+    /* FNV's low bits are weak (the low bit is a parity): finish with murmur3's mix. */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
     return (int)(h % (apr_uint32_t)n);
 }
 

@@ -585,3 +585,27 @@ def test_tokens_without_the_store_epoch_are_refused(fakems, shmcb_httpd):
         else:
             forged["epoch"] = epoch
         assert protected(h, hs256_sign(forged, KEY)).status_code == 401, epoch
+
+
+@pytest.mark.parametrize("kind", ["memcache", "redis"])
+def test_a_dead_shard_is_never_replaced_by_a_live_one(fakems, stores, httpds, kind):
+    """With two servers listed, each user lives on one. When one dies, its users get 503
+    (their revocations are not on the other), the other's users carry on."""
+    one, two = stores(kind), stores(kind)
+    h = httpds("%s:127.0.0.1:%d,127.0.0.1:%d" % (kind, one.port, two.port), name="shards-" + kind)
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    tokens = {u: login(h, fakems, u)[0] for u in users}
+    gone = {u: login(h, fakems, u)[0] for u in users}
+    for u in users:
+        logout(h, gone[u])
+        assert protected(h, tokens[u]).status_code == 200
+        assert protected(h, gone[u]).status_code == 401
+    expect_store_errors(h)
+    one.kill()
+    live = {u: [protected(h, tokens[u]).status_code for _ in range(3)] for u in users}
+    revoked = {u: [protected(h, gone[u]).status_code for _ in range(3)] for u in users}
+    assert all(set(r) <= {401, 503} for r in revoked.values()), revoked
+    down = [u for u in users if live[u] == [503] * 3]
+    up = [u for u in users if live[u] == [200] * 3]
+    assert sorted(down + up) == sorted(users), live       # each user is on one shard
+    assert down and up, "users %s: all on one shard, so the test shows nothing" % live
