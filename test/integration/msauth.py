@@ -108,7 +108,8 @@ def _remember_exchange(response, *args, **kwargs):
         try:
             doc = response.json()
             if isinstance(doc, dict):
-                remember((doc.get("jwt") or {}).get("access_token"))
+                jwt = doc.get("jwt")
+                remember(jwt.get("access_token") if isinstance(jwt, dict) else jwt)
                 remember(doc.get("access_token"))
         except ValueError:
             pass
