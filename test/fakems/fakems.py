@@ -112,6 +112,10 @@ DEFAULT_SETTINGS = {
     "code_lifetime": 600,        # authorization codes live ten minutes
     "access_token_lifetime": 3599,
     "id_token_lifetime": 3600,
+    # Graph's server-driven paging: a directory-object page holds at most this many
+    # entries whatever $top asks (0: $top is honoured, up to 999), as Graph may answer
+    # fewer than $top and clients must follow @odata.nextLink.
+    "graph_page_size": 0,
 }
 
 
@@ -1612,6 +1616,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError(top)
         except (ValueError, UnicodeDecodeError):
             return self.graph_error(400, "Request_BadRequest", "Invalid paging parameters.")
+        asked, served = top, int(self.ms.settings["graph_page_size"])
+        if served > 0:
+            top = min(top, served)
         page_ids = ids[offset:offset + top]
         select = first(self.query, "$select")
         body = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
@@ -1623,7 +1630,7 @@ class Handler(BaseHTTPRequestHandler):
             if select:
                 link += "$select=%s&" % select
             if first(self.query, "$top"):
-                link += "$top=%d&" % top
+                link += "$top=%d&" % asked
             body["@odata.nextLink"] = link + "$skiptoken=" + token
         return self.graph_ok(body)
 

@@ -756,6 +756,24 @@ def test_transitive_member_of_paging(ms):
     assert ms.control("get", "stats")["graph_groups"] == 4
 
 
+def test_graph_page_size_overrides_top(ms):
+    """Graph may answer fewer entries than $top asks: the client must follow nextLink."""
+    at = ms.tokens("erin")["access_token"]
+    assert len(ms.graph("me/transitiveMemberOf?$select=id&$top=999", at).json()["value"]) == 250
+    ms.control("post", "settings", {"graph_page_size": 2})
+    url, ids = "me/transitiveMemberOf?$select=id&$top=999", []
+    while url:
+        r = ms.graph(url, at) if not url.startswith("http") else \
+            ms.session.get(url, headers={"Authorization": "Bearer " + at})
+        body = r.json()
+        assert r.status_code == 200 and len(body["value"]) <= 2
+        ids += [g["id"] for g in body["value"]]
+        url = body.get("@odata.nextLink")
+        if url:
+            assert "$top=999&$skiptoken=" in url
+    assert len(set(ids)) == 250
+
+
 # --------------------------------------------------------------------------
 # Control API
 # --------------------------------------------------------------------------
