@@ -9,9 +9,9 @@
 #include "msa_http.h"
 
 typedef struct msa_ms_client {
-    const char *login_host;    /* "https://login.microsoftonline.com", no trailing '/' */
-    const char *graph_host;    /* "https://graph.microsoft.com" */
-    const char *tenant;        /* path segment: common, organizations, consumers, GUID, domain */
+    const char *login_host; /* "https://login.microsoftonline.com", no trailing '/' */
+    const char *graph_host; /* "https://graph.microsoft.com" */
+    const char *tenant;     /* path segment: common, organizations, consumers, GUID, domain */
     const char *client_id;
     const char *client_secret;
     const char *redirect_uri;
@@ -49,8 +49,8 @@ char *msa_ms_jwks_url(apr_pool_t *p, const msa_ms_client_t *c);
  * an access token (err then holds Microsoft's error code and AADSTS number).
  */
 apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
-                                const char *code, const char *code_verifier,
-                                msa_ms_tokens_t *out, const char **err);
+                                const char *code, const char *code_verifier, msa_ms_tokens_t *out,
+                                const char **err);
 
 /*
  * G/v1.0/me with the access token, mapped as Para does. MSA_EDENIED for a
@@ -60,17 +60,24 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
 apr_status_t msa_ms_graph_me(msa_http_t *h, apr_pool_t *p, const char *graph_host,
                              const char *access_token, msa_ms_profile_t *out, const char **err);
 
+/* transitiveMemberOf pages followed at most (at 999 a page, Graph's most). */
+#define MSA_MS_MAX_GROUP_PAGES 200
+
 /*
- * G/v1.0/me/transitiveMemberOf?$select=id, following @odata.nextLink
- * (same host only) up to max_ids ids. Result: array of const char *.
+ * G/v1.0/me/transitiveMemberOf?$select=id&$top=999, following every
+ * @odata.nextLink. Result: array of const char *, the whole list or a
+ * failure, never part of it: MSA_ETOOBIG past max_ids ids or
+ * MSA_MS_MAX_GROUP_PAGES pages, MSA_EPROTO for a nextLink off the Graph
+ * host (the token would go with it) or a bad page, MSA_EDENIED for a
+ * 401/403, MSA_EUNREACHABLE when Graph cannot be reached.
  */
 apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph_host,
-                                 const char *access_token, int max_ids,
-                                 apr_array_header_t **ids, const char **err);
+                                 const char *access_token, int max_ids, apr_array_header_t **ids,
+                                 const char **err);
 
 /* Fetches the JWKS document (raw JSON, checked to hold a "keys" array). */
-apr_status_t msa_ms_fetch_jwks(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
-                               char **jwks, const char **err);
+apr_status_t msa_ms_fetch_jwks(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c, char **jwks,
+                               const char **err);
 
 /*
  * Whether a scope list names Graph's User.Read: any case, with or without the

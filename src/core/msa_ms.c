@@ -19,7 +19,6 @@
 #include "msa_ms.h"
 #include "msa_url.h"
 
-#define MS_MAX_PAGES     50 /* transitiveMemberOf pages followed at most */
 #define MS_MAX_ERROR_LEN 64 /* of an error code quoted in a message */
 
 /* ASCII only, whatever the process locale says. */
@@ -416,8 +415,15 @@ apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph
         *err = "Graph transitiveMemberOf: no access token";
         return APR_EINVAL;
     }
-    const char *url = apr_pstrcat(p, graph_host, "/v1.0/me/transitiveMemberOf?$select=id", NULL);
-    for (int page = 0; page < MS_MAX_PAGES && url != NULL && (*ids)->nelts < max_ids; page++) {
+    /* 999 a page is Graph's most; it may still answer fewer, so every nextLink is followed. */
+    const char *url =
+        apr_pstrcat(p, graph_host, "/v1.0/me/transitiveMemberOf?$select=id&$top=999", NULL);
+    for (int page = 0; url != NULL; page++) {
+        if (page == MSA_MS_MAX_GROUP_PAGES) {
+            *err = apr_psprintf(p, "%s: more than %d pages (the bound): no partial list", what,
+                                MSA_MS_MAX_GROUP_PAGES);
+            return MSA_ETOOBIG;
+        }
         msa_http_response_t resp;
         apr_status_t rv = ms_call(h, p, what, url, access_token, NULL, &resp, err);
         if (rv == APR_EINVAL && page > 0) {
@@ -443,7 +449,12 @@ apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph
             return MSA_EPROTO;
         }
         size_t n = json_object_array_length(value);
-        for (size_t i = 0; i < n && (*ids)->nelts < max_ids; i++) {
+        for (size_t i = 0; i < n; i++) {
+            if ((*ids)->nelts == max_ids) {
+                *err = apr_psprintf(p, "%s: more than %d groups (the bound): no partial list", what,
+                                    max_ids);
+                return MSA_ETOOBIG;
+            }
             json_object *item = json_object_array_get_idx(value, i);
             const char *id = NULL;
             if (!json_object_is_type(item, json_type_object) ||
@@ -456,16 +467,20 @@ apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph
         /*
          * Only links back to Graph itself are followed: the access token goes
          * with the request, so a foreign nextLink would hand it to a stranger.
-         * The list so far is what the caller gets.
+         * Not following one leaves the list incomplete, so that fails too.
          */
         url = NULL;
         if (json_object_object_get_ex(o, "@odata.nextLink", &next) &&
-            json_object_is_type(next, json_type_string)) {
-            const char *link = json_object_get_string(next);
-            if (strncmp(link, same_host, same_len) == 0 &&
-                (size_t)json_object_get_string_len(next) == strlen(link)) {
-                url = apr_pstrdup(p, link);
+            !json_object_is_type(next, json_type_null)) {
+            const char *link =
+                json_object_is_type(next, json_type_string) ? json_object_get_string(next) : "";
+            if (strncmp(link, same_host, same_len) != 0 ||
+                (size_t)json_object_get_string_len(next) != strlen(link)) {
+                *err = apr_psprintf(p, "%s answered a nextLink off the Graph host: no partial list",
+                                    what);
+                return MSA_EPROTO;
             }
+            url = apr_pstrdup(p, link);
         }
     }
     return APR_SUCCESS;

@@ -20,10 +20,10 @@
 #include "msa_token.h"
 #include "msa_url.h"
 
-#define STATE_TTL        600 /* seconds a login may take */
-#define STATE_COOKIE_MAX 4   /* parallel logins kept per browser */
-#define JWKS_MIN_REFRESH 60  /* seconds between fetches on an unknown kid */
-#define MAX_GROUPS       2000
+#define STATE_TTL        600  /* seconds a login may take */
+#define STATE_COOKIE_MAX 4    /* parallel logins kept per browser */
+#define JWKS_MIN_REFRESH 60   /* seconds between fetches on an unknown kid */
+#define MAX_GROUPS       1500 /* a longer list fails the login (and would not fit the cache) */
 #define MAX_COOKIE       4000 /* bytes of name=value: browsers keep at least 4096 */
 
 /* Request helpers ------------------------------------------------------------------- */

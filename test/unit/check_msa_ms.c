@@ -434,7 +434,7 @@ START_TEST(test_graph_groups_paging)
     ck_assert_str_eq(APR_ARRAY_IDX(ids, 3, const char *), "g4");
     ck_assert_int_eq(msa_responder_nrequests(f.r), 3);
     const msa_resp_request_t *q0 = msa_responder_request(f.r, 0);
-    ck_assert_str_eq(q0->target, "/v1.0/me/transitiveMemberOf?$select=id");
+    ck_assert_str_eq(q0->target, "/v1.0/me/transitiveMemberOf?$select=id&$top=999");
     ck_assert_str_eq(msa_resp_header(pool, q0, "Authorization"), "Bearer AT-g");
     ck_assert_str_eq(msa_responder_request(f.r, 1)->target,
                      "/v1.0/me/transitiveMemberOf?$select=id&$skiptoken=p2");
@@ -455,8 +455,10 @@ START_TEST(test_graph_groups_foreign_next_link)
     msa_responder_json(f.r, 200,
                        "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":"
                        "\"https://evil.example/v1.0/me/transitiveMemberOf?$skiptoken=x\"}");
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), APR_SUCCESS);
-    ck_assert_int_eq(ids->nelts, 1);
+    /* Not followed, and the list it would complete is no list: the login fails. */
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), MSA_EPROTO);
+    ck_assert_ptr_nonnull(strstr(err, "nextLink off the Graph host"));
+    ck_assert_ptr_null(strstr(err, "evil"));
     ck_assert_int_eq(msa_responder_nrequests(f.r), 1);
 
     /* The Graph host as a mere prefix of another authority (":<port>0", ".evil"). */
@@ -465,16 +467,21 @@ START_TEST(test_graph_groups_foreign_next_link)
                                     "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":"
                                     "\"%s0/v1.0/me/transitiveMemberOf?$skiptoken=x\"}",
                                     f.host));
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), APR_SUCCESS);
-    ck_assert_int_eq(ids->nelts, 1);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), MSA_EPROTO);
     msa_responder_json(f.r, 200,
                        apr_psprintf(pool,
                                     "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":"
                                     "\"%s.evil.example/v1.0/x\"}",
                                     f.host));
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), MSA_EPROTO);
+    /* A nextLink that is not a string. */
+    msa_responder_json(f.r, 200, "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":7}");
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), MSA_EPROTO);
+    /* null is no link: the list ends there. */
+    msa_responder_json(f.r, 200, "{\"value\":[{\"id\":\"g1\"}],\"@odata.nextLink\":null}");
     ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT-g", 100, &ids, &err), APR_SUCCESS);
     ck_assert_int_eq(ids->nelts, 1);
-    ck_assert_int_eq(msa_responder_nrequests(f.r), 3);
+    ck_assert_int_eq(msa_responder_nrequests(f.r), 5);
 }
 END_TEST
 
@@ -488,27 +495,41 @@ START_TEST(test_graph_groups_limits)
                                     "\"@odata.nextLink\":\"%s/v1.0/me/transitiveMemberOf?n\"}",
                                     f.host);
 
-    /* max_ids: 3 ids from two pages, no third request. */
+    /* Past max_ids the list fails rather than being cut: no third request. */
     for (int i = 0; i < 3; i++) {
         msa_responder_json(f.r, 200, page);
     }
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 3, &ids, &err), APR_SUCCESS);
-    ck_assert_int_eq(ids->nelts, 3);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 3, &ids, &err), MSA_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(err, "more than 3 groups"));
+    ck_assert_int_le(ids->nelts, 3);
     ck_assert_int_eq(msa_responder_nrequests(f.r), 2);
 
-    /* An endless chain stops after 50 pages. */
+    /* Exactly max_ids is a whole list. */
+    msa_responder_stop(f.r);
+    f = setup_ms(0);
+    msa_responder_json(f.r, 200,
+                       apr_psprintf(pool,
+                                    "{\"value\":[{\"id\":\"a\"},{\"id\":\"b\"}],"
+                                    "\"@odata.nextLink\":\"%s/v1.0/me/"
+                                    "transitiveMemberOf?n\"}",
+                                    f.host));
+    msa_responder_json(f.r, 200, "{\"value\":[{\"id\":\"c\"}]}");
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 3, &ids, &err), APR_SUCCESS);
+    ck_assert_int_eq(ids->nelts, 3);
+
+    /* An endless chain fails after MSA_MS_MAX_GROUP_PAGES pages. */
     msa_responder_stop(f.r);
     f = setup_ms(0);
     page = apr_psprintf(pool,
                         "{\"value\":[{\"id\":\"a\"}],"
                         "\"@odata.nextLink\":\"%s/v1.0/me/transitiveMemberOf?n\"}",
                         f.host);
-    for (int i = 0; i < 60; i++) {
+    for (int i = 0; i < MSA_MS_MAX_GROUP_PAGES + 10; i++) {
         msa_responder_json(f.r, 200, page);
     }
-    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 1000, &ids, &err), APR_SUCCESS);
-    ck_assert_int_eq(ids->nelts, 50);
-    ck_assert_int_eq(msa_responder_nrequests(f.r), 50);
+    ck_assert_int_eq(msa_ms_graph_groups(f.h, pool, f.host, "AT", 1000, &ids, &err), MSA_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(err, "more than 200 pages"));
+    ck_assert_int_eq(msa_responder_nrequests(f.r), MSA_MS_MAX_GROUP_PAGES);
 }
 END_TEST
 

@@ -29,7 +29,7 @@
 #include "msa_responder.h"
 
 #define RESP_MAX_CONNS    32
-#define RESP_MAX_ANSWERS  128
+#define RESP_MAX_ANSWERS  256 /* a ring: one slot stays free */
 #define RESP_MAX_REQUESTS 256
 #define RESP_MAX_HEAD     (64 * 1024)
 #define RESP_MAX_BODY     (8 * 1024 * 1024)

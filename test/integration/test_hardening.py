@@ -1,0 +1,176 @@
+"""What a login decides on and what the app receives: every group, no session token or
+module cookie handed on, no login CSRF through /passwordless, and scripted clients (curl
+with one cookie jar) that log in again and again. Against a real httpd and fakems."""
+
+import json
+import os
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+import requests
+
+from msauth import Httpd, query_of, FAKEMS_APP
+
+CURL = "/usr/bin/curl"
+ADMIN = "hardening-admin-key-0123456789-abcdefgh"
+# fakems builds a user's groups from its name; the list is known before the user exists.
+MANY = 205
+MANY_USER = "gwen"
+
+
+def group_of(user, i):
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:fakems:%s/group/%d" % (user, i)))
+
+
+LAST_GROUP = group_of(MANY_USER, MANY - 1)
+
+STORE = {"apps": {"shop": {"auth_cookie": "shopsession", "signin_success": "/shop/whoami.cgi"}}}
+
+CONF = """
+""" + FAKEMS_APP + """MSAuthSecretKey @KEY@
+MSAuthSigninSuccess /welcome?jwt=id
+MSAuthSigninFailure /failed?cause=?
+MSAuthSettingsFile @DIR@/settings.json
+MSAuthAdminKey """ + ADMIN + """
+<MSAuthApp manygroups>
+    MSAuthGroups Token
+</MSAuthApp>
+Alias /cgi/ @DIR@/htdocs/cgi/
+<Location /cgi/>
+    AuthType Microsoft
+    Require valid-user
+    CGIPassAuth On
+</Location>
+Alias /groups/ @DIR@/htdocs/cgi/
+<Location /groups/>
+    AuthType Microsoft
+    MSAuthApp manygroups
+    Require ms-group """ + LAST_GROUP + """
+</Location>
+Alias /manygroups/ @DIR@/htdocs/cgi/
+<Location /manygroups/>
+    AuthType Microsoft
+    MSAuthApp manygroups
+    Require valid-user
+</Location>
+Alias /shop/ @DIR@/htdocs/cgi/
+<Location /shop/>
+    AuthType Microsoft
+    MSAuthApp shop
+    Require valid-user
+</Location>
+<Location /proxied/>
+    AuthType Microsoft
+    Require valid-user
+    ProxyPass http://127.0.0.1:@PORT@/echo/
+</Location>
+Alias /echo/ @DIR@/htdocs/cgi/
+<Location /echo/>
+    CGIPassAuth On
+</Location>
+"""
+
+
+def start(request, fakems, conf=CONF, store=STORE, name="hardening"):
+    h = Httpd(conf, fakems, modules=["proxy", "proxy_http"], name=name)
+    with open(os.path.join(h.dir, "settings.json"), "w") as f:
+        json.dump(store, f)
+    h.start()
+    request.addfinalizer(h.cleanup)
+    return h
+
+
+@pytest.fixture(scope="module")
+def httpd(request, fakems):
+    requests.post(fakems.base + "/_fakems/users", json={
+        "name": MANY_USER, "displayName": "Gwen Manygroups", "group_count": MANY},
+        timeout=5).raise_for_status()
+    return start(request, fakems)
+
+
+@pytest.fixture(autouse=True)
+def _log(httpd, log_check):
+    httpd.new_log()
+    log_check.append(httpd)
+
+
+NAV = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
+
+
+def env_of(text):
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def login(httpd, fakems, path="/cgi/whoami.cgi", user="alice", session=None):
+    """A browser's module-initiated login: returns the session and the callback's answer."""
+    s = session or requests.Session()
+    r = s.get(httpd.url(path), headers=NAV, allow_redirects=False, timeout=30)
+    assert r.status_code == 302, (r.status_code, r.text[:300])
+    back = fakems.pick_user(r.headers["Location"], user)
+    r = s.get(back, headers=NAV, allow_redirects=False, timeout=30)
+    return s, r
+
+
+def id_token(httpd, fakems, appid=None):
+    """A jwt=id ID token, from a login that lands on the app's success URL."""
+    s = requests.Session()
+    r = s.get(httpd.url("/microsoft_auth/login" + ("?appid=" + appid if appid else "")),
+              allow_redirects=False, timeout=30)
+    assert r.status_code == 302, r.text[:300]
+    r = s.get(fakems.pick_user(r.headers["Location"]), allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and "jwt=" in r.headers["Location"], r.headers
+    return query_of(r.headers["Location"])["jwt"][0]
+
+
+def session_cookies(r):
+    return [c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith(("msauth=", "msauth-"))
+            and "Max-Age=0" not in c]
+
+
+def login_failures(httpd, cause):
+    return [line for line in httpd.new_log().splitlines()
+            if "login_failed: cause=%s" % cause in line]
+
+
+# 6. Groups: every page of transitiveMemberOf, or no login -------------------------------
+
+def test_every_group_reaches_the_app_with_graph_pages_of_two(httpd, fakems):
+    """205 groups (over the id_token's 200: the overage), Graph answering 2 per page."""
+    fakems.control("settings", {"graph_page_size": 2})
+    s, r = login(httpd, fakems, "/groups/whoami.cgi", user=MANY_USER)
+    assert r.status_code == 302 and r.headers["Location"] == "/groups/whoami.cgi", (
+        r.status_code, r.headers.get("Location"))
+    env = env_of(s.get(httpd.url("/manygroups/whoami.cgi"), timeout=30).text)
+    assert env["MSAUTH_GROUPS_N"] == str(MANY)
+    r = s.get(httpd.url("/groups/whoami.cgi"), timeout=30)
+    assert r.status_code == 200, (r.status_code, "Require ms-group for the last group")
+    env = env_of(r.text)
+    assert len(set(env["MSAUTH_GROUPS"].split(","))) == MANY
+    assert env["MSAUTH_GROUPS_%d" % (MANY - 1)] == LAST_GROUP
+    calls = [q for q in fakems.requests() if "transitiveMemberOf" in q["path"]]
+    assert len(calls) == (MANY + 1) // 2
+    # One call per page: the module asks for 999 at a time and follows every nextLink.
+    assert calls[0]["query"]["$top"] == "999", calls[0]["query"]
+
+
+def test_a_group_list_over_the_bound_fails_the_login(httpd, fakems):
+    """Past the bound (200 pages, 1,500 groups) the login fails: never a partial list."""
+    fakems.control("settings", {"graph_page_size": 1})
+    _, r = login(httpd, fakems, "/groups/whoami.cgi", user=MANY_USER)
+    assert r.status_code == 302 and r.headers["Location"] == "/failed?cause=profile_failed", (
+        r.status_code, r.headers.get("Location"))
+    assert not session_cookies(r)
+    lines = login_failures(httpd, "profile_failed")
+    assert lines and "[msauth:warn]" in lines[0] and "200 pages" in lines[0], lines
+    assert len([q for q in fakems.requests() if "transitiveMemberOf" in q["path"]]) == 200
+
+    fakems.reset()
+    requests.post(fakems.base + "/_fakems/users", json={"name": "hugo", "group_count": 1501},
+                  timeout=5).raise_for_status()
+    _, r = login(httpd, fakems, "/groups/whoami.cgi", user="hugo")
+    assert r.headers.get("Location") == "/failed?cause=profile_failed", (
+        r.status_code, r.headers.get("Location"))
+    lines = login_failures(httpd, "profile_failed")
+    assert lines and "[msauth:warn]" in lines[0] and "1500 groups" in lines[0], lines
