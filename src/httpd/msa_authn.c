@@ -57,7 +57,8 @@ static void scrub_headers(request_rec *r)
 
 typedef struct strip_ctx {
     const msa_srv_t *srv;
-    apr_pool_t *pool; /* for the hash iterator: the shared one is not thread-safe */
+    apr_pool_t *pool;                 /* for the hash iterator: the shared one is not thread-safe */
+    const apr_array_header_t *stored; /* cookie names of settings-store apps */
 } strip_ctx_t;
 
 /* The module's own cookies: any app's session cookie in this server, and state cookies. */
@@ -79,6 +80,11 @@ static int own_cookie(void *ctx, const char *name)
             return 1;
         }
     }
+    for (int i = 0; i < sc->stored->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(sc->stored, i, const char *), name) == 0) {
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -88,7 +94,7 @@ static void strip_cookies(request_rec *r, const msa_srv_t *srv)
     if (header == NULL) {
         return;
     }
-    strip_ctx_t sc = {srv, r->pool};
+    strip_ctx_t sc = {srv, r->pool, msa_stored_cookie_names(r, srv)};
     const char *rest = msa_cookie_strip(r->pool, header, own_cookie, &sc);
     if (rest == NULL) {
         apr_table_unset(r->headers_in, "Cookie");
@@ -188,20 +194,25 @@ static int is_navigation(request_rec *r)
            (mode == NULL || strcasecmp(mode, "navigate") == 0);
 }
 
+/* The token of an Authorization: Bearer header, or NULL. */
+static const char *bearer_token(request_rec *r)
+{
+    const char *auth = apr_table_get(r->headers_in, "Authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+        return NULL;
+    }
+    const char *t = auth + 7;
+    while (*t == ' ') {
+        t++;
+    }
+    return t;
+}
+
 /* The session token presented with the request: Bearer when accepted, else the cookie. */
 static const char *presented_token(request_rec *r, int accept_bearer, const msa_app_t *app)
 {
-    if (accept_bearer) {
-        const char *auth = apr_table_get(r->headers_in, "Authorization");
-        if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
-            const char *t = auth + 7;
-            while (*t == ' ') {
-                t++;
-            }
-            return t;
-        }
-    }
-    return msa_cookie_get(r, app->cookie_name);
+    const char *t = accept_bearer ? bearer_token(r) : NULL;
+    return t ? t : msa_cookie_get(r, app->cookie_name);
 }
 
 /* Groups kept in the cache because they did not fit in the cookie. */
@@ -317,6 +328,10 @@ int msa_check_authn(request_rec *r)
         strip_cookies(r, srv);
     }
     if (t != NULL) {
+        /* A Bearer session token is the module's alone: neither the app nor a backend sees it. */
+        if (dir->accept_bearer && bearer_token(r) != NULL) {
+            apr_table_unset(r->headers_in, "Authorization");
+        }
         ap_set_module_config(r->request_config, &msauth_module, t);
         r->user = apr_pstrdup(r->pool, clean(r, remote_user(dir, t)));
         r->ap_auth_type = "Microsoft";

@@ -148,6 +148,8 @@ void msa_metric_call(void *ctx, apr_interval_time_t elapsed, int answered);
 int msa_settings_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* The effective app for appid: a stored app first (settings store), else the configured one. */
 const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char *appid);
+/* The auth_cookie names the settings store sets (the default names are msauth-<appid>). */
+apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv);
 /* <callback>/_settings[/appid[/key]]; rest is what follows "_settings/". */
 int msa_settings_api(request_rec *r, const msa_srv_t *srv, const char *rest);
 

@@ -131,6 +131,23 @@ const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char
     return msa_srv_app(srv, appid);
 }
 
+apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv)
+{
+    apr_array_header_t *names = apr_array_make(r->pool, 4, sizeof(const char *));
+    msa_store_t *st = srv->settings_file ? current_store(r, srv) : NULL;
+    if (st == NULL) {
+        return names;
+    }
+    for (apr_hash_index_t *hi = apr_hash_first(r->pool, st->apps); hi; hi = apr_hash_next(hi)) {
+        const msa_app_t *a;
+        apr_hash_this(hi, NULL, NULL, (void **)&a);
+        if (a->cookie_name_set) {
+            APR_ARRAY_PUSH(names, const char *) = a->cookie_name;
+        }
+    }
+    return names;
+}
+
 /* The API ------------------------------------------------------------------------- */
 
 static int authorised(request_rec *r, const msa_srv_t *srv)

@@ -174,3 +174,41 @@ def test_a_group_list_over_the_bound_fails_the_login(httpd, fakems):
         r.status_code, r.headers.get("Location"))
     lines = login_failures(httpd, "profile_failed")
     assert lines and "[msauth:warn]" in lines[0] and "1500 groups" in lines[0], lines
+
+
+# 7. What the app receives -----------------------------------------------------------------
+
+def test_a_stored_apps_cookie_never_reaches_an_app(httpd, fakems):
+    """MSAuthStripCookie knows the cookie names of settings-store apps too."""
+    s, r = login(httpd, fakems, "/shop/whoami.cgi")
+    assert r.status_code == 302 and [c for c in r.raw.headers.getlist("Set-Cookie")
+                                     if c.startswith("shopsession=")], r.headers
+    s.cookies.set("theirs", "kept")
+    for path in ("/shop/whoami.cgi", "/cgi/whoami.cgi"):
+        if path == "/cgi/whoami.cgi":
+            login(httpd, fakems, path, session=s)
+        r = s.get(httpd.url(path), timeout=30)
+        assert r.status_code == 200, (path, r.status_code)
+        env = env_of(r.text)
+        assert env["MSAUTH_APPID"] == ("shop" if path.startswith("/shop") else "default")
+        assert env.get("HTTP_COOKIE") == "theirs=kept", (path, env.get("HTTP_COOKIE"))
+
+
+def test_the_bearer_session_token_never_reaches_the_app_or_a_backend(httpd, fakems):
+    s, _ = login(httpd, fakems)
+    token = s.cookies["msauth"]
+    bearer = {"Authorization": "Bearer " + token}
+    for path in ("/cgi/whoami.cgi", "/proxied/whoami.cgi"):
+        r = requests.get(httpd.url(path), headers=bearer, timeout=30)
+        assert r.status_code == 200, (path, r.status_code, r.text[:200])
+        env = env_of(r.text)
+        if path.startswith("/cgi"):
+            assert env["REMOTE_USER"] == "alice@contoso.example"
+        assert "HTTP_AUTHORIZATION" not in env, (path, "the session token was handed on")
+        assert token not in r.text
+    # Another Authorization (the app's own) passes untouched next to the session cookie.
+    for path in ("/cgi/whoami.cgi", "/proxied/whoami.cgi"):
+        r = s.get(httpd.url(path), headers={"Authorization": "Basic YXBwOnNlY3JldA=="},
+                  timeout=30)
+        assert r.status_code == 200, (path, r.status_code)
+        assert env_of(r.text).get("HTTP_AUTHORIZATION") == "Basic YXBwOnNlY3JldA==", path
