@@ -39,6 +39,7 @@ enum { MSA_PASS_ENV, MSA_PASS_HEADERS, MSA_PASS_BOTH, MSA_PASS_NONE };
     X(int, cookie_samesite, "MSAuthCookieSameSite")                                                \
     X(int, cookie_secure, "MSAuthCookieSecure")                                                    \
     X(int, legacy_state, "MSAuthLegacyState")                                                      \
+    X(int, passwordless_get, "MSAuthPasswordlessGET")                                              \
     X(int, groups, "MSAuthGroups")                                                                 \
     X(apr_array_header_t *, redirect_allow, "MSAuthRedirectAllow")
 

@@ -30,6 +30,7 @@ msa_app_t *msa_app_create(apr_pool_t *p, const char *appid)
     a->cookie_samesite = MSA_SAMESITE_LAX;
     a->cookie_secure = MSA_SECURE_AUTO;
     a->legacy_state = 0;
+    a->passwordless_get = 0;
     a->groups = MSA_GROUPS_OFF;
     return a;
 }

@@ -16,9 +16,10 @@
 #define MAX_STORE (4 * 1024 * 1024)
 #define MASK      "********"
 
-const char *const msa_settings_keys[] = {"ms_app_id",      "ms_secret",      "ms_tenant_id",
-                                         "signin_success", "signin_failure", "session_timeout",
-                                         "auth_cookie",    "app_secret_key", NULL};
+/* Para's keys, and passwordless_get (MSAuthPasswordlessGET) of our own. */
+const char *const msa_settings_keys[] = {
+    "ms_app_id",       "ms_secret",   "ms_tenant_id",   "signin_success",   "signin_failure",
+    "session_timeout", "auth_cookie", "app_secret_key", "passwordless_get", NULL};
 
 int msa_settings_key_secret(const char *key)
 {
@@ -92,7 +93,7 @@ static const char *apply_key(apr_pool_t *p, msa_app_t *a, const char *key, json_
     const char *s = string_of(v), *msg;
     if (!known_key(key)) {
         return "is not a setting (ms_app_id, ms_secret, ms_tenant_id, signin_success, "
-               "signin_failure, session_timeout, auth_cookie, app_secret_key)";
+               "signin_failure, session_timeout, auth_cookie, app_secret_key, passwordless_get)";
     }
     if (strcmp(key, "session_timeout") == 0) {
         apr_int64_t n;
@@ -106,6 +107,13 @@ static const char *apply_key(apr_pool_t *p, msa_app_t *a, const char *key, json_
             return msg;
         }
         MSA_CFG_SET(a, session_timeout, n);
+        return NULL;
+    }
+    if (strcmp(key, "passwordless_get") == 0) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            return "must be true or false";
+        }
+        MSA_CFG_SET(a, passwordless_get, json_object_get_boolean(v) ? 1 : 0);
         return NULL;
     }
     if (s == NULL || *s == '\0') {

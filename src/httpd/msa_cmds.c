@@ -266,6 +266,7 @@ static const char *set_cookie_path(cmd_parms *cmd, void *d, const char *v)
 APP_ENUM(set_cookie_samesite, cookie_samesite, "Lax", "Strict", "None")
 APP_ENUM(set_cookie_secure, cookie_secure, "Auto", "On", "Off")
 APP_ENUM(set_legacy_state, legacy_state, "Off", "On")
+APP_ENUM(set_passwordless_get, passwordless_get, "Off", "On")
 APP_ENUM(set_groups, groups, "Off", "Token", "Graph")
 
 static const char *add_redirect_allow(cmd_parms *cmd, void *d, const char *v)
@@ -540,6 +541,8 @@ const command_rec msa_cmds[] = {
                   "Auto (Secure over https), On or Off"),
     AP_INIT_TAKE1("MSAuthLegacyState", set_legacy_state, NULL, S_,
                   "On: accept the client-built login (state=<appid>) without a state cookie"),
+    AP_INIT_TAKE1("MSAuthPasswordlessGET", set_passwordless_get, NULL, S_,
+                  "On: also accept Para's GET <callback>/passwordless?token (open to login CSRF)"),
     AP_INIT_TAKE1("MSAuthGroups", set_groups, NULL, S_,
                   "Off, Token or Graph: where group ids come from"),
     AP_INIT_ITERATE("MSAuthRedirectAllow", add_redirect_allow, NULL, S_,

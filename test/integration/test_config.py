@@ -52,6 +52,7 @@ MSAuthCookiePath /
 MSAuthCookieSameSite Strict
 MSAuthCookieSecure On
 MSAuthLegacyState On
+MSAuthPasswordlessGET Off
 MSAuthRedirectAllow https://other.example.com/
 MSAuthCallbackPath /auth/microsoft
 MSAuthHTTPTimeout 8 3
@@ -99,6 +100,7 @@ BAD_VALUES = [
     ("MSAuthCookieSameSite Sometimes", "MSAuthCookieSameSite", "unknown value"),
     ("MSAuthCookieSecure Maybe", "MSAuthCookieSecure", "unknown value"),
     ("MSAuthLegacyState Yes", "MSAuthLegacyState", "unknown value"),
+    ("MSAuthPasswordlessGET Yes", "MSAuthPasswordlessGET", "unknown value"),
     ("MSAuthGroups All", "MSAuthGroups", "unknown value"),
     ("MSAuthRedirectAllow ftp://files.example.com/", "MSAuthRedirectAllow", ""),
     ("MSAuthCallbackPath microsoft_auth", "MSAuthCallbackPath", "path"),

@@ -212,3 +212,97 @@ def test_the_bearer_session_token_never_reaches_the_app_or_a_backend(httpd, fake
                   timeout=30)
         assert r.status_code == 200, (path, r.status_code)
         assert env_of(r.text).get("HTTP_AUTHORIZATION") == "Basic YXBwOnNlY3JldA==", path
+
+
+# 8. /passwordless: no login CSRF --------------------------------------------------------
+
+def passwordless(httpd, method="POST", token=None, returnto=None, headers=None, session=None):
+    fields = {k: v for k, v in (("token", token), ("returnto", returnto)) if v is not None}
+    s = session or requests.Session()
+    url = httpd.url("/microsoft_auth/passwordless")
+    if method == "GET":
+        return s.get(url, params=fields, headers=headers, allow_redirects=False, timeout=30)
+    return s.request(method, url, data=fields, headers=headers, allow_redirects=False, timeout=30)
+
+
+def test_passwordless_by_get_is_refused_by_default(httpd, fakems):
+    """A link carrying someone's ID token must not sign the browser in as them."""
+    token = id_token(httpd, fakems)
+    r = passwordless(httpd, "GET", token, "/cgi/whoami.cgi")
+    assert r.status_code == 405, (r.status_code, r.headers.get("Location"))
+    assert r.headers["Allow"] == "POST"
+    assert not r.raw.headers.getlist("Set-Cookie")
+    # The token was not spent: the page the app serves can still post it.
+    s = requests.Session()
+    r = passwordless(httpd, token=token, returnto="/cgi/whoami.cgi",
+                     headers={"Origin": httpd.origin}, session=s)
+    assert r.status_code == 302 and r.headers["Location"] == "/cgi/whoami.cgi", r.headers
+    assert "REMOTE_USER=alice@contoso.example" in s.get(httpd.url("/cgi/whoami.cgi"),
+                                                        timeout=30).text
+
+
+@pytest.mark.parametrize("headers,ok", [
+    ({"Origin": "@ORIGIN@"}, True),
+    ({"Referer": "@ORIGIN@/welcome?from=app"}, True),
+    ({"Origin": "@ORIGIN@", "Referer": "https://evil.example/"}, True),
+    ({}, False),
+    ({"Origin": "https://evil.example"}, False),
+    ({"Origin": "null"}, False),
+    ({"Origin": "@ORIGIN@.evil.example"}, False),
+    ({"Origin": "https://evil.example", "Referer": "@ORIGIN@/welcome"}, False),
+    ({"Referer": "https://evil.example/@ORIGIN@/"}, False),
+    ({"Referer": "@ORIGIN@.evil.example/"}, False),
+])
+def test_passwordless_post_is_same_origin_only(httpd, fakems, headers, ok):
+    headers = {k: v.replace("@ORIGIN@", httpd.origin) for k, v in headers.items()}
+    token = id_token(httpd, fakems)
+    r = passwordless(httpd, token=token, returnto="/cgi/whoami.cgi", headers=headers)
+    assert r.status_code == 302
+    if ok:
+        assert r.headers["Location"] == "/cgi/whoami.cgi"
+        assert len(session_cookies(r)) == 1
+    else:
+        assert r.headers["Location"] == "/failed?cause=invalid_request"
+        assert not session_cookies(r)
+        lines = login_failures(httpd, "invalid_request")
+        assert lines and "[msauth:info]" in lines[0] and "origin" in lines[0], lines
+
+
+def test_passwordless_post_checks_its_body(httpd, fakems):
+    origin = {"Origin": httpd.origin}
+    r = passwordless(httpd, headers=origin)
+    assert r.headers.get("Location") == "/failed?cause=invalid_request"
+    r = requests.post(httpd.url("/microsoft_auth/passwordless"), allow_redirects=False,
+                      data=json.dumps({"token": id_token(httpd, fakems)}), timeout=30,
+                      headers=dict(origin, **{"Content-Type": "application/json"}))
+    assert r.status_code == 302 and r.headers["Location"] == "/failed?cause=invalid_request"
+    r = passwordless(httpd, token="not.a.token", headers=origin)
+    assert r.status_code == 302 and "cause=" in r.headers["Location"]
+    assert passwordless(httpd, "PUT", headers=origin).status_code == 405
+
+
+PARA_GET = CONF + """
+<MSAuthApp paraget>
+    MSAuthPasswordlessGET On
+</MSAuthApp>
+"""
+
+
+def test_passwordless_by_get_for_apps_that_opt_in(request, fakems):
+    """Para's GET ?token&returnto, for an app that sets MSAuthPasswordlessGET On or
+    passwordless_get in the settings store; every other app still refuses it."""
+    store = {"apps": dict(STORE["apps"], stored={"passwordless_get": True})}
+    h = start(request, fakems, PARA_GET, store, name="paraget")
+    request.addfinalizer(h.check_log)
+    for appid in ("paraget", "stored"):
+        s = requests.Session()
+        r = passwordless(h, "GET", id_token(h, fakems, appid), "/cgi/whoami.cgi", session=s)
+        assert r.status_code == 302 and r.headers["Location"] == "/cgi/whoami.cgi", (
+            appid, r.status_code, r.headers.get("Location"))
+        assert [c for c in r.raw.headers.getlist("Set-Cookie")
+                if c.startswith("msauth-%s=" % appid)], appid
+    r = passwordless(h, "GET", id_token(h, fakems), "/cgi/whoami.cgi")
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    r = requests.get(h.url("/microsoft_auth/_settings/stored/passwordless_get"),
+                     headers={"Authorization": "Bearer " + ADMIN}, timeout=10)
+    assert r.json() == {"value": True}

@@ -148,6 +148,7 @@ def test_stored_app_overrides_configured_one(fakems, httpd):
     (dict(APP, auth_cookie="bad;name"), "auth_cookie"),
     (dict(APP, ms_app_id=""), "ms_app_id"),
     (dict(APP, ms_secret=42), "ms_secret"),
+    (dict(APP, passwordless_get="On"), "passwordless_get"),
 ])
 def test_bad_values_are_refused_and_store_unchanged(httpd, body, key):
     admin(httpd, "PUT", "/keep", APP)

@@ -35,6 +35,7 @@ START_TEST(app_defaults)
     ck_assert_int_eq(x->cookie_samesite, MSA_SAMESITE_LAX);
     ck_assert_int_eq(x->cookie_secure, MSA_SECURE_AUTO);
     ck_assert_int_eq(x->legacy_state, 0);
+    ck_assert_int_eq(x->passwordless_get, 0);
     ck_assert_int_eq(x->groups, MSA_GROUPS_OFF);
     ck_assert_ptr_null(x->redirect_allow);
     MSA_APP_FIELDS(ASSERT_UNSET)
