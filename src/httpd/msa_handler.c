@@ -126,8 +126,38 @@ const char *msa_return_target(request_rec *r, const msa_srv_t *srv, const msa_ap
     return ok;
 }
 
+/*
+ * Puts the Set-Cookie lines that clear a cookie after those that set one.
+ * curl 7.88 with a cookie jar keeps a cookie whose clear is followed by any
+ * other Set-Cookie of the same response: state cookies piled up in scripted
+ * logins until the Cookie header overflowed. Each of the module's answers
+ * clears at most one cookie in a login that runs its course.
+ */
+static void clears_last(request_rec *r)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->err_headers_out);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *sets = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_array_header_t *clears = apr_array_make(r->pool, 2, sizeof(const char *));
+    for (int i = 0; i < arr->nelts; i++) {
+        if (e[i].key != NULL && strcasecmp(e[i].key, "Set-Cookie") == 0) {
+            int clear = ap_strstr_c(e[i].val, "; Max-Age=0;") != NULL;
+            APR_ARRAY_PUSH(clear ? clears : sets, const char *) = e[i].val;
+        }
+    }
+    if (clears->nelts == 0 || sets->nelts == 0) {
+        return;
+    }
+    apr_table_unset(r->err_headers_out, "Set-Cookie");
+    apr_array_cat(sets, clears);
+    for (int i = 0; i < sets->nelts; i++) {
+        apr_table_addn(r->err_headers_out, "Set-Cookie", APR_ARRAY_IDX(sets, i, const char *));
+    }
+}
+
 static int redirect(request_rec *r, const char *url)
 {
+    clears_last(r);
     apr_table_setn(r->headers_out, "Location", url);
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     return HTTP_MOVED_TEMPORARILY;

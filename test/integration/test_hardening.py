@@ -306,3 +306,61 @@ def test_passwordless_by_get_for_apps_that_opt_in(request, fakems):
     r = requests.get(h.url("/microsoft_auth/_settings/stored/passwordless_get"),
                      headers={"Authorization": "Bearer " + ADMIN}, timeout=10)
     assert r.json() == {"value": True}
+
+
+# 9. Scripted clients: one cookie jar, login after login -----------------------------------
+
+def curl(jar, url, *extra):
+    """curl as synthetic monitoring runs it: one cookie jar read and written every time."""
+    p = subprocess.run([CURL, "-sS", "-o", "/dev/stdout", "-c", jar, "-b", jar,
+                        "-H", "Accept: text/html", "-w", "\n%{http_code} %{redirect_url}",
+                        *extra, url], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    body, _, tail = p.stdout.rpartition("\n")
+    status, _, location = tail.partition(" ")
+    return int(status), location, body
+
+
+def jar_cookies(jar):
+    names = []
+    with open(jar) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) == 7:
+                names.append(fields[5])
+    return names
+
+
+def test_sixty_curl_logins_in_one_cookie_jar(httpd, fakems):
+    jar = os.path.join(tempfile.mkdtemp(prefix="msauth-jar-"), "jar")
+    reached, piled = 0, 0
+    for i in range(60):
+        status, location, _ = curl(jar, httpd.url("/cgi/whoami.cgi"))
+        assert status == 302 and location.startswith(fakems.base), (i, status, location)
+        # fakems signs alice in without its page, as a scripted Microsoft login would.
+        status, back, _ = curl(jar, location + "&login_hint=alice&fakems_auto=1")
+        assert status == 302 and back.startswith(httpd.origin + "/microsoft_auth?"), (i, back)
+        status, location, _ = curl(jar, back)
+        assert status == 302 and location == httpd.url("/cgi/whoami.cgi"), (
+            "login %d: %s %s; jar: %s" % (i + 1, status, location, jar_cookies(jar)))
+        status, _, body = curl(jar, httpd.url("/cgi/whoami.cgi"))
+        assert status == 200 and "REMOTE_USER=alice@contoso.example" in body, (i, status)
+        reached += 1
+        status, _, _ = curl(jar, httpd.url("/microsoft_auth/logout"))
+        assert status == 302
+        piled = max(piled, len([n for n in jar_cookies(jar) if n.startswith("msauth_state_")]))
+    assert reached == 60
+    assert piled == 0, "%d state cookies left in the jar after a finished login" % piled
+
+
+def test_every_answer_clears_cookies_last(httpd, fakems):
+    """The order curl 7.88 needs: sets first, then clears, in each answer."""
+    def order(r):
+        return ["clear" if "Max-Age=0" in c else "set" for c in r.raw.headers.getlist("Set-Cookie")]
+    s = requests.Session()
+    for i in range(5):
+        s.cookies.set("msauth_state_stale%d" % i, "left-over")
+    start = s.get(httpd.url("/microsoft_auth/login"), allow_redirects=False, timeout=30)
+    assert order(start) == ["set", "clear", "clear"]  # four pending logins kept at most
+    r = s.get(fakems.pick_user(start.headers["Location"]), allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and order(r) == ["set", "clear"]  # session, then the state
