@@ -786,23 +786,47 @@ static void redact_param(char *q, const char *param, int jwt_only)
 }
 
 /*
+ * The page Para's jwt=id lands on posts its ID token to /passwordless or the
+ * JWT API with that URL as the Referer, which httpd appends to every error-log
+ * line of the request. No app sees the module's own requests, so the header
+ * itself is changed there.
+ */
+static void redact_referer(request_rec *r)
+{
+    const char *referer = apr_table_get(r->headers_in, "Referer");
+    const char *q = referer ? strchr(referer, '?') : NULL;
+    if (q == NULL) {
+        return;
+    }
+    char *copy = apr_pstrdup(r->pool, referer);
+    redact_param(copy + (q - referer), "jwt", 1);
+    redact_param(copy + (q - referer), "token", 0);
+    apr_table_setn(r->headers_in, "Referer", copy);
+}
+
+/*
  * Codes and tokens travel in query strings (Microsoft's redirect, Para's
  * jwt=id landing, /passwordless); the access log's %r would keep them.
  * Only the logged request line is changed, never r->args.
  */
 int msa_redact_request_line(request_rec *r)
 {
-    char *q = r->the_request ? strchr(r->the_request, '?') : NULL;
-    if (q == NULL) {
+    const msa_srv_t *srv = msa_srv_get(r->server);
+    const char *path = r->parsed_uri.path;
+    if (r->the_request == NULL || !msa_srv_has_apps(srv)) {
         return DECLINED;
     }
-    const msa_srv_t *srv = msa_srv_get(r->server);
-    if (!msa_srv_has_apps(srv)) {
+    int callback = path != NULL && endpoint(path, srv->callback_path) != NULL;
+    if (callback || (path != NULL && strcmp(path, srv->jwt_path) == 0)) {
+        redact_referer(r);
+    }
+    char *q = strchr(r->the_request, '?');
+    if (q == NULL) {
         return DECLINED;
     }
     char *line = apr_pstrdup(r->pool, r->the_request);
     q = line + (q - r->the_request);
-    if (r->parsed_uri.path != NULL && endpoint(r->parsed_uri.path, srv->callback_path) != NULL) {
+    if (callback) {
         redact_param(q, "code", 0);
         redact_param(q, "token", 0);
         redact_param(q, "error_description", 0);
@@ -926,7 +950,14 @@ static const char *foreign_post(request_rec *r, const msa_srv_t *srv)
     if (strncasecmp(referer, self, n) == 0 && strchr("/?#", referer[n]) != NULL) {
         return NULL; /* strchr finds the NUL too: the origin alone */
     }
-    return apr_psprintf(r->pool, "Referer %s is another origin", loggable(r, referer));
+    /* Only the origin of it: a path or query may carry a token. */
+    const char *host = ap_strstr_c(referer, "://");
+    if (host == NULL) {
+        return "the Referer is no URL of an origin";
+    }
+    size_t end = (size_t)(host + 3 - referer) + strcspn(host + 3, "/?#");
+    return apr_psprintf(r->pool, "Referer %s is another origin",
+                        loggable(r, apr_pstrmemdup(r->pool, referer, end)));
 }
 
 /* The token (and returnto) of a POST form, or NULL with the failure answered in *rc. */

@@ -244,6 +244,7 @@ def test_passwordless_by_get_is_refused_by_default(httpd, fakems):
 @pytest.mark.parametrize("headers,ok", [
     ({"Origin": "@ORIGIN@"}, True),
     ({"Referer": "@ORIGIN@/welcome?from=app"}, True),
+    ({"Referer": "@ORIGIN@/welcome?jwt=@TOKEN@"}, True),  # the success page, as it posts
     ({"Origin": "@ORIGIN@", "Referer": "https://evil.example/"}, True),
     ({}, False),
     ({"Origin": "https://evil.example"}, False),
@@ -252,15 +253,18 @@ def test_passwordless_by_get_is_refused_by_default(httpd, fakems):
     ({"Origin": "https://evil.example", "Referer": "@ORIGIN@/welcome"}, False),
     ({"Referer": "https://evil.example/@ORIGIN@/"}, False),
     ({"Referer": "@ORIGIN@.evil.example/"}, False),
+    ({"Referer": "/welcome"}, False),
 ])
 def test_passwordless_post_is_same_origin_only(httpd, fakems, headers, ok):
-    headers = {k: v.replace("@ORIGIN@", httpd.origin) for k, v in headers.items()}
     token = id_token(httpd, fakems)
+    headers = {k: v.replace("@ORIGIN@", httpd.origin).replace("@TOKEN@", token)
+               for k, v in headers.items()}
     r = passwordless(httpd, token=token, returnto="/cgi/whoami.cgi", headers=headers)
     assert r.status_code == 302
     if ok:
         assert r.headers["Location"] == "/cgi/whoami.cgi"
         assert len(session_cookies(r)) == 1
+        assert token not in httpd.read_file("error.log")  # httpd logs the Referer too
     else:
         assert r.headers["Location"] == "/failed?cause=invalid_request"
         assert not session_cookies(r)
@@ -279,6 +283,17 @@ def test_passwordless_post_checks_its_body(httpd, fakems):
     r = passwordless(httpd, token="not.a.token", headers=origin)
     assert r.status_code == 302 and "cause=" in r.headers["Location"]
     assert passwordless(httpd, "PUT", headers=origin).status_code == 405
+
+
+def test_the_success_pages_referer_keeps_its_token_out_of_the_log(httpd, fakems):
+    """httpd appends the Referer to error-log lines; the jwt=id page's URL holds a token."""
+    token = id_token(httpd, fakems)
+    r = requests.post(httpd.url("/jwt_auth"), json={"provider": "passwordless", "token": token},
+                      headers={"Referer": httpd.url("/welcome?jwt=" + token)}, timeout=30)
+    assert r.status_code == 200, r.text
+    log = httpd.read_file("error.log")
+    assert "token_issued" in log and "referer: %s/welcome?jwt=[redacted]" % httpd.origin in log
+    assert token not in log
 
 
 PARA_GET = CONF + """
