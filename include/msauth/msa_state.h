@@ -30,6 +30,7 @@ typedef struct msa_login_state {
     const char *return_to; /* NULL = the app's success URL */
     const char *appid;     /* "" = root app */
     apr_int64_t created;   /* epoch seconds */
+    const char *epoch;     /* MSAuthCache's epoch for spent states when it began; may be NULL */
 } msa_login_state_t;
 
 /* A fresh login: random state suffix, verifier, nonce. APR_EGENERAL if the RNG fails. */
@@ -38,13 +39,12 @@ apr_status_t msa_login_state_new(apr_pool_t *p, const char *appid, const char *r
 
 /* The cookie value: JWE of the state's JSON under a key derived from secret. */
 apr_status_t msa_login_state_seal(apr_pool_t *p, const msa_login_state_t *s,
-                                  const unsigned char *secret, apr_size_t secret_len,
-                                  char **cookie, const char **err);
+                                  const unsigned char *secret, apr_size_t secret_len, char **cookie,
+                                  const char **err);
 
 /* Opens and parses a cookie value; APR_EINVAL when it does not decrypt or parse. */
-apr_status_t msa_login_state_open(apr_pool_t *p, const char *cookie,
-                                  const unsigned char *secret, apr_size_t secret_len,
-                                  msa_login_state_t *out, const char **err);
+apr_status_t msa_login_state_open(apr_pool_t *p, const char *cookie, const unsigned char *secret,
+                                  apr_size_t secret_len, msa_login_state_t *out, const char **err);
 
 /* The state cookie's name for one login: "msauth_state_" + a short digest of the state. */
 char *msa_login_state_cookie_name(apr_pool_t *p, const char *state);

@@ -85,6 +85,7 @@ apr_status_t msa_login_state_new(apr_pool_t *p, const char *appid, const char *r
     out->appid = appid ? appid : "";
     out->return_to = return_to;
     out->created = now;
+    out->epoch = NULL;
     return APR_SUCCESS;
 }
 
@@ -113,6 +114,9 @@ apr_status_t msa_login_state_seal(apr_pool_t *p, const msa_login_state_t *s,
         json_object_object_add(o, "r", json_object_new_string(s->return_to));
     }
     json_object_object_add(o, "t", json_object_new_int64(s->created));
+    if (s->epoch != NULL) {
+        json_object_object_add(o, "e", json_object_new_string(s->epoch));
+    }
     apr_status_t rv = msa_jwe_seal(
         p, key, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), cookie, err);
     json_object_put(o);
@@ -160,6 +164,7 @@ apr_status_t msa_login_state_open(apr_pool_t *p, const char *cookie, const unsig
     out->nonce = get_string(p, o, "n", 1, &bad);
     out->appid = get_string(p, o, "a", 1, &bad);
     out->return_to = get_string(p, o, "r", 0, &bad);
+    out->epoch = get_string(p, o, "e", 0, &bad);
     if (!json_object_object_get_ex(o, "t", &t) || !json_object_is_type(t, json_type_int)) {
         bad = 1;
     } else {

@@ -172,18 +172,30 @@ const char *msa_cache_owner(apr_pool_t *p, const char *appid, const char *sub)
     return apr_pstrcat(p, appid, ":", sub, NULL);
 }
 
-apr_status_t msa_cache_epoch(request_rec *r, const msa_srv_t *srv, const char *owner,
-                             const char **epoch)
+static apr_status_t epoch_of(request_rec *r, const msa_srv_t *srv, msa_class_t cls,
+                             const char *owner, const char **epoch)
 {
     msa_store_t *st = store(srv);
     if (st == NULL) {
         return APR_EGENERAL;
     }
     char *e = apr_palloc(r->pool, MSA_EPOCH_LEN + 1);
-    apr_status_t rv = st->ops->epoch(st, r, owner, e);
+    apr_status_t rv = st->ops->epoch(st, r, cls, owner, e);
     count_error(rv);
     *epoch = rv == APR_SUCCESS ? e : NULL;
     return rv;
+}
+
+apr_status_t msa_cache_epoch(request_rec *r, const msa_srv_t *srv, const char *owner,
+                             const char **epoch)
+{
+    return epoch_of(r, srv, MSA_CLASS_DURABLE, owner, epoch);
+}
+
+apr_status_t msa_cache_state_epoch(request_rec *r, const msa_srv_t *srv, const char *state,
+                                   const char **epoch)
+{
+    return epoch_of(r, srv, MSA_CLASS_TRANSIENT, state, epoch);
 }
 
 msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)

@@ -466,8 +466,17 @@ int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     const msa_key_t *k = &APR_ARRAY_IDX(app->keys, 0, msa_key_t);
     apr_int64_t now = apr_time_sec(apr_time_now());
 
-    if (msa_login_state_new(r->pool, app->appid, return_to, now, &ls) != APR_SUCCESS ||
-        msa_login_state_seal(r->pool, &ls, k->data, k->len, &cookie, &err) != APR_SUCCESS) {
+    if (msa_login_state_new(r->pool, app->appid, return_to, now, &ls) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "login_start", "could not make the login state");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    /* The state is spent in this epoch: if the store forgets spent states, it is refused. */
+    if (msa_cache_state_epoch(r, srv, ls.state, &ls.epoch) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot answer: no login started",
+                 srv->cache);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (msa_login_state_seal(r->pool, &ls, k->data, k->len, &cookie, &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_ERR, "login_start", "could not make the login state");
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -576,6 +585,17 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
             MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record the login state",
                      srv->cache);
             return HTTP_SERVICE_UNAVAILABLE;
+        }
+        /* Read after the claim: a store that lost its spent states shows a new epoch by now. */
+        const char *epoch = NULL;
+        if (msa_cache_state_epoch(r, srv, state, &epoch) != APR_SUCCESS) {
+            MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot answer for the state",
+                     srv->cache);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        if (ls.epoch == NULL || strcmp(ls.epoch, epoch) != 0) {
+            return fail(r, srv, app, "invalid_state", APLOG_INFO,
+                        "state from before MSAuthCache's current epoch (it may have been spent)");
         }
         module_initiated = 1;
     } else if (!app->legacy_state) {

@@ -103,32 +103,32 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
                  err);
         return HTTP_UNAUTHORIZED;
     }
-    /* Spent ID tokens are remembered in the store's epoch: one from before it is refused. */
-    const char *owner = msa_cache_owner(r->pool, t.appid, t.sub);
-    const char *epoch = NULL;
-    apr_status_t rv = msa_cache_epoch(r, srv, owner, &epoch);
-    if (rv == APR_SUCCESS && (t.epoch == NULL || strcmp(t.epoch, epoch) != 0)) {
-        msa_metric_token_refused("stale");
-        MSA_RLOG(r, APLOG_INFO, "token_refused",
-                 "appid=%s: ID token issued before MSAuthCache's current epoch",
-                 msa_app_token_id(app));
-        return HTTP_UNAUTHORIZED;
-    }
     /* An ID token is good once, on every server sharing the cache. */
-    if (rv == APR_SUCCESS) {
-        rv = msa_cache_claim(r, srv, MSA_REC_SPENT_ID, owner, t.jti,
-                             apr_time_from_sec(t.exp + srv->clock_skew));
-    }
+    const char *owner = msa_cache_owner(r->pool, t.appid, t.sub);
+    apr_status_t rv = msa_cache_claim(r, srv, MSA_REC_SPENT_ID, owner, t.jti,
+                                      apr_time_from_sec(t.exp + srv->clock_skew));
     if (rv == APR_EEXIST) {
         msa_metric_token_refused("spent");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token used already",
                  msa_app_token_id(app));
         return HTTP_UNAUTHORIZED;
     }
-    if (rv != APR_SUCCESS) {
+    /*
+     * Then what a session token must pass too, read after the claim: the store's epoch (a
+     * store that lost its spent ids shows a new one by now) and the user's revocations.
+     */
+    msa_verdict_t v = rv == APR_SUCCESS ? msa_cache_token_verdict(r, srv, &t) : MSA_TOKEN_UNKNOWN;
+    if (v == MSA_TOKEN_UNKNOWN) {
         MSA_RLOG(r, APLOG_ERR, "cache_error",
                  "MSAuthCache %s cannot record a spent ID token: request refused", srv->cache);
         return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (v != MSA_TOKEN_LIVE) {
+        msa_metric_token_refused(v == MSA_TOKEN_STALE ? "stale" : "revoked");
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token %s", msa_app_token_id(app),
+                 v == MSA_TOKEN_STALE ? "issued before MSAuthCache's current epoch"
+                                      : "revoked with its user's tokens");
+        return HTTP_UNAUTHORIZED;
     }
     identity_of_token(&t, ident);
     return OK;

@@ -108,6 +108,9 @@ apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, msa_rec_t rec
 /* The epoch tokens of owner are issued in now (created when the store has none). */
 apr_status_t msa_cache_epoch(request_rec *r, const msa_srv_t *srv, const char *owner,
                              const char **epoch);
+/* The epoch spent login states are kept in (a login state carries it, state = its owner). */
+apr_status_t msa_cache_state_epoch(request_rec *r, const msa_srv_t *srv, const char *state,
+                                   const char **epoch);
 typedef enum msa_verdict {
     MSA_TOKEN_LIVE,    /* not revoked, in the store's epoch */
     MSA_TOKEN_REVOKED, /* its jti, or every token of its user up to its iat */

@@ -4,11 +4,12 @@
  *
  * Every store keeps three classes of record apart, so that no volume of one
  * class can push out another:
- *   transient  login states and JWKS documents: anyone can make them, losing
- *              one costs a retry at most;
+ *   transient  spent login states and codes: anyone can make them, so they
+ *              never share room with durable records; login states carry the
+ *              epoch they began in, so a spent one the store lost is refused;
  *   durable    revoked token ids, per-user not-before times, spent ID-token
  *              ids: they must outlive the token they speak for;
- *   bulk       group lists that did not fit in a cookie (durable, but large).
+ *   bulk       group lists that did not fit in a cookie, JWKS documents (large).
  * and an epoch: a value the store keeps for as long as it keeps its durable
  * records. Tokens carry the epoch they were issued in; when the store loses
  * its state (restarted empty, flushed, full) the epoch changes and older
@@ -53,8 +54,12 @@ typedef struct msa_store_ops {
     apr_status_t (*lookup)(msa_store_t *st, request_rec *r, const char *owner, int n,
                            const char *const *kinds, const char *const *ids, char **vals,
                            char *epoch);
-    /* The epoch of owner's shard, created when missing. */
-    apr_status_t (*epoch)(msa_store_t *st, request_rec *r, const char *owner, char *epoch);
+    /*
+     * The epoch of owner's shard for records of class cls, created when missing (the local
+     * store keeps spent states apart, with an epoch of their own).
+     */
+    apr_status_t (*epoch)(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
+                          char *epoch);
 } msa_store_ops_t;
 
 struct msa_store {

@@ -18,9 +18,13 @@
 
 #define EPOCH_KEY "msauth:epoch"
 
+#define EVICTIONS_KEY "msauth:evictions"
+
 typedef struct mc {
     apr_array_header_t *hosts, *ports;
-    apr_memcache_t **shards; /* per child */
+    apr_memcache_t **shards;         /* per child */
+    apr_memcache_server_t **servers; /* the one server of each shard */
+    volatile apr_time_t *next_look;  /* when to look at a shard's eviction count again */
 } mc_t;
 
 static const char *memcache_check(apr_pool_t *p, const char *arg)
@@ -51,6 +55,8 @@ static void memcache_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec 
         threads = 1;
     }
     m->shards = apr_pcalloc(pchild, sizeof(*m->shards) * (apr_size_t)m->hosts->nelts);
+    m->servers = apr_pcalloc(pchild, sizeof(*m->servers) * (apr_size_t)m->hosts->nelts);
+    m->next_look = apr_pcalloc(pchild, sizeof(*m->next_look) * (apr_size_t)m->hosts->nelts);
     for (int i = 0; i < m->hosts->nelts; i++) {
         apr_memcache_server_t *ms;
         apr_status_t rv = apr_memcache_create(pchild, 1, 0, &m->shards[i]);
@@ -62,6 +68,7 @@ static void memcache_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec 
         }
         if (rv == APR_SUCCESS) {
             rv = apr_memcache_add_server(m->shards[i], ms);
+            m->servers[i] = ms;
         }
         if (rv != APR_SUCCESS) {
             MSA_SLOG(s, APLOG_ERR, rv, "cache_error", "MSAuthCache %s: no client for %s", st->spec,
@@ -74,6 +81,50 @@ static void memcache_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec 
 static apr_memcache_t *shard(mc_t *m, const char *owner)
 {
     return m->shards ? m->shards[msa_store_shard(owner, m->hosts->nelts)] : NULL;
+}
+
+/*
+ * A memcached that evicts (started without -M, or out of memory) may have
+ * dropped a revocation, which nothing else would show. Once a second each
+ * child compares the server's eviction count with the count the current
+ * epoch began at; more evictions begin a new epoch: everyone signs in again.
+ */
+static void look_at_evictions(msa_store_t *st, request_rec *r, const char *owner)
+{
+    mc_t *m = st->impl;
+    int i = msa_store_shard(owner, m->hosts->nelts);
+    apr_time_t now = apr_time_now();
+    if (m->servers[i] == NULL || now < m->next_look[i]) {
+        return;
+    }
+    m->next_look[i] = now + apr_time_from_sec(1);
+    apr_memcache_stats_t *stats;
+    if (apr_memcache_stats(m->servers[i], r->pool, &stats) != APR_SUCCESS) {
+        return; /* the lookup itself will tell */
+    }
+    char *val, count[32];
+    apr_size_t len;
+    apr_snprintf(count, sizeof(count), "%" APR_UINT64_T_FMT, stats->evictions);
+    apr_status_t rv = apr_memcache_getp(m->shards[i], r->pool, EVICTIONS_KEY, &val, &len, NULL);
+    if (rv == APR_NOTFOUND) {
+        apr_memcache_add(m->shards[i], EVICTIONS_KEY, count, strlen(count), 0, 0);
+        return;
+    }
+    if (rv != APR_SUCCESS || apr_atoi64(val) >= (apr_int64_t)stats->evictions) {
+        return;
+    }
+    char fresh[MSA_EPOCH_LEN + 1];
+    if (msa_store_new_epoch(fresh) != APR_SUCCESS ||
+        apr_memcache_set(m->shards[i], EPOCH_KEY, fresh, MSA_EPOCH_LEN, 0, 0) != APR_SUCCESS) {
+        return;
+    }
+    apr_memcache_set(m->shards[i], EVICTIONS_KEY, count, strlen(count), 0, 0);
+    msa_store_epoch_changed(
+        r->server, st->spec,
+        apr_psprintf(r->pool,
+                     "evicted records (%s evictions, %s when the epoch began: run memcached "
+                     "with -M and more -m)",
+                     count, val));
 }
 
 /* memcached's exptime: seconds from now up to 30 days, a Unix time beyond. */
@@ -179,6 +230,7 @@ static apr_status_t memcache_lookup(msa_store_t *st, request_rec *r, const char 
     if (mc == NULL) {
         return APR_EGENERAL;
     }
+    look_at_evictions(st, r, owner);
     const char **keys = text_keys(r, n, kinds, ids);
     apr_status_t rv = multiget(mc, r, n, keys, vals, epoch);
     if (rv != APR_NOTFOUND) {
@@ -201,7 +253,8 @@ static apr_status_t memcache_lookup(msa_store_t *st, request_rec *r, const char 
     return APR_SUCCESS;
 }
 
-static apr_status_t memcache_epoch(msa_store_t *st, request_rec *r, const char *owner, char *epoch)
+static apr_status_t memcache_epoch(msa_store_t *st, request_rec *r, msa_class_t cls,
+                                   const char *owner, char *epoch)
 {
     apr_memcache_t *mc = shard(st->impl, owner);
     if (mc == NULL) {

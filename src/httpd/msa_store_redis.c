@@ -11,6 +11,7 @@
  */
 #include <ap_mpm.h>
 #include <apr_reslist.h>
+#include <apr_thread_mutex.h>
 #include <apr_strings.h>
 #include <hiredis.h>
 
@@ -23,6 +24,9 @@ typedef struct shard {
     int port;
     apr_reslist_t *conns;
     volatile apr_time_t dead_until;
+    apr_thread_mutex_t *lock; /* for what connections learn of the server: */
+    char run_id[48];          /* its run id (a new one after every restart or failover) */
+    char evicts[96];          /* why it is refused: it may evict records ("" when it may not) */
 } shard_t;
 
 typedef struct rd {
@@ -56,6 +60,29 @@ static apr_status_t redis_create(msa_store_t *st, const char *arg, apr_pool_t *p
     return APR_SUCCESS;
 }
 
+/* The value of "name:" in an INFO answer, into out (empty when absent). */
+static void info_field(const char *info, const char *name, char *out, size_t n)
+{
+    size_t len = strlen(name);
+    out[0] = '\0';
+    for (const char *l = info; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, name, len) == 0 && l[len] == ':') {
+            size_t v = strcspn(l + len + 1, "\r\n");
+            if (v >= n) {
+                v = n - 1;
+            }
+            memcpy(out, l + len + 1, v);
+            out[v] = '\0';
+            return;
+        }
+    }
+}
+
+/*
+ * A new connection asks the server who it is and whether it may evict: a
+ * redis that may drop a revocation to make room cannot vouch for "not
+ * revoked", so it is refused (503) until it is set to noeviction.
+ */
 static apr_status_t conn_make(void **res, void *params, apr_pool_t *pool)
 {
     shard_t *sh = params;
@@ -68,6 +95,33 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *pool)
         return APR_ECONNREFUSED;
     }
     redisSetTimeout(c, io);
+    redisReply *info = redisCommand(c, "INFO");
+    if (info == NULL || info->type != REDIS_REPLY_STRING) {
+        if (info != NULL) {
+            freeReplyObject(info);
+        }
+        redisFree(c);
+        return APR_EGENERAL;
+    }
+    char run_id[48], maxmemory[32], policy[48];
+    info_field(info->str, "run_id", run_id, sizeof(run_id));
+    info_field(info->str, "maxmemory", maxmemory, sizeof(maxmemory));
+    info_field(info->str, "maxmemory_policy", policy, sizeof(policy));
+    freeReplyObject(info);
+    int evicts = maxmemory[0] && strcmp(maxmemory, "0") != 0 && strcmp(policy, "noeviction") != 0;
+    apr_thread_mutex_lock(sh->lock);
+    apr_cpystrn(sh->run_id, run_id, sizeof(sh->run_id));
+    if (evicts) {
+        apr_snprintf(sh->evicts, sizeof(sh->evicts), "maxmemory %s with maxmemory-policy %s",
+                     maxmemory, policy);
+    } else {
+        sh->evicts[0] = '\0';
+    }
+    apr_thread_mutex_unlock(sh->lock);
+    if (evicts || run_id[0] == '\0') {
+        redisFree(c);
+        return APR_EGENERAL;
+    }
     *res = c;
     return APR_SUCCESS;
 }
@@ -87,6 +141,7 @@ static void redis_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec *s)
         threads = 1;
     }
     for (int i = 0; i < d->n; i++) {
+        apr_thread_mutex_create(&d->shards[i].lock, APR_THREAD_MUTEX_DEFAULT, pchild);
         /* Idle connections die after a second, so none outlives a redis restart for long. */
         apr_status_t rv =
             apr_reslist_create(&d->shards[i].conns, 0, threads, threads, apr_time_from_sec(1),
@@ -103,8 +158,8 @@ static void redis_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec *s)
  * Runs one command on owner's shard: the reply, or NULL when the server
  * cannot be reached or broke the connection (which is then dropped).
  */
-static redisReply *command(msa_store_t *st, const char *owner, int argc, const char **argv,
-                           const size_t *lens)
+static redisReply *command(msa_store_t *st, request_rec *r, const char *owner, int argc,
+                           const char **argv, const size_t *lens)
 {
     rd_t *d = st->impl;
     shard_t *sh = &d->shards[msa_store_shard(owner, d->n)];
@@ -114,6 +169,16 @@ static redisReply *command(msa_store_t *st, const char *owner, int argc, const c
     void *res;
     if (apr_reslist_acquire(sh->conns, &res) != APR_SUCCESS) {
         sh->dead_until = apr_time_now() + apr_time_from_sec(1);
+        char why[96];
+        apr_thread_mutex_lock(sh->lock);
+        apr_cpystrn(why, sh->evicts, sizeof(why));
+        apr_thread_mutex_unlock(sh->lock);
+        if (why[0]) {
+            MSA_RLOG(r, APLOG_ERR, "cache_error",
+                     "MSAuthCache %s: %s:%d may evict records (%s), so it cannot vouch for a "
+                     "revocation: refused until it is set to maxmemory-policy noeviction",
+                     st->spec, sh->host, sh->port, why);
+        }
         return NULL;
     }
     redisContext *c = res;
@@ -154,7 +219,7 @@ static apr_status_t set(msa_store_t *st, request_rec *r, const char *owner, cons
         argv[argc] = ms;
         lens[argc++] = strlen(ms);
     }
-    redisReply *reply = command(st, owner, argc, argv, lens);
+    redisReply *reply = command(st, r, owner, argc, argv, lens);
     if (reply == NULL) {
         return APR_ECONNREFUSED;
     }
@@ -171,37 +236,75 @@ static apr_status_t set(msa_store_t *st, request_rec *r, const char *owner, cons
     return rv;
 }
 
-/* The epoch of owner's shard, begun when missing. */
-static apr_status_t epoch_of(msa_store_t *st, request_rec *r, const char *owner, char *epoch)
+/*
+ * The epoch record is "<epoch>@<run id of the server when it began>". A redis
+ * restarted from a snapshot, or a replica promoted in its place, has the
+ * record but maybe not the writes after it: its run id tells, and the epoch
+ * begins again.
+ */
+static shard_t *shard_of(msa_store_t *st, const char *owner)
 {
-    char fresh[MSA_EPOCH_LEN + 1];
+    rd_t *d = st->impl;
+    return &d->shards[msa_store_shard(owner, d->n)];
+}
+
+static void run_id_of(shard_t *sh, char *out, size_t n)
+{
+    apr_thread_mutex_lock(sh->lock);
+    apr_cpystrn(out, sh->run_id, n);
+    apr_thread_mutex_unlock(sh->lock);
+}
+
+/* The epoch in a record written by this very server run, else 0. */
+static int epoch_in(const char *v, size_t len, const char *run_id, char *epoch)
+{
+    if (len != MSA_EPOCH_LEN + 1 + strlen(run_id) || v[MSA_EPOCH_LEN] != '@' ||
+        memcmp(v + MSA_EPOCH_LEN + 1, run_id, len - MSA_EPOCH_LEN - 1) != 0) {
+        return 0;
+    }
+    memcpy(epoch, v, MSA_EPOCH_LEN);
+    epoch[MSA_EPOCH_LEN] = '\0';
+    return 1;
+}
+
+/* Replaces the record old (NULL: none) by a fresh epoch of this run, unless someone did. */
+static apr_status_t renew_epoch(msa_store_t *st, request_rec *r, const char *owner, const char *old,
+                                char *epoch)
+{
+    static const char script[] = "local v = redis.call('GET', KEYS[1]) "
+                                 "if (v == false and ARGV[1] == '') or v == ARGV[1] then "
+                                 "redis.call('SET', KEYS[1], ARGV[2]) return ARGV[2] end return v";
+    char run_id[48], fresh[MSA_EPOCH_LEN + 1];
+    run_id_of(shard_of(st, owner), run_id, sizeof(run_id));
     apr_status_t rv = msa_store_new_epoch(fresh);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = set(st, r, owner, EPOCH_KEY, fresh, 0, 1);
-    if (rv == APR_SUCCESS) {
-        memcpy(epoch, fresh, sizeof(fresh));
+    const char *value = apr_pstrcat(r->pool, fresh, "@", run_id, NULL);
+    const char *argv[] = {"EVAL", script, "1", EPOCH_KEY, old ? old : "", value};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    redisReply *reply = command(st, r, owner, 6, argv, lens);
+    if (reply == NULL) {
+        return APR_ECONNREFUSED;
+    }
+    rv = is_string(reply) && epoch_in(reply->str, reply->len, run_id, epoch) ? APR_SUCCESS
+                                                                             : APR_EGENERAL;
+    if (rv == APR_SUCCESS && strcmp(reply->str, value) == 0) {
         msa_store_epoch_changed(r->server, st->spec,
-                                "has no epoch record (restarted, flushed or evicting)");
-        return APR_SUCCESS;
+                                old ? "was restarted or failed over since its epoch began (writes "
+                                      "after its last snapshot may be lost)"
+                                    : "has no epoch record (restarted empty or flushed)");
     }
-    if (rv != APR_EEXIST) {
-        return rv;
-    }
-    const char *argv[] = {"GET", EPOCH_KEY};
-    size_t lens[] = {3, sizeof(EPOCH_KEY) - 1};
-    redisReply *reply = command(st, owner, 2, argv, lens);
-    rv = is_string(reply) && reply->len == MSA_EPOCH_LEN ? APR_SUCCESS : APR_EGENERAL;
-    if (rv == APR_SUCCESS) {
-        memcpy(epoch, reply->str, MSA_EPOCH_LEN);
-        epoch[MSA_EPOCH_LEN] = '\0';
-    }
-    if (reply != NULL) {
-        freeReplyObject(reply);
-    }
-    return reply == NULL ? APR_ECONNREFUSED : rv;
+    freeReplyObject(reply);
+    return rv;
 }
+
+static apr_status_t redis_lookup(msa_store_t *st, request_rec *r, const char *owner, int n,
+                                 const char *const *kinds, const char *const *ids, char **vals,
+                                 char *epoch);
 
 static apr_status_t redis_lookup(msa_store_t *st, request_rec *r, const char *owner, int n,
                                  const char *const *kinds, const char *const *ids, char **vals,
@@ -220,7 +323,7 @@ static apr_status_t redis_lookup(msa_store_t *st, request_rec *r, const char *ow
     }
     argv[n + 1] = EPOCH_KEY;
     lens[n + 1] = sizeof(EPOCH_KEY) - 1;
-    redisReply *reply = command(st, owner, n + 2, argv, lens);
+    redisReply *reply = command(st, r, owner, n + 2, argv, lens);
     if (reply == NULL) {
         return APR_ECONNREFUSED;
     }
@@ -235,13 +338,15 @@ static apr_status_t redis_lookup(msa_store_t *st, request_rec *r, const char *ow
             rv = APR_EGENERAL;
         }
     }
+    char run_id[48];
+    const char *old = NULL;
     int have_epoch = 0;
+    run_id_of(shard_of(st, owner), run_id, sizeof(run_id));
     if (rv == APR_SUCCESS) {
         const redisReply *e = reply->element[n];
-        have_epoch = is_string(e) && e->len == MSA_EPOCH_LEN;
-        if (have_epoch) {
-            memcpy(epoch, e->str, MSA_EPOCH_LEN);
-            epoch[MSA_EPOCH_LEN] = '\0';
+        if (is_string(e)) {
+            have_epoch = epoch_in(e->str, e->len, run_id, epoch);
+            old = have_epoch ? NULL : apr_pstrmemdup(r->pool, e->str, e->len);
         } else if (e->type != REDIS_REPLY_NIL) {
             rv = APR_EGENERAL;
         }
@@ -250,11 +355,15 @@ static apr_status_t redis_lookup(msa_store_t *st, request_rec *r, const char *ow
     if (rv != APR_SUCCESS || have_epoch) {
         return rv;
     }
-    /* No epoch: the store is empty. Redis answered for the records, which are absent. */
-    return epoch_of(st, r, owner, epoch);
+    /*
+     * No epoch of this server run: it is empty, or it restarted from an older state. What
+     * it answered for the records may be incomplete; tokens of the old epoch are refused.
+     */
+    return renew_epoch(st, r, owner, old, epoch);
 }
 
-static apr_status_t redis_epoch(msa_store_t *st, request_rec *r, const char *owner, char *epoch)
+static apr_status_t redis_epoch(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
+                                char *epoch)
 {
     return redis_lookup(st, r, owner, 0, NULL, NULL, NULL, epoch);
 }
@@ -265,7 +374,7 @@ static apr_status_t redis_get(msa_store_t *st, request_rec *r, msa_class_t cls, 
     const char *key = msa_store_text_key(r->pool, kind, id);
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, strlen(key)};
-    redisReply *reply = command(st, owner, 2, argv, lens);
+    redisReply *reply = command(st, r, owner, 2, argv, lens);
     if (reply == NULL) {
         return APR_ECONNREFUSED;
     }

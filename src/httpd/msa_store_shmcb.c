@@ -1,18 +1,21 @@
 /*
  * MSAuthCache shmcb[:path(bytes)]: one server's children share three areas
  * of shared memory, under one lock:
- *   durable    the durable table (msa_dtab.h): 32,768 buckets, 262,144 slots,
- *              6 MiB. Nothing in it is evicted; when a write finds no room a
- *              new epoch begins instead. It and the lock are made once per
- *              server process and kept across graceful restarts, so a
- *              reload forgets nothing; a full stop forgets everything, and
- *              the new epoch makes users sign in again.
- *   transient  spent login states: Apache's shmcb, (bytes) big (2 MiB by
- *              default), made anew with each configuration.
- *   bulk       group lists and JWKS documents: shmcb, 8 MiB. A group list
- *              pushed out by newer ones ends that session (401, sign in again).
- * shmcb picks a sub-cache by a key's first byte: keys here are raw keyed
- * digests, so they spread over every sub-cache.
+ *   durable    a table (msa_dtab.h) of revocations, not-before times and spent
+ *              ID tokens: 32,768 buckets, 262,144 slots, 6 MiB;
+ *   transient  a table of spent login states and codes: 16,384 buckets,
+ *              131,072 slots, 3 MiB.
+ *              Neither table ever evicts. When a write finds no room, that
+ *              table begins a new epoch: for the durable one every token from
+ *              before is refused (users sign in again), for the transient one
+ *              every login started before must start again. Both tables and
+ *              the lock are made once per server process and kept across
+ *              graceful restarts; a full stop forgets them (new epochs).
+ *   bulk       group lists and JWKS documents: Apache's shmcb, (bytes) big
+ *              (8 MiB by default), made anew with each configuration. A group
+ *              list pushed out by newer ones ends that session (401, sign in
+ *              again); a JWKS pushed out costs a fetch. shmcb picks a sub-cache
+ *              by a key's first byte: keys here are raw keyed digests.
  */
 #include <ap_provider.h>
 #include <ap_socache.h>
@@ -24,23 +27,23 @@
 #include "msa_hmac.h"
 #include "msa_store.h"
 
-#define DTAB_BUCKETS    32768
-#define TRANSIENT_BYTES (2 * 1024 * 1024)
-#define BULK_BYTES      (8 * 1024 * 1024)
-#define KEY_LEN         20
+#define DURABLE_BUCKETS   32768
+#define TRANSIENT_BUCKETS 16384
+#define BULK_BYTES        (8 * 1024 * 1024)
+#define KEY_LEN           20
 
 /* What outlives a configuration: made in the server process's own pool. */
 typedef struct lasting {
     apr_shm_t *shm;
-    msa_dtab_t *dtab;
+    msa_dtab_t *durable, *transient;
     apr_global_mutex_t *mutex;
 } lasting_t;
 
 typedef struct local {
     lasting_t *lasting;
     const ap_socache_provider_t *provider;
-    ap_socache_instance_t *transient, *bulk;
-    server_rec *s; /* of this configuration, for the areas' cleanup */
+    ap_socache_instance_t *bulk;
+    server_rec *s; /* of this configuration, for the area's cleanup */
 } local_t;
 
 /* The argument as mod_socache_shmcb reads it, when it is loaded (check_config makes sure). */
@@ -52,16 +55,18 @@ static const char *shmcb_check(apr_pool_t *p, const char *arg)
     return provider ? provider->create(&probe, arg, p, p) : NULL;
 }
 
-static apr_status_t instance_gone(void *data)
+static apr_status_t bulk_gone(void *data)
 {
     local_t *l = data;
-    if (l->transient != NULL) {
-        l->provider->destroy(l->transient, l->s);
-    }
     if (l->bulk != NULL) {
         l->provider->destroy(l->bulk, l->s);
     }
     return APR_SUCCESS;
+}
+
+static apr_status_t random_u64(apr_uint64_t *v)
+{
+    return apr_generate_random_bytes((unsigned char *)v, sizeof(*v));
 }
 
 static apr_status_t make_lasting(lasting_t **out, const char *spec, apr_pool_t *ptemp,
@@ -76,20 +81,23 @@ static apr_status_t make_lasting(lasting_t **out, const char *spec, apr_pool_t *
         return APR_SUCCESS;
     }
     lasting_t *l = apr_pcalloc(proc, sizeof(*l));
-    apr_status_t rv = apr_shm_create(&l->shm, msa_dtab_size(DTAB_BUCKETS), NULL, proc);
+    apr_size_t dsize = msa_dtab_size(DURABLE_BUCKETS), tsize = msa_dtab_size(TRANSIENT_BUCKETS);
+    apr_status_t rv = apr_shm_create(&l->shm, dsize + tsize, NULL, proc);
     if (rv != APR_SUCCESS) {
-        MSA_SLOG(s, APLOG_CRIT, rv, "cache", "MSAuthCache %s: no shared memory for the table",
+        MSA_SLOG(s, APLOG_CRIT, rv, "cache", "MSAuthCache %s: no shared memory for the tables",
                  spec);
         return rv;
     }
     unsigned char seed[16];
-    apr_uint64_t epoch;
+    apr_uint64_t e1, e2;
     if ((rv = apr_generate_random_bytes(seed, sizeof(seed))) != APR_SUCCESS ||
-        (rv = apr_generate_random_bytes((unsigned char *)&epoch, sizeof(epoch))) != APR_SUCCESS) {
+        (rv = random_u64(&e1)) != APR_SUCCESS || (rv = random_u64(&e2)) != APR_SUCCESS) {
         MSA_SLOG(s, APLOG_CRIT, rv, "cache", "MSAuthCache %s: no random bytes", spec);
         return rv;
     }
-    l->dtab = msa_dtab_format(apr_shm_baseaddr_get(l->shm), DTAB_BUCKETS, seed, epoch);
+    char *base = apr_shm_baseaddr_get(l->shm);
+    l->durable = msa_dtab_format(base, DURABLE_BUCKETS, seed, e1);
+    l->transient = msa_dtab_format(base + dsize, TRANSIENT_BUCKETS, seed, e2);
     /* One lock per store: the instance name tells stores apart. */
     char instance[17];
     apr_snprintf(instance, sizeof(instance), "%08x", (unsigned)msa_store_shard(spec, 1 << 30));
@@ -103,24 +111,6 @@ static apr_status_t make_lasting(lasting_t **out, const char *spec, apr_pool_t *
     return APR_SUCCESS;
 }
 
-static apr_status_t make_area(local_t *l, ap_socache_instance_t **inst, const char *arg,
-                              const char *ns, apr_size_t avg_obj, apr_pool_t *pconf,
-                              apr_pool_t *ptemp, server_rec *s)
-{
-    const char *err = l->provider->create(inst, arg, ptemp, pconf);
-    if (err != NULL) {
-        MSA_SLOG(s, APLOG_CRIT, 0, "cache", "MSAuthCache shmcb: %s", err);
-        return APR_EGENERAL;
-    }
-    struct ap_socache_hints hints = {
-        .avg_id_len = KEY_LEN, .avg_obj_size = avg_obj, .expiry_interval = 60};
-    apr_status_t rv = l->provider->init(*inst, ns, &hints, s, pconf);
-    if (rv != APR_SUCCESS) {
-        MSA_SLOG(s, APLOG_CRIT, rv, "cache", "MSAuthCache shmcb could not be set up");
-    }
-    return rv;
-}
-
 static apr_status_t shmcb_create(msa_store_t *st, const char *arg, apr_pool_t *pconf,
                                  apr_pool_t *ptemp, server_rec *s)
 {
@@ -132,11 +122,18 @@ static apr_status_t shmcb_create(msa_store_t *st, const char *arg, apr_pool_t *p
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    const char *targ = arg && *arg ? arg : apr_psprintf(ptemp, "(%d)", TRANSIENT_BYTES);
-    apr_pool_cleanup_register(pconf, l, instance_gone, apr_pool_cleanup_null);
-    if ((rv = make_area(l, &l->transient, targ, "msauth", 25, pconf, ptemp, s)) != APR_SUCCESS ||
-        (rv = make_area(l, &l->bulk, apr_psprintf(ptemp, "(%d)", BULK_BYTES), "msauth-bulk", 4096,
-                        pconf, ptemp, s)) != APR_SUCCESS) {
+    apr_pool_cleanup_register(pconf, l, bulk_gone, apr_pool_cleanup_null);
+    const char *barg = arg && *arg ? arg : apr_psprintf(ptemp, "(%d)", BULK_BYTES);
+    const char *err = l->provider->create(&l->bulk, barg, ptemp, pconf);
+    if (err != NULL) {
+        MSA_SLOG(s, APLOG_CRIT, 0, "cache", "MSAuthCache %s: %s", st->spec, err);
+        return APR_EGENERAL;
+    }
+    struct ap_socache_hints hints = {
+        .avg_id_len = KEY_LEN, .avg_obj_size = 4096, .expiry_interval = 60};
+    rv = l->provider->init(l->bulk, "msauth", &hints, s, pconf);
+    if (rv != APR_SUCCESS) {
+        MSA_SLOG(s, APLOG_CRIT, rv, "cache", "MSAuthCache %s could not be set up", st->spec);
         return rv;
     }
     st->impl = l;
@@ -160,18 +157,18 @@ static void unlock(local_t *l)
     apr_global_mutex_unlock(l->lasting->mutex);
 }
 
+static msa_dtab_t *table(local_t *l, msa_class_t cls)
+{
+    return cls == MSA_CLASS_TRANSIENT ? l->lasting->transient : l->lasting->durable;
+}
+
 /* A raw keyed digest: its first byte picks shmcb's sub-cache. */
-static void area_key(const char *kind, const char *id, unsigned char key[KEY_LEN])
+static void bulk_key(const char *kind, const char *id, unsigned char key[KEY_LEN])
 {
     unsigned char md[32];
     msa_hmac_sha256((const unsigned char *)kind, strlen(kind), (const unsigned char *)id,
                     strlen(id), md);
     memcpy(key, md, KEY_LEN);
-}
-
-static ap_socache_instance_t *area(local_t *l, msa_class_t cls)
-{
-    return cls == MSA_CLASS_TRANSIENT ? l->transient : l->bulk;
 }
 
 static apr_int64_t now_sec(void)
@@ -190,30 +187,44 @@ static void epoch_text(const msa_dtab_t *t, char *out)
     apr_snprintf(out, MSA_EPOCH_LEN + 1, "%016" APR_UINT64_T_HEX_FMT, msa_dtab_epoch(t));
 }
 
-/* The table had no room: start again rather than lose a record. Under the lock. */
-static void table_full(local_t *l, msa_store_t *st, request_rec *r)
+/* A table had no room: start it again rather than lose a record. Under the lock. */
+static void table_full(msa_dtab_t *t, msa_store_t *st, request_rec *r, msa_class_t cls)
 {
     apr_uint64_t epoch;
-    if (apr_generate_random_bytes((unsigned char *)&epoch, sizeof(epoch)) != APR_SUCCESS) {
-        epoch = msa_dtab_epoch(l->lasting->dtab) + 1;
+    if (random_u64(&epoch) != APR_SUCCESS) {
+        epoch = msa_dtab_epoch(t) + 1;
     }
-    msa_dtab_new_epoch(l->lasting->dtab, epoch);
-    msa_store_epoch_changed(r->server, st->spec, "is full (its 262,144 slots hold live records)");
+    msa_dtab_new_epoch(t, epoch);
+    if (cls == MSA_CLASS_DURABLE) {
+        msa_store_epoch_changed(r->server, st->spec,
+                                "is full (all 262,144 slots of revocations hold live records)");
+    } else {
+        msa_metric_cache_epoch();
+        MSA_RLOG(r, APLOG_WARNING, "cache_epoch",
+                 "MSAuthCache %s: all 131,072 slots of spent login states hold live records: "
+                 "logins started before now must start again",
+                 st->spec);
+    }
 }
 
-static apr_status_t area_get(local_t *l, request_rec *r, msa_class_t cls, const char *kind,
-                             const char *id, apr_size_t max, char **val)
+/* Writes under the lock; a full table begins its new epoch and takes the record. */
+static apr_status_t table_write(local_t *l, msa_store_t *st, request_rec *r, msa_class_t cls,
+                                const char *kind, const char *id, apr_int64_t value,
+                                apr_time_t expiry, int only_new)
 {
-    unsigned char key[KEY_LEN];
-    unsigned int len = (unsigned int)max;
-    unsigned char *buf = apr_palloc(r->pool, max + 1);
-    area_key(kind, id, key);
-    apr_status_t rv =
-        l->provider->retrieve(area(l, cls), r->server, key, KEY_LEN, buf, &len, r->pool);
-    if (rv == APR_SUCCESS) {
-        buf[len] = '\0';
-        *val = (char *)buf;
+    msa_dtab_t *t = table(l, cls);
+    apr_uint64_t h = msa_dtab_hash(t, kind, id);
+    apr_status_t rv;
+    lock(l);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rv = only_new ? msa_dtab_add(t, h, expiry_sec(expiry), value, now_sec())
+                      : msa_dtab_put(t, h, expiry_sec(expiry), value, now_sec());
+        if (rv != APR_ENOSPC) {
+            break;
+        }
+        table_full(t, st, r, cls);
     }
+    unlock(l);
     return rv;
 }
 
@@ -222,20 +233,29 @@ static apr_status_t shmcb_get(msa_store_t *st, request_rec *r, msa_class_t cls, 
 {
     local_t *l = st->impl;
     apr_status_t rv;
-    lock(l);
-    if (cls == MSA_CLASS_DURABLE) {
-        msa_dtab_t *t = l->lasting->dtab;
+    if (cls != MSA_CLASS_BULK) {
+        msa_dtab_t *t = table(l, cls);
+        apr_uint64_t h = msa_dtab_hash(t, kind, id);
         apr_int64_t v;
-        rv =
-            msa_dtab_get(t, msa_dtab_hash(t, kind, id), now_sec(), &v) ? APR_SUCCESS : APR_NOTFOUND;
+        lock(l);
+        rv = msa_dtab_get(t, h, now_sec(), &v) ? APR_SUCCESS : APR_NOTFOUND;
         unlock(l);
         if (rv == APR_SUCCESS) {
             *val = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, v);
         }
         return rv;
     }
-    rv = area_get(l, r, cls, kind, id, max, val);
+    unsigned char key[KEY_LEN];
+    unsigned int len = (unsigned int)max;
+    unsigned char *buf = apr_palloc(r->pool, max + 1);
+    bulk_key(kind, id, key);
+    lock(l);
+    rv = l->provider->retrieve(l->bulk, r->server, key, KEY_LEN, buf, &len, r->pool);
     unlock(l);
+    if (rv == APR_SUCCESS) {
+        buf[len] = '\0';
+        *val = (char *)buf;
+    }
     return rv;
 }
 
@@ -243,25 +263,15 @@ static apr_status_t shmcb_put(msa_store_t *st, request_rec *r, msa_class_t cls, 
                               const char *kind, const char *id, const char *val, apr_time_t expiry)
 {
     local_t *l = st->impl;
-    apr_status_t rv;
-    if (cls == MSA_CLASS_DURABLE) {
-        msa_dtab_t *t = l->lasting->dtab;
-        apr_uint64_t h = msa_dtab_hash(t, kind, id);
-        lock(l);
-        rv = msa_dtab_put(t, h, expiry_sec(expiry), apr_atoi64(val), now_sec());
-        if (rv == APR_ENOSPC) {
-            table_full(l, st, r);
-            rv = msa_dtab_put(t, h, expiry_sec(expiry), apr_atoi64(val), now_sec());
-        }
-        unlock(l);
-        return rv;
+    if (cls != MSA_CLASS_BULK) {
+        return table_write(l, st, r, cls, kind, id, apr_atoi64(val), expiry, 0);
     }
     unsigned char key[KEY_LEN];
-    area_key(kind, id, key);
+    bulk_key(kind, id, key);
     lock(l);
-    rv = l->provider->store(area(l, cls), r->server, key, KEY_LEN, expiry,
-                            (unsigned char *)apr_pstrdup(r->pool, val), (unsigned int)strlen(val),
-                            r->pool);
+    apr_status_t rv = l->provider->store(l->bulk, r->server, key, KEY_LEN, expiry,
+                                         (unsigned char *)apr_pstrdup(r->pool, val),
+                                         (unsigned int)strlen(val), r->pool);
     unlock(l);
     return rv;
 }
@@ -269,34 +279,11 @@ static apr_status_t shmcb_put(msa_store_t *st, request_rec *r, msa_class_t cls, 
 static apr_status_t shmcb_add(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
                               const char *kind, const char *id, apr_time_t expiry)
 {
-    local_t *l = st->impl;
-    apr_status_t rv;
-    if (cls == MSA_CLASS_DURABLE) {
-        msa_dtab_t *t = l->lasting->dtab;
-        apr_uint64_t h = msa_dtab_hash(t, kind, id);
-        lock(l);
-        rv = msa_dtab_add(t, h, expiry_sec(expiry), 1, now_sec());
-        if (rv == APR_ENOSPC) {
-            table_full(l, st, r);
-            rv = msa_dtab_add(t, h, expiry_sec(expiry), 1, now_sec());
-        }
-        unlock(l);
-        return rv;
+    if (cls == MSA_CLASS_BULK) {
+        return APR_ENOTIMPL; /* nothing is spent in the bulk area */
     }
-    /* Read and write under the one lock every child takes: nobody comes in between. */
-    unsigned char key[KEY_LEN];
-    char *old;
-    area_key(kind, id, key);
-    lock(l);
-    rv = area_get(l, r, cls, kind, id, 16, &old);
-    if (rv == APR_SUCCESS) {
-        rv = APR_EEXIST;
-    } else if (rv == APR_NOTFOUND) {
-        rv = l->provider->store(area(l, cls), r->server, key, KEY_LEN, expiry, (unsigned char *)"1",
-                                1, r->pool);
-    }
-    unlock(l);
-    return rv;
+    /* Looked for and written under the one lock every child takes: nobody comes in between. */
+    return table_write(st->impl, st, r, cls, kind, id, 1, expiry, 1);
 }
 
 static apr_status_t shmcb_lookup(msa_store_t *st, request_rec *r, const char *owner, int n,
@@ -304,7 +291,7 @@ static apr_status_t shmcb_lookup(msa_store_t *st, request_rec *r, const char *ow
                                  char *epoch)
 {
     local_t *l = st->impl;
-    msa_dtab_t *t = l->lasting->dtab;
+    msa_dtab_t *t = l->lasting->durable;
     apr_uint64_t h[8];
     apr_int64_t v[8];
     int found[8];
@@ -327,11 +314,12 @@ static apr_status_t shmcb_lookup(msa_store_t *st, request_rec *r, const char *ow
     return APR_SUCCESS;
 }
 
-static apr_status_t shmcb_epoch(msa_store_t *st, request_rec *r, const char *owner, char *epoch)
+static apr_status_t shmcb_epoch(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
+                                char *epoch)
 {
     local_t *l = st->impl;
     lock(l);
-    epoch_text(l->lasting->dtab, epoch);
+    epoch_text(table(l, cls), epoch);
     unlock(l);
     return APR_SUCCESS;
 }

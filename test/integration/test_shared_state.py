@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -58,11 +59,14 @@ STORE_ERRORS = (r"msauth: cache_", r"\[socache_(memcache|redis):(error|crit)\]")
 # The store: a real memcached or redis, killed and restarted on its port -------------
 
 class Store:
-    def __init__(self, kind):
+    def __init__(self, kind, args=()):
         binary = "memcached" if kind == "memcache" else "redis-server"
         assert shutil.which(binary), binary + " is not installed (scripts/deps test installs it)"
         self.kind = kind
         self.port = free_port()
+        self.args = list(args)
+        self.dir = tempfile.mkdtemp(prefix="msauth-store-")
+        os.chmod(self.dir, 0o777)
         self.proc = None
         self.start()
 
@@ -78,7 +82,8 @@ class Store:
                 cmd += ["-u", "nobody"]
         else:
             cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                   "--appendonly", "no"]
+                   "--appendonly", "no", "--dir", self.dir]
+        cmd += self.args
         deadline = time.time() + 10
         while True:
             self.proc = start_group(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -96,7 +101,23 @@ class Store:
         stop_group(self.proc)
 
     def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
         assert not stop_group(self.proc), "%s left processes behind" % self.kind
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cmd(self, *words):
+        """One command in the store's own protocol (memcached text, redis inline): the reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(" ".join(words).encode() + b"\r\n")
+            out, ends = b"", ((b"\r\n",) if self.kind == "redis" else
+                              (b"END\r\n", b"OK\r\n", b"STORED\r\n", b"ERROR\r\n"))
+            while not out.endswith(ends):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+            return out.decode(errors="replace")
 
 
 @pytest.fixture
@@ -104,8 +125,8 @@ def stores(request):
     """Starts a Store of a kind; every one is stopped after the test."""
     made = []
 
-    def make(kind):
-        store = Store(kind)
+    def make(kind, args=()):
+        store = Store(kind, args)
         made.append(store)
         return store
     yield make

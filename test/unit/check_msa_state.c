@@ -203,6 +203,11 @@ static void assert_same_login(const msa_login_state_t *a, const msa_login_state_
     ck_assert_str_eq(a->nonce, b->nonce);
     ck_assert_str_eq(a->appid, b->appid);
     ck_assert_int_eq(a->created, b->created);
+    if (a->epoch == NULL) {
+        ck_assert_ptr_null(b->epoch);
+    } else {
+        ck_assert_pstr_eq(a->epoch, b->epoch);
+    }
     if (a->return_to == NULL) {
         ck_assert_ptr_null(b->return_to);
     } else {
@@ -229,6 +234,22 @@ START_TEST(seal_open_round_trip)
                          APR_SUCCESS);
         assert_same_login(&s, &back);
     }
+}
+END_TEST
+
+START_TEST(epoch_round_trips)
+{
+    msa_login_state_t s, back;
+    char *cookie = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_login_state_new(pool, "app1", NULL, 1, &s), APR_SUCCESS);
+    ck_assert_ptr_null(s.epoch);
+    s.epoch = "0123456789abcdef";
+    ck_assert_int_eq(msa_login_state_seal(pool, &s, secret, SECRET_LEN, &cookie, &err),
+                     APR_SUCCESS);
+    ck_assert_int_eq(msa_login_state_open(pool, cookie, secret, SECRET_LEN, &back, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(back.epoch, "0123456789abcdef");
 }
 END_TEST
 
@@ -364,6 +385,7 @@ static Suite *state_suite(void)
     tcase_add_test(tc, login_state_new_root);
     tcase_add_test(tc, seal_open_round_trip);
     tcase_add_test(tc, open_other_secret);
+    tcase_add_test(tc, epoch_round_trips);
     tcase_add_test(tc, open_tampered);
     tcase_add_test(tc, open_valid_jwe_wrong_content);
     tcase_add_test(tc, cookie_name);
