@@ -4,6 +4,7 @@
  * the one question every protected request asks of it: is this token still
  * good? The stores themselves are in msa_store_*.c (see msa_store.h).
  */
+#include <ap_mpm.h>
 #include <ap_provider.h>
 #include <ap_socache.h>
 #include <apr_strings.h>
@@ -305,6 +306,25 @@ const char *msa_store_servers(apr_pool_t *p, const char *arg, int default_port,
         return "at most 64 servers";
     }
     return NULL;
+}
+
+apr_status_t msa_store_servers_of(msa_store_t *st, const char *arg, int default_port, apr_pool_t *p,
+                                  server_rec *s, apr_array_header_t **hosts,
+                                  apr_array_header_t **ports)
+{
+    const char *err = msa_store_servers(p, arg, default_port, hosts, ports);
+    if (err != NULL) {
+        MSA_SLOG(s, APLOG_CRIT, 0, "cache", "MSAuthCache %s: %s", st->spec, err);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+int msa_store_threads(void)
+{
+    int threads = 1;
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    return threads < 1 ? 1 : threads;
 }
 
 void msa_store_epoch_changed(server_rec *s, const char *spec, const char *why)

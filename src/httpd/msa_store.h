@@ -82,6 +82,12 @@ int msa_store_shard(const char *owner, int n);
 /* host:port[,host:port...] into arrays; an error message or NULL. */
 const char *msa_store_servers(apr_pool_t *p, const char *arg, int default_port,
                               apr_array_header_t **hosts, apr_array_header_t **ports);
+/* The same, for a store being made: APR_SUCCESS, or the reason logged and APR_EGENERAL. */
+apr_status_t msa_store_servers_of(msa_store_t *st, const char *arg, int default_port, apr_pool_t *p,
+                                  server_rec *s, apr_array_header_t **hosts,
+                                  apr_array_header_t **ports);
+/* Connections a child may want at once: its worker threads. */
+int msa_store_threads(void);
 /* Logged once per process and epoch: the store lost its state, a new epoch begins. */
 void msa_store_epoch_changed(server_rec *s, const char *spec, const char *why);
 

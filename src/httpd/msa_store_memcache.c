@@ -37,23 +37,14 @@ static apr_status_t memcache_create(msa_store_t *st, const char *arg, apr_pool_t
                                     apr_pool_t *ptemp, server_rec *s)
 {
     mc_t *m = apr_pcalloc(pconf, sizeof(*m));
-    const char *err = msa_store_servers(pconf, arg, 11211, &m->hosts, &m->ports);
-    if (err != NULL) {
-        MSA_SLOG(s, APLOG_CRIT, 0, "cache", "MSAuthCache %s: %s", st->spec, err);
-        return APR_EGENERAL;
-    }
     st->impl = m;
-    return APR_SUCCESS;
+    return msa_store_servers_of(st, arg, 11211, pconf, s, &m->hosts, &m->ports);
 }
 
 static void memcache_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec *s)
 {
     mc_t *m = st->impl;
-    int threads = 1;
-    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    if (threads < 1) {
-        threads = 1;
-    }
+    int threads = msa_store_threads();
     m->shards = apr_pcalloc(pchild, sizeof(*m->shards) * (apr_size_t)m->hosts->nelts);
     m->servers = apr_pcalloc(pchild, sizeof(*m->servers) * (apr_size_t)m->hosts->nelts);
     m->next_look = apr_pcalloc(pchild, sizeof(*m->next_look) * (apr_size_t)m->hosts->nelts);

@@ -44,10 +44,9 @@ static apr_status_t redis_create(msa_store_t *st, const char *arg, apr_pool_t *p
                                  apr_pool_t *ptemp, server_rec *s)
 {
     apr_array_header_t *hosts, *ports;
-    const char *err = msa_store_servers(pconf, arg, 6379, &hosts, &ports);
-    if (err != NULL) {
-        MSA_SLOG(s, APLOG_CRIT, 0, "cache", "MSAuthCache %s: %s", st->spec, err);
-        return APR_EGENERAL;
+    apr_status_t rv = msa_store_servers_of(st, arg, 6379, pconf, s, &hosts, &ports);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     rd_t *d = apr_pcalloc(pconf, sizeof(*d));
     d->n = hosts->nelts;
@@ -135,11 +134,7 @@ static apr_status_t conn_free(void *res, void *params, apr_pool_t *pool)
 static void redis_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec *s)
 {
     rd_t *d = st->impl;
-    int threads = 1;
-    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    if (threads < 1) {
-        threads = 1;
-    }
+    int threads = msa_store_threads();
     for (int i = 0; i < d->n; i++) {
         apr_thread_mutex_create(&d->shards[i].lock, APR_THREAD_MUTEX_DEFAULT, pchild);
         /* Idle connections die after a second, so none outlives a redis restart for long. */
