@@ -132,6 +132,23 @@ const char *msa_app_incomplete(const msa_app_t *a);
 /* The app's appid as it appears in tokens and logs ("default" for the root app). */
 const char *msa_app_token_id(const msa_app_t *a);
 
+/*
+ * The aud claim of the app's tokens in the virtual host server_name (its
+ * ServerName): "<client id>:<appid>@<server name>". A token opens only the
+ * app whose audience it names.
+ */
+const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *server_name);
+
+/* Whether the app restricts tenants: MSAuthTenant other than common, or MSAuthAllowedTenants. */
+int msa_app_restricts_tenants(const msa_app_t *a);
+
+/*
+ * Whether tenant id tid satisfies the app's MSAuthTenant (consumers,
+ * organizations, a GUID; common and domains take any) and MSAuthAllowedTenants.
+ * An unknown tid (NULL) satisfies only an app that does not restrict tenants.
+ */
+int msa_app_tenant_allowed(const msa_app_t *a, const char *tid);
+
 /* Value parsers: NULL on success, else a message (without the directive name). */
 const char *msa_parse_secret(apr_pool_t *p, const char *value, const char **out);
 const char *msa_parse_key(apr_pool_t *p, const char *value, msa_key_t **out);

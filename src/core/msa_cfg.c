@@ -169,6 +169,43 @@ const char *msa_app_token_id(const msa_app_t *a)
     return *a->appid ? a->appid : MSA_ROOT_APPID;
 }
 
+const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *server_name)
+{
+    return apr_pstrcat(p, a->client_id ? a->client_id : "", ":", msa_app_token_id(a), "@",
+                       server_name ? server_name : "", NULL);
+}
+
+int msa_app_restricts_tenants(const msa_app_t *a)
+{
+    return strcasecmp(a->tenant, "common") != 0 || a->allowed_tenants != NULL;
+}
+
+int msa_app_tenant_allowed(const msa_app_t *a, const char *tid)
+{
+    if (tid == NULL || *tid == '\0') {
+        return !msa_app_restricts_tenants(a);
+    }
+    const char *t = a->tenant;
+    if (strcasecmp(t, "consumers") == 0 && strcasecmp(tid, MSA_MS_CONSUMERS_TID) != 0) {
+        return 0;
+    }
+    if (strcasecmp(t, "organizations") == 0 && strcasecmp(tid, MSA_MS_CONSUMERS_TID) == 0) {
+        return 0;
+    }
+    if (msa_parse_guid(t) == NULL && strcasecmp(t, tid) != 0) {
+        return 0;
+    }
+    if (a->allowed_tenants != NULL) {
+        for (int i = 0; i < a->allowed_tenants->nelts; i++) {
+            if (strcasecmp(APR_ARRAY_IDX(a->allowed_tenants, i, const char *), tid) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return 1;
+}
+
 /* Value parsers ------------------------------------------------------------------- */
 
 const char *msa_parse_secret(apr_pool_t *p, const char *value, const char **out)

@@ -277,29 +277,6 @@ static int jint(json_object *o, const char *name, apr_int64_t *out)
     return 0;
 }
 
-static int tenant_allowed(const msa_app_t *app, const char *tid)
-{
-    const char *t = app->tenant;
-    if (strcasecmp(t, "consumers") == 0 && strcasecmp(tid, MSA_MS_CONSUMERS_TID) != 0) {
-        return 0;
-    }
-    if (strcasecmp(t, "organizations") == 0 && strcasecmp(tid, MSA_MS_CONSUMERS_TID) == 0) {
-        return 0;
-    }
-    if (msa_parse_guid(t) == NULL && strcasecmp(t, tid) != 0) {
-        return 0;
-    }
-    if (app->allowed_tenants != NULL) {
-        for (int i = 0; i < app->allowed_tenants->nelts; i++) {
-            if (strcasecmp(APR_ARRAY_IDX(app->allowed_tenants, i, const char *), tid) == 0) {
-                return 1;
-            }
-        }
-        return 0;
-    }
-    return 1;
-}
-
 /*
  * Verifies Microsoft's id_token (4.2 step 4) and fills ident from it.
  * Returns NULL, or the failure cause with *detail set.
@@ -368,7 +345,7 @@ static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const m
         *detail = "id_token has no oid";
         goto out;
     }
-    if (!tenant_allowed(app, tid)) {
+    if (!msa_app_tenant_allowed(app, tid)) {
         *detail = apr_psprintf(r->pool, "tenant %s is not allowed", tid);
         cause = "tenant_not_allowed";
         goto out;

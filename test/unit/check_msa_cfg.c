@@ -712,6 +712,57 @@ START_TEST(parse_guid)
 }
 END_TEST
 
+/* ---- binding: audience and tenant rule ---- */
+
+START_TEST(app_audience)
+{
+    msa_app_t *root = msa_app_create(pool, NULL), *named = msa_app_create(pool, "shop");
+    root->client_id = named->client_id = "11111111-2222-3333-4444-555555555555";
+    ck_assert_str_eq(msa_app_audience(pool, root, "a.example"),
+                     "11111111-2222-3333-4444-555555555555:default@a.example");
+    ck_assert_str_eq(msa_app_audience(pool, named, "b.example"),
+                     "11111111-2222-3333-4444-555555555555:shop@b.example");
+}
+END_TEST
+
+#define CONTOSO   "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define FABRIKAM  "a1b2c3d4-0000-4000-8000-000000000001"
+#define CONSUMERS "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+START_TEST(tenant_rule)
+{
+    msa_app_t *a = msa_app_create(pool, "x");
+    /* common: anyone, even an unknown tenant. */
+    ck_assert(!msa_app_restricts_tenants(a));
+    ck_assert(msa_app_tenant_allowed(a, CONTOSO));
+    ck_assert(msa_app_tenant_allowed(a, CONSUMERS));
+    ck_assert(msa_app_tenant_allowed(a, NULL));
+    /* A GUID: that tenant only, whatever the case. */
+    a->tenant = CONTOSO;
+    ck_assert(msa_app_restricts_tenants(a));
+    ck_assert(msa_app_tenant_allowed(a, "72F988BF-86F1-41AF-91AB-2D7CD011DB47"));
+    ck_assert(!msa_app_tenant_allowed(a, FABRIKAM));
+    ck_assert(!msa_app_tenant_allowed(a, NULL));
+    ck_assert(!msa_app_tenant_allowed(a, ""));
+    /* organizations: any but personal accounts; consumers: personal accounts only. */
+    a->tenant = "organizations";
+    ck_assert(msa_app_tenant_allowed(a, FABRIKAM));
+    ck_assert(!msa_app_tenant_allowed(a, CONSUMERS));
+    ck_assert(!msa_app_tenant_allowed(a, NULL));
+    a->tenant = "consumers";
+    ck_assert(msa_app_tenant_allowed(a, CONSUMERS));
+    ck_assert(!msa_app_tenant_allowed(a, CONTOSO));
+    /* MSAuthAllowedTenants narrows any of them. */
+    a->tenant = "common";
+    a->allowed_tenants = apr_array_make(pool, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(a->allowed_tenants, const char *) = FABRIKAM;
+    ck_assert(msa_app_restricts_tenants(a));
+    ck_assert(msa_app_tenant_allowed(a, FABRIKAM));
+    ck_assert(!msa_app_tenant_allowed(a, CONTOSO));
+    ck_assert(!msa_app_tenant_allowed(a, NULL));
+}
+END_TEST
+
 static Suite *cfg_suite(void)
 {
     Suite *s = suite_create("msa_cfg");
@@ -746,6 +797,11 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, parse_path);
     tcase_add_test(tc, parse_tenant);
     tcase_add_test(tc, parse_guid);
+    suite_add_tcase(s, tc);
+
+    tc = msa_test_case("binding");
+    tcase_add_test(tc, app_audience);
+    tcase_add_test(tc, tenant_rule);
     suite_add_tcase(s, tc);
 
     return s;
