@@ -29,6 +29,7 @@ typedef struct msa_token {
     const char *sub;
     const char *identifier; /* "ms:<sub>" */
     const char *appid;
+    const char *aud; /* the issuing app: "<client id>:<appid>@<server name>" (msa_app_audience) */
     const char *idp;
     const char *name;
     const char *email;
@@ -66,12 +67,13 @@ apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t
 
 /*
  * Verifies jwt against keys (HS256) and checks: token_use = use, appid =
- * appid (when not NULL), iat/nbf not after now + skew, exp after now - skew,
+ * appid (when not NULL), aud = aud (when not NULL; a token without aud then
+ * fails), iat/nbf not after now + skew, exp after now - skew,
  * sub and jti present. MSA_EEXPIRED for a time-window failure, APR_EINVAL
  * for anything else.
  */
 apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
-                              const char *use, const char *appid, apr_int64_t now, apr_int64_t skew,
-                              msa_token_t *t, const char **err);
+                              const char *use, const char *appid, const char *aud, apr_int64_t now,
+                              apr_int64_t skew, msa_token_t *t, const char **err);
 
 #endif

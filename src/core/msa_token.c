@@ -56,6 +56,7 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    t->tid = ident->tid;
     t->picture = ident->picture;
     t->exp = now + ttl;
     t->token_use = MSA_USE_ID;
@@ -66,7 +67,8 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
 #define TOKEN_STRINGS(X)                                                                           \
     X(sub)                                                                                         \
     X(identifier)                                                                                  \
-    X(appid) X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(jti) X(token_use) X(epoch)
+    X(appid)                                                                                       \
+    X(aud) X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(jti) X(token_use) X(epoch)
 #define TOKEN_NUMBERS(X) X(iat) X(nbf) X(exp) X(refresh)
 
 char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
@@ -426,8 +428,8 @@ apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t
 }
 
 apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
-                              const char *use, const char *appid, apr_int64_t now, apr_int64_t skew,
-                              msa_token_t *t, const char **err)
+                              const char *use, const char *appid, const char *aud, apr_int64_t now,
+                              apr_int64_t skew, msa_token_t *t, const char **err)
 {
     char *payload = NULL;
     apr_status_t rv = msa_jws_hs256_verify(p, jwt, keys, nkeys, &payload, err);
@@ -448,6 +450,10 @@ apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *k
     }
     if (appid != NULL && (t->appid == NULL || strcmp(t->appid, appid) != 0)) {
         *err = "token is for another app";
+        return APR_EINVAL;
+    }
+    if (aud != NULL && (t->aud == NULL || strcmp(t->aud, aud) != 0)) {
+        *err = t->aud == NULL ? "token has no aud" : "token aud is another app's";
         return APR_EINVAL;
     }
     if (t->exp == 0 || t->exp <= now - skew) {

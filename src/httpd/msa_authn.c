@@ -232,6 +232,27 @@ static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_
     return APR_SUCCESS;
 }
 
+const char *msa_request_audience(request_rec *r, const msa_app_t *app)
+{
+    return msa_app_audience(r->pool, app, r->server->server_hostname);
+}
+
+apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                                  const char *jwt, const char *use, apr_int64_t now, msa_token_t *t,
+                                  const char **err)
+{
+    /* Bound to the app that issued it: this virtual host, this appid, this client id. */
+    apr_status_t rv = msa_token_verify(r->pool, jwt, (const msa_key_t *)app->keys->elts,
+                                       app->keys->nelts, use, msa_app_token_id(app),
+                                       msa_request_audience(r, app), now, srv->clock_skew, t, err);
+    if (rv == APR_SUCCESS && !msa_app_tenant_allowed(app, t->tid)) {
+        *err = t->tid ? "the token's tenant is not allowed by the app"
+                      : "the token has no tenant and the app restricts tenants";
+        rv = APR_EINVAL;
+    }
+    return rv;
+}
+
 int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, int accept_bearer,
                       msa_token_t **out, const char **presented)
 {
@@ -243,9 +264,8 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
         return HTTP_UNAUTHORIZED;
     }
     msa_token_t *t = apr_palloc(r->pool, sizeof(*t));
-    apr_status_t rv = msa_token_verify(r->pool, jwt, (const msa_key_t *)app->keys->elts,
-                                       app->keys->nelts, MSA_USE_SESSION, msa_app_token_id(app),
-                                       apr_time_sec(r->request_time), srv->clock_skew, t, &err);
+    apr_status_t rv = msa_app_token_verify(r, srv, app, jwt, MSA_USE_SESSION,
+                                           apr_time_sec(r->request_time), t, &err);
     if (rv != APR_SUCCESS) {
         msa_metric_token_refused(rv == MSA_EEXPIRED ? "expired" : "invalid");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), err);

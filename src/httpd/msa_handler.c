@@ -669,6 +669,7 @@ int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
                  msa_app_token_id(app));
         return HTTP_BAD_REQUEST;
     }
+    st->aud = msa_request_audience(r, app);
     /* The token is good only while the store remembers what it may learn about it. */
     if (msa_cache_epoch(r, srv, msa_cache_owner(r->pool, st->appid, st->sub), &st->epoch) !=
         APR_SUCCESS) {
@@ -730,6 +731,7 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
             apr_status_t rv =
                 msa_token_id(r->pool, ident, msa_app_token_id(app), now, app->id_token_ttl, &it);
             it.epoch = st.epoch; /* spent ID tokens are remembered in the same epoch */
+            it.aud = st.aud;
             if (rv != APR_SUCCESS ||
                 msa_token_sign(r->pool, &it, key, &id_token, &err) != APR_SUCCESS) {
                 return fail(r, srv, app, "profile_failed", APLOG_WARNING, "ID token not issued");

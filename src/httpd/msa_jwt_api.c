@@ -96,9 +96,8 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
         return HTTP_UNAUTHORIZED;
     }
     msa_token_t t;
-    if (msa_token_verify(r->pool, token, (const msa_key_t *)app->keys->elts, app->keys->nelts,
-                         MSA_USE_ID, msa_app_token_id(app), apr_time_sec(apr_time_now()),
-                         srv->clock_skew, &t, &err) != APR_SUCCESS) {
+    if (msa_app_token_verify(r, srv, app, token, MSA_USE_ID, apr_time_sec(apr_time_now()), &t,
+                             &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token: %s", msa_app_token_id(app),
                  err);
         return HTTP_UNAUTHORIZED;

@@ -122,6 +122,16 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
 
 /* msa_authn.c */
 int msa_check_authn(request_rec *r);
+/* The aud claim of app's tokens in this request's virtual host (its ServerName). */
+const char *msa_request_audience(request_rec *r, const msa_app_t *app);
+/*
+ * Verifies a token of app (msa_token_verify with the app's appid and the
+ * audience of this virtual host), then applies the app's tenant rule to its
+ * tid. MSA_EEXPIRED or APR_EINVAL with *err, as msa_token_verify.
+ */
+apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                                  const char *jwt, const char *use, apr_int64_t now, msa_token_t *t,
+                                  const char **err);
 /*
  * The app's valid session in the request (Bearer when accept_bearer, else the
  * cookie): OK with *out, HTTP_UNAUTHORIZED when absent, invalid or revoked,

@@ -42,6 +42,7 @@ void fuzz_shim_release(void) __attribute__((weak));
 #define FUZZ_HS_KEY1   "fuzz session key, current: 0123456789abcdef"
 #define FUZZ_HS_KEY2   "fuzz session key, previous: fedcba9876543210"
 #define FUZZ_APPID     "default"
+#define FUZZ_AUD       "11111111-2222-3333-4444-555555555555:default@app.example.com"
 #define FUZZ_JWE_KEY   "fuzz JWE key, exactly 32 bytes.."
 #define FUZZ_STATE_KEY "fuzz state-cookie secret, any length will do"
 /* msa_state.c's HKDF info: the state cookie's wire contract. */

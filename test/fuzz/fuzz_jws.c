@@ -40,10 +40,12 @@ static int str_eq(const char *a, const char *b)
 
 static int token_eq(const msa_token_t *a, const msa_token_t *b)
 {
-    const char *const sa[] = {a->sub, a->identifier, a->appid, a->idp,     a->name, a->email,
-                              a->upn, a->tid,        a->oid,   a->picture, a->jti,  a->token_use};
-    const char *const sb[] = {b->sub, b->identifier, b->appid, b->idp,     b->name, b->email,
-                              b->upn, b->tid,        b->oid,   b->picture, b->jti,  b->token_use};
+    const char *const sa[] = {a->sub,     a->identifier, a->appid,    a->aud, a->idp,
+                              a->name,    a->email,      a->upn,      a->tid, a->oid,
+                              a->picture, a->jti,        a->token_use};
+    const char *const sb[] = {b->sub,     b->identifier, b->appid,    b->aud, b->idp,
+                              b->name,    b->email,      b->upn,      b->tid, b->oid,
+                              b->picture, b->jti,        b->token_use};
     for (size_t i = 0; i < sizeof(sa) / sizeof(*sa); i++) {
         if (!str_eq(sa[i], sb[i])) {
             return 0;
@@ -69,7 +71,8 @@ static int token_eq(const msa_token_t *a, const msa_token_t *b)
 }
 
 /* What msa_token_verify must answer for claims t once the signature is good. */
-static apr_status_t expected_verdict(const msa_token_t *t, const char *use, const char *appid)
+static apr_status_t expected_verdict(const msa_token_t *t, const char *use, const char *appid,
+                                     const char *aud)
 {
     if (t->sub == NULL || *t->sub == '\0' || t->jti == NULL || *t->jti == '\0') {
         return APR_EINVAL;
@@ -78,6 +81,9 @@ static apr_status_t expected_verdict(const msa_token_t *t, const char *use, cons
         return APR_EINVAL;
     }
     if (appid != NULL && !str_eq(t->appid, appid)) {
+        return APR_EINVAL;
+    }
+    if (aud != NULL && !str_eq(t->aud, aud)) {
         return APR_EINVAL;
     }
     if (t->exp == 0 || t->exp <= FUZZ_NOW - FUZZ_SKEW) {
@@ -95,18 +101,18 @@ static void verify_all(apr_pool_t *p, const char *jwt, const msa_token_t *claims
 {
     for (int u = 0; u < 2; u++) {
         for (int a = 0; a < 2; a++) {
-            const char *appid = a ? FUZZ_APPID : NULL;
+            const char *appid = a ? FUZZ_APPID : NULL, *aud = a ? FUZZ_AUD : NULL;
             const char *err = NULL;
             msa_token_t t;
-            apr_status_t rv =
-                msa_token_verify(p, jwt, keys, 2, uses[u], appid, FUZZ_NOW, FUZZ_SKEW, &t, &err);
+            apr_status_t rv = msa_token_verify(p, jwt, keys, 2, uses[u], appid, aud, FUZZ_NOW,
+                                               FUZZ_SKEW, &t, &err);
             FUZZ_ASSERT(rv == APR_SUCCESS || rv == APR_EINVAL || rv == MSA_EEXPIRED, data, size);
             FUZZ_ASSERT(rv == APR_SUCCESS || err != NULL, data, size);
             if (rv == APR_SUCCESS) {
-                FUZZ_ASSERT(expected_verdict(&t, uses[u], appid) == APR_SUCCESS, data, size);
+                FUZZ_ASSERT(expected_verdict(&t, uses[u], appid, aud) == APR_SUCCESS, data, size);
             }
             if (claims != NULL) {
-                FUZZ_ASSERT(rv == expected_verdict(claims, uses[u], appid), data, size);
+                FUZZ_ASSERT(rv == expected_verdict(claims, uses[u], appid, aud), data, size);
                 FUZZ_ASSERT(rv != APR_SUCCESS || token_eq(&t, claims), data, size);
             }
         }

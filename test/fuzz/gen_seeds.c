@@ -74,6 +74,7 @@ static void gen_jws(void)
     };
     msa_token_t t;
     need(msa_token_session(pool, &who, NULL, FUZZ_NOW, 3600, 300, &t) == APR_SUCCESS, "session");
+    t.aud = FUZZ_AUD;
     put("jws", "session", sign(&t, &key1));
     put("jws", "session-previous-key", sign(&t, &key2));
     put("jws", "claims-session.json", msa_token_to_json(pool, &t));
@@ -84,6 +85,7 @@ static void gen_jws(void)
          "session");
     put("jws", "session-expired-other-app", sign(&t, &key1));
     need(msa_token_id(pool, &who, NULL, FUZZ_NOW, 60, &t) == APR_SUCCESS, "id");
+    t.aud = FUZZ_AUD;
     put("jws", "id", sign(&t, &key1));
     put("jws", "claims-id.json", msa_token_to_json(pool, &t));
     need(msa_token_id(pool, &who, NULL, FUZZ_NOW + 3600, 60, &t) == APR_SUCCESS, "id");

@@ -111,12 +111,14 @@ START_TEST(id_token_fields)
     ck_assert_str_eq(t.name, "Alice Example");
     ck_assert_str_eq(t.email, "alice@example.com");
     ck_assert_str_eq(t.picture, "https://example.com/alice.png");
+    /* The tenant travels with it, for the app's tenant rule at the exchange. */
+    ck_assert_str_eq(t.tid, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+    ck_assert_ptr_null(t.aud); /* set by the issuer, which knows its virtual host */
     ck_assert_int_eq(t.iat, NOW);
     ck_assert_int_eq(t.nbf, NOW);
     ck_assert_int_eq(t.exp, NOW + 60);
     ck_assert_ptr_null(t.upn);
     ck_assert_ptr_null(t.idp);
-    ck_assert_ptr_null(t.tid);
     ck_assert_int_eq(t.refresh, 0);
     ck_assert_int_ge(strlen(t.jti), 22);
     char *json = msa_token_to_json(pool, &t);
@@ -153,6 +155,7 @@ static void assert_same_token(const msa_token_t *a, const msa_token_t *b)
     SAME_STR(sub)
     SAME_STR(identifier)
     SAME_STR(appid)
+    SAME_STR(aud)
     SAME_STR(idp)
     SAME_STR(name)
     SAME_STR(email)
@@ -282,7 +285,7 @@ static apr_status_t verify(const char *jwt, const char *use, const char *appid, 
 {
     msa_key_t keys[2] = {key_new, key_old};
     const char *err = NULL;
-    apr_status_t rv = msa_token_verify(pool, jwt, keys, 2, use, appid, now, SKEW, out, &err);
+    apr_status_t rv = msa_token_verify(pool, jwt, keys, 2, use, appid, NULL, now, SKEW, out, &err);
     if (rv != APR_SUCCESS) {
         ck_assert_ptr_nonnull(err);
     }
@@ -349,6 +352,44 @@ START_TEST(verify_appid)
     t.appid = NULL;
     jwt = sign_tok(&t);
     ck_assert_int_eq(verify(jwt, "session", "default", NOW, &back), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(verify_aud)
+{
+    msa_key_t keys[1] = {key_new};
+    msa_token_t t, back;
+    const char *err = NULL;
+    const char *aud = "11111111-2222-3333-4444-555555555555:myapp@a.example";
+    signed_session("myapp", NOW, &t);
+    t.aud = aud;
+    char *jwt = sign_tok(&t);
+    ck_assert_int_eq(
+        msa_token_verify(pool, jwt, keys, 1, "session", "myapp", aud, NOW, SKEW, &back, &err),
+        APR_SUCCESS);
+    ck_assert_str_eq(back.aud, aud);
+    /* Another virtual host, client id or appid: another app. */
+    static const char *const others[] = {
+        "11111111-2222-3333-4444-555555555555:myapp@b.example",
+        "99999999-2222-3333-4444-555555555555:myapp@a.example",
+        "11111111-2222-3333-4444-555555555555:default@a.example",
+        "11111111-2222-3333-4444-555555555555:myapp@a.example ",
+        "",
+    };
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        err = NULL;
+        ck_assert_int_eq(msa_token_verify(pool, jwt, keys, 1, "session", "myapp", others[i], NOW,
+                                          SKEW, &back, &err),
+                         APR_EINVAL);
+        ck_assert_ptr_nonnull(err);
+    }
+    /* A token without aud opens no app that asks for one. */
+    t.aud = NULL;
+    jwt = sign_tok(&t);
+    ck_assert_int_eq(
+        msa_token_verify(pool, jwt, keys, 1, "session", "myapp", aud, NOW, SKEW, &back, &err),
+        APR_EINVAL);
+    ck_assert_str_eq(err, "token has no aud");
 }
 END_TEST
 
@@ -429,11 +470,13 @@ START_TEST(verify_bad_claims_types)
                                         "\"appid\":\"a\",\"exp\":\"9999999999\"}",
                                         &jwt, &err),
                      APR_SUCCESS);
-    ck_assert_int_eq(msa_token_verify(pool, jwt, keys, 1, "session", "a", NOW, SKEW, &back, &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(
+        msa_token_verify(pool, jwt, keys, 1, "session", "a", NULL, NOW, SKEW, &back, &err),
+        APR_EINVAL);
     ck_assert_int_eq(msa_jws_hs256_sign(pool, &key_new, "[\"session\"]", &jwt, &err), APR_SUCCESS);
-    ck_assert_int_eq(msa_token_verify(pool, jwt, keys, 1, "session", NULL, NOW, SKEW, &back, &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(
+        msa_token_verify(pool, jwt, keys, 1, "session", NULL, NULL, NOW, SKEW, &back, &err),
+        APR_EINVAL);
 }
 END_TEST
 
@@ -528,6 +571,7 @@ static Suite *token_suite(void)
     tcase_add_test(tc, verify_foreign_key);
     tcase_add_test(tc, verify_wrong_use);
     tcase_add_test(tc, verify_appid);
+    tcase_add_test(tc, verify_aud);
     tcase_add_test(tc, verify_expiry);
     tcase_add_test(tc, verify_not_yet_valid);
     tcase_add_test(tc, verify_needs_sub_and_jti);

@@ -1,0 +1,111 @@
+"""Binding: a token opens only the app that issued it (its virtual host, appid and
+client id)."""
+
+import re
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+from msauth import (CLIENT_ID, CONTOSO_TID, FABRIKAM_TID, FAKEMS_APP, Httpd, hs256_sign,
+                    jwt_parts)
+
+B_CLIENT = "44444444-5555-6666-7777-888888888888"
+B_SECRET = "b-test-client-secret-0123456789"
+NAV = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
+API = {"Accept": "application/json"}
+
+VHOST = """
+<VirtualHost 127.0.0.1:@PORT@>
+    ServerName {name}
+    {app}
+    Alias /cgi/ @DIR@/htdocs/cgi/
+    <Location /cgi/>
+        AuthType Microsoft
+        Require valid-user
+    </Location>
+</VirtualHost>
+"""
+
+# Two name-based virtual hosts on one port, each with its own client id and
+# tenant rule; both root apps are "default" and inherit one key.
+VHOSTS_CONF = FAKEMS_APP + "MSAuthSecretKey @KEY@\n" + VHOST.format(
+    name="a.test", app="MSAuthClientID @CLIENT_ID@\n    MSAuthTenant %s" % CONTOSO_TID
+) + VHOST.format(
+    name="b.test", app="MSAuthClientID %s\n    MSAuthClientSecret %s\n    MSAuthTenant %s" % (
+        B_CLIENT, B_SECRET, FABRIKAM_TID))
+
+
+@pytest.fixture(scope="module")
+def vhosts(request, fakems):
+    requests.post(fakems.base + "/_fakems/clients", json={
+        "client_id": B_CLIENT, "secret": B_SECRET, "tenant": FABRIKAM_TID},
+        timeout=5).raise_for_status()
+    h = Httpd(VHOSTS_CONF, fakems, name="binding").start()
+    request.addfinalizer(h.cleanup)
+    return h
+
+
+class Host:
+    """A browser of one virtual host: requests go to 127.0.0.1 with its Host header."""
+
+    def __init__(self, httpd, fakems, name):
+        self.httpd, self.fakems = httpd, fakems
+        self.host = "%s:%d" % (name, httpd.port)
+        self.s = requests.Session()
+
+    def get(self, target, headers=None, cookies=None):
+        h = {"Host": self.host}
+        h.update(headers or {})
+        # Given cookies are sent alone, not with the jar's.
+        send = requests.get if cookies is not None else self.s.get
+        return send(self.httpd.url(target), headers=h, cookies=cookies, allow_redirects=False,
+                    timeout=30)
+
+    def login(self, user, path="/cgi/whoami.cgi"):
+        r = self.get(path, NAV)
+        assert r.status_code == 302, (r.status_code, r.text[:200])
+        back = self.fakems.pick_user(r.headers["Location"], user)
+        parts = urllib.parse.urlsplit(back)
+        assert parts.netloc == self.host, back
+        r = self.get(parts.path + "?" + parts.query, NAV)
+        assert r.status_code == 302, (r.status_code, r.text[:300])
+        token = self.s.cookies.get("msauth")
+        assert token
+        return token
+
+
+def env_of(text):
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def test_session_opens_only_the_vhost_app_that_issued_it(vhosts, fakems, log_check):
+    log_check.append(vhosts)
+    a, b = Host(vhosts, fakems, "a.test"), Host(vhosts, fakems, "b.test")
+    alice = a.login("alice")
+    # Its own app takes it.
+    r = a.get("/cgi/whoami.cgi", API)
+    assert r.status_code == 200 and env_of(r.text)["REMOTE_USER"] == "alice@contoso.example"
+    claims = jwt_parts(alice)[1]
+    # The other virtual host's app does not, whichever way it comes.
+    other = Host(vhosts, fakems, "b.test")
+    assert other.get("/cgi/whoami.cgi", API, {"msauth": alice}).status_code == 401
+    bearer = {"Authorization": "Bearer " + alice, **API}
+    assert other.get("/cgi/whoami.cgi", bearer).status_code == 401
+    assert other.get("/microsoft_auth/me", bearer).status_code == 401
+    assert other.get("/jwt_auth", bearer).status_code == 401
+    assert claims["aud"] == "%s:default@a.test" % CLIENT_ID
+    # A token naming b's app, but whose tenant b's rule refuses: refused too.
+    forged = hs256_sign(dict(claims, aud="%s:default@b.test" % B_CLIENT, jti="forged-tid"))
+    assert other.get("/cgi/whoami.cgi", API, {"msauth": forged}).status_code == 401
+    # A token without aud: refused.
+    bare = dict(claims, jti="no-aud")
+    del bare["aud"]
+    assert a.get("/cgi/whoami.cgi", API, {"msauth": hs256_sign(bare)}).status_code == 401
+    # b's own users still get in.
+    carol = b.login("carol")
+    assert jwt_parts(carol)[1]["aud"] == "%s:default@b.test" % B_CLIENT
+    r = b.get("/cgi/whoami.cgi", API)
+    assert r.status_code == 200 and env_of(r.text)["REMOTE_USER"] == "carol@fabrikam.example"
+    assert a.get("/cgi/whoami.cgi", API, {"msauth": carol}).status_code == 401
