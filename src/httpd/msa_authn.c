@@ -330,10 +330,14 @@ int msa_check_authn(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* A subrequest reuses what its main request found. */
+    /*
+     * A subrequest reuses what its main request found only when the same app
+     * protects it (its Require rules still run); under another app it is
+     * checked on its own.
+     */
     msa_token_t *t = NULL;
     const char *jwt = NULL;
-    if (r->main != NULL) {
+    if (r->main != NULL && msa_request_app(r->main) == app) {
         t = (msa_token_t *)msa_request_token(r->main);
     }
     if (t == NULL) {
@@ -352,7 +356,10 @@ int msa_check_authn(request_rec *r)
         if (dir->accept_bearer && bearer_token(r) != NULL) {
             apr_table_unset(r->headers_in, "Authorization");
         }
-        ap_set_module_config(r->request_config, &msauth_module, t);
+        msa_req_t *q = apr_palloc(r->pool, sizeof(*q));
+        q->token = t;
+        q->app = app;
+        ap_set_module_config(r->request_config, &msauth_module, q);
         r->user = apr_pstrdup(r->pool, clean(r, remote_user(dir, t)));
         r->ap_auth_type = "Microsoft";
         pass_identity(r, dir, t);
@@ -373,6 +380,9 @@ int msa_check_authn(request_rec *r)
         if (!is_navigation(r)) {
             goto unauthorized;
         }
+    }
+    if (r->main != NULL) {
+        goto unauthorized; /* a subrequest is no page a login could return to */
     }
     return msa_start_login(r, srv, app, msa_return_target(r, srv, app, r->unparsed_uri));
 

@@ -18,15 +18,20 @@ typedef struct parsed_req {
     apr_array_header_t *words; /* const char *; for ms-claim: name, value pairs */
 } parsed_req_t;
 
+/*
+ * Only the request's own: a subrequest has what msa_check_authn found for it
+ * under the app that protects it, never its main request's session.
+ */
 const msa_token_t *msa_request_token(const request_rec *r)
 {
-    for (; r != NULL; r = r->main) {
-        const msa_token_t *t = ap_get_module_config(r->request_config, &msauth_module);
-        if (t != NULL) {
-            return t;
-        }
-    }
-    return NULL;
+    const msa_req_t *q = ap_get_module_config(r->request_config, &msauth_module);
+    return q ? q->token : NULL;
+}
+
+const msa_app_t *msa_request_app(const request_rec *r)
+{
+    const msa_req_t *q = ap_get_module_config(r->request_config, &msauth_module);
+    return q ? q->app : NULL;
 }
 
 static const char *parse_words(cmd_parms *cmd, const char *line, const void **parsed,

@@ -179,8 +179,15 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
 
 /* msa_authz.c */
 void msa_authz_register(apr_pool_t *p);
-/* The session AuthType Microsoft accepted for this request (or its main request). */
+/* What AuthType Microsoft accepted for a request: the session and the app it opened. */
+typedef struct msa_req {
+    const msa_token_t *token;
+    const msa_app_t *app;
+} msa_req_t;
+/* The session AuthType Microsoft accepted for this request itself, or NULL. */
 const msa_token_t *msa_request_token(const request_rec *r);
+/* The app whose session AuthType Microsoft accepted for this request, or NULL. */
+const msa_app_t *msa_request_app(const request_rec *r);
 
 /* Helpers shared by the handlers. */
 int msa_answer_json(request_rec *r, int status, const char *json);

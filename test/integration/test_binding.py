@@ -1,6 +1,7 @@
 """Binding: a token opens only the app that issued it (its virtual host, appid and
-client id)."""
+client id), and a subrequest is checked against the app that protects it."""
 
+import os
 import re
 import time
 import urllib.parse
@@ -109,3 +110,70 @@ def test_session_opens_only_the_vhost_app_that_issued_it(vhosts, fakems, log_che
     r = b.get("/cgi/whoami.cgi", API)
     assert r.status_code == 200 and env_of(r.text)["REMOTE_USER"] == "carol@fabrikam.example"
     assert a.get("/cgi/whoami.cgi", API, {"msauth": carol}).status_code == 401
+
+
+# Subrequests ------------------------------------------------------------------
+
+SSI_CONF = FAKEMS_APP + """MSAuthSecretKey @KEY@
+<MSAuthApp b>
+    MSAuthTenant %s
+</MSAuthApp>
+<Directory @DIR@/htdocs/ssi>
+    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+</Directory>
+Alias /a/ @DIR@/htdocs/ssi/
+<Location /a/>
+    AuthType Microsoft
+    Require valid-user
+</Location>
+Alias /b/ @DIR@/htdocs/cgi/
+<Location /b/>
+    AuthType Microsoft
+    MSAuthApp b
+    Require valid-user
+</Location>
+Alias /same/ @DIR@/htdocs/cgi/
+<Location /same/>
+    AuthType Microsoft
+    Require valid-user
+</Location>
+Alias /sameadmin/ @DIR@/htdocs/cgi/
+<Location /sameadmin/>
+    AuthType Microsoft
+    Require ms-user carol@fabrikam.example
+</Location>
+""" % FABRIKAM_TID
+
+
+@pytest.fixture(scope="module")
+def ssi(request, fakems):
+    h = Httpd(SSI_CONF, fakems, modules=["include"], name="binding-ssi")
+    os.makedirs(os.path.join(h.htdocs, "ssi"))
+    for page, target in (("other", "/b/"), ("same", "/same/"), ("admin", "/sameadmin/")):
+        with open(os.path.join(h.htdocs, "ssi", page + ".shtml"), "w") as f:
+            f.write('<p>%s</p>\n<!--#include virtual="%swhoami.cgi"-->\n' % (page, target))
+    h.start()
+    request.addfinalizer(h.cleanup)
+    return h
+
+
+def test_subrequest_is_checked_against_the_app_that_protects_it(ssi, fakems, log_check):
+    log_check.append(ssi)
+    ssi.expect_error(r"AH01631|AH01215|unable to include")  # refused includes
+    host = Host(ssi, fakems, "127.0.0.1")
+    host.login("alice", "/same/whoami.cgi")
+    # The same app: the main request's session serves the subrequest...
+    r = host.get("/a/same.shtml", NAV)
+    assert r.status_code == 200 and "REMOTE_USER=alice@contoso.example" in r.text, r.text
+    # ...whose own Require rules still apply.
+    r = host.get("/a/admin.shtml", NAV)
+    assert r.status_code == 200 and "REMOTE_USER" not in r.text, r.text
+    # Another app, which refuses alice's tenant: nothing of /b/ is shown.
+    for headers in (NAV, API):
+        r = host.get("/a/other.shtml", headers)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        assert "<p>other</p>" in r.text
+        assert "REMOTE_USER" not in r.text and "MSAUTH_" not in r.text, r.text
+    # The page's own answer starts no login on the subrequest's behalf.
+    assert "msauth_state_" not in r.headers.get("Set-Cookie", "")
