@@ -29,13 +29,14 @@ VHOST = """
 </VirtualHost>
 """
 
-# Two name-based virtual hosts on one port, each with its own client id and
-# tenant rule; both root apps are "default" and inherit one key.
+# Name-based virtual hosts on one port: a.test and b.test each with its own
+# client id and tenant rule, c.test with a.test's client id and any tenant;
+# every root app is "default" and inherits one key.
 VHOSTS_CONF = FAKEMS_APP + "MSAuthSecretKey @KEY@\n" + VHOST.format(
     name="a.test", app="MSAuthClientID @CLIENT_ID@\n    MSAuthTenant %s" % CONTOSO_TID
 ) + VHOST.format(
     name="b.test", app="MSAuthClientID %s\n    MSAuthClientSecret %s\n    MSAuthTenant %s" % (
-        B_CLIENT, B_SECRET, FABRIKAM_TID))
+        B_CLIENT, B_SECRET, FABRIKAM_TID)) + VHOST.format(name="c.test", app="")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,10 @@ def test_session_opens_only_the_vhost_app_that_issued_it(vhosts, fakems, log_che
     assert other.get("/microsoft_auth/me", bearer).status_code == 401
     assert other.get("/jwt_auth", bearer).status_code == 401
     assert claims["aud"] == "%s:default@a.test" % CLIENT_ID
+    # Nor does a virtual host with the same client id whose rules would take alice.
+    c = Host(vhosts, fakems, "c.test")
+    assert c.get("/cgi/whoami.cgi", API, {"msauth": alice}).status_code == 401
+    assert c.get("/microsoft_auth/me", bearer).status_code == 401
     # A token naming b's app, but whose tenant b's rule refuses: refused too.
     forged = hs256_sign(dict(claims, aud="%s:default@b.test" % B_CLIENT, jti="forged-tid"))
     assert other.get("/cgi/whoami.cgi", API, {"msauth": forged}).status_code == 401
