@@ -9,7 +9,8 @@ It serves, for any tenant segment (a tenant GUID, a verified domain, `common`,
   /<T>/oauth2/v2.0/logout            RP-initiated logout
   /<T>/discovery/v2.0/keys           JWKS (RS256 keys with x5c/x5t)
   /<T>/v2.0/.well-known/openid-configuration
-  /v1.0/me, /v1.0/me/transitiveMemberOf, .../getMemberObjects   (Graph)
+  /v1.0/me, /v1.0/me/transitiveMemberOf, .../getMemberObjects,
+  /v1.0/organization                                             (Graph)
   /_fakems/...                       control API for tests (faults, request log)
 
 It copies what Microsoft really does wherever a client could notice: error
@@ -56,6 +57,13 @@ CONSUMERS_TID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 # A tenant no built-in user belongs to: used by the wrong_tid/iss_tid_mismatch
 # faults so a token can come "from another organisation".
 FOREIGN_TID = "7a61ef8e-146b-4485-91d3-df5777ce9b85"
+# Another organisation, whose admin gave a user the mail address of a contoso user
+# (Graph `mail` is any string the user's own tenant sets: the "nOAuth" class).
+NORTHWIND_TID = "5c0d7f2e-3b8a-4e61-9f4d-2a7b9c1e8d03"
+# Mail domains Microsoft itself runs for personal accounts (outlook.com, hotmail.com,
+# live.com, msn.com; outlook.example in this directory): there it owns the address.
+MS_CONSUMER_MAIL_DOMAINS = ("outlook.com", "hotmail.com", "live.com", "msn.com",
+                            "outlook.example")
 
 DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fakems-client-secret-0123456789"
@@ -271,6 +279,10 @@ def builtin_users():
          "oid": "89cf72e9-7bcd-419a-a2a3-7e22b97f043a",
          "displayName": "Frank NoId", "mail": "frank@contoso.example",
          "upn": "frank@contoso.example", "graph_no_id": True},
+        {"name": "eve", "tid": NORTHWIND_TID,
+         "oid": "3f6c1d2a-8b7e-4c59-a0d1-6e2f9b8c7a41",
+         "displayName": "Alice Example", "mail": "alice@contoso.example",
+         "upn": "eve@northwind.example"},
     ]
 
 
@@ -314,6 +326,8 @@ def make_client(client_id, spec, existing=None):
     # The Graph permissions consented for the app: granted when only OIDC
     # scopes are asked for (Graph is then the default resource) or for .default.
     client.setdefault("api_permissions", ["User.Read"])
+    # Optional claims of the registration's token configuration (e.g. "xms_edov").
+    client.setdefault("optional_claims", [])
     client.setdefault("name", "fakems app " + client_id[:8])
     return client
 
@@ -469,6 +483,7 @@ class FakeMS:
             self.users[spec["name"]] = make_user(spec)
         self.clients = {DEFAULT_CLIENT_ID: make_client(
             DEFAULT_CLIENT_ID, {"secret": DEFAULT_CLIENT_SECRET, "groups": True,
+                                "optional_claims": ["xms_edov"],
                                 "name": "fakems default app"})}
         self.extra_domains = {}
         self.base_settings = dict(DEFAULT_SETTINGS)
@@ -500,7 +515,8 @@ class FakeMS:
             self.requests = []
             self.request_seq = 0
             self.stats = {"jwks_fetches": 0, "token_requests": 0, "graph_me": 0,
-                          "graph_groups": 0, "authorize": 0, "metadata_fetches": 0,
+                          "graph_groups": 0, "graph_organization": 0, "authorize": 0,
+                          "metadata_fetches": 0,
                           "logouts": 0, "userinfo": 0}
             self.settings = dict(self.base_settings)
 
@@ -574,6 +590,21 @@ class FakeMS:
             if not u["personal"] and "@" in u["upn"]:
                 domains.setdefault(u["upn"].rsplit("@", 1)[1].lower(), u["tid"].lower())
         return domains
+
+    def verified_domains(self, tid):
+        """The verified domains of a work/school tenant, default first."""
+        return sorted(d for d, t in self.tenant_domains().items() if t == tid.lower())
+
+    def mail_domain_verified(self, user):
+        """What Microsoft's xms_edov says of the user's mail: its domain is owned by
+        the user's own tenant (for personal accounts: a domain Microsoft runs)."""
+        mail = user.get("mail")
+        if not mail or "@" not in mail:
+            return False
+        domain = mail.rsplit("@", 1)[1].lower()
+        if user["personal"]:
+            return domain in MS_CONSUMER_MAIL_DOMAINS
+        return domain in self.verified_domains(user["tid"])
 
     def resolve_tenant(self, segment):
         """(kind, tid) for a tenant segment; kind is common, organizations,
@@ -701,6 +732,8 @@ class FakeMS:
         profile = "profile" in grant.oidc
         if "email" in grant.oidc and user.get("mail"):
             claims["email"] = user["mail"]
+        if "xms_edov" in client.get("optional_claims", ()):
+            claims["xms_edov"] = self.mail_domain_verified(user)
         if client.get("groups") and not user["personal"]:
             if knob == "groups_overage" or len(user["groups"]) > GROUPS_CLAIM_LIMIT:
                 claims["_claim_names"] = {"groups": "src1"}
@@ -1531,10 +1564,13 @@ class Handler(BaseHTTPRequestHandler):
         groups = subpath in ("me/transitiveMemberOf", "me/memberOf")
         member_objects = (subpath == "me/getMemberObjects"
                           or re.match(r"^users/[^/]+/getMemberObjects$", subpath))
+        organization = subpath in ("organization", "organization/")
         if me:
             self.ms.count("graph_me")
         elif groups or member_objects:
             self.ms.count("graph_groups")
+        elif organization:
+            self.ms.count("graph_organization")
         knob = self.ms.take_fault("graph")
         if knob == "hang":
             self.ms.hang()
@@ -1554,11 +1590,13 @@ class Handler(BaseHTTPRequestHandler):
             return transport_fault(knob, None)
         if me and self.command == "GET":
             return self.graph_me(knob)
+        if organization and self.command == "GET":
+            return self.graph_organization()
         if groups and self.command == "GET":
             return self.graph_member_of(subpath)
         if member_objects and self.command == "POST":
             return self.graph_member_objects(subpath)
-        if me or groups or member_objects:
+        if me or groups or member_objects or organization:
             return self.graph_error(405, "Request_BadRequest", "Specified HTTP method is "
                                     "not allowed for the request target.")
         return self.graph_error(400, "BadRequest", "Resource not found for the segment "
@@ -1595,6 +1633,39 @@ class Handler(BaseHTTPRequestHandler):
             profile["@odata.context"] = ("https://graph.microsoft.com/v1.0/$metadata#users"
                                          "(%s)/$entity" % ",".join(wanted))
         return self.graph_ok(profile)
+
+    def graph_organization(self):
+        """GET /v1.0/organization: the one organization of the signed-in work/school
+        user's tenant. With User.Read only id, displayName and verifiedDomains are read;
+        every other property is null. Personal accounts have no organization: Microsoft
+        documents the call as not supported for them and answers an error."""
+        caller, error = self.graph_caller(PROFILE_PERMISSIONS)
+        if error:
+            return error
+        user, _ = caller
+        if user["personal"]:
+            return self.graph_error(400, "Request_BadRequest", "Currently not supported for "
+                                    "personal Microsoft accounts (MSA accounts).")
+        domains = self.ms.verified_domains(user["tid"])
+        org = {
+            "id": user["tid"], "deletedDateTime": None, "businessPhones": [],
+            "city": None, "country": None, "countryLetterCode": None, "createdDateTime": None,
+            "displayName": (domains[0].split(".")[0].title() if domains else "Organization"),
+            "marketingNotificationEmails": [], "onPremisesLastSyncDateTime": None,
+            "onPremisesSyncEnabled": None, "postalCode": None, "preferredLanguage": None,
+            "privacyProfile": None, "state": None, "street": None,
+            "technicalNotificationMails": [], "tenantType": None, "assignedPlans": [],
+            "provisionedPlans": [],
+            "verifiedDomains": [{"capabilities": "Email, OfficeCommunicationsOnline",
+                                 "isDefault": i == 0, "isInitial": False, "name": d,
+                                 "type": "Managed"} for i, d in enumerate(domains)]}
+        select = first(self.query, "$select")
+        context = "https://graph.microsoft.com/v1.0/$metadata#organization"
+        if select:
+            wanted = [s.strip() for s in select.split(",") if s.strip()]
+            org = {k: v for k, v in org.items() if k in wanted}
+            context += "(%s)" % ",".join(wanted)
+        return self.graph_ok({"@odata.context": context, "value": [org]})
 
     def graph_member_of(self, subpath):
         caller, error = self.graph_caller(MEMBERSHIP_PERMISSIONS)

@@ -702,6 +702,48 @@ def test_graph_me(ms):
     assert ms.control("get", "stats")["graph_me"] == 4
 
 
+NORTHWIND = "5c0d7f2e-3b8a-4e61-9f4d-2a7b9c1e8d03"
+
+
+def test_graph_organization(ms):
+    """The signed-in user's tenant and its verified domains, as Graph gives them to User.Read;
+    personal accounts have no organization."""
+    r = ms.graph("organization", ms.tokens()["access_token"])
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["@odata.context"] == "https://graph.microsoft.com/v1.0/$metadata#organization"
+    [org] = doc["value"]
+    assert org["id"] == CONTOSO
+    assert [d["name"] for d in org["verifiedDomains"]] == ["contoso.example"]
+    assert org["verifiedDomains"][0]["isDefault"] is True
+    assert org["street"] is None   # User.Read reads id, displayName, verifiedDomains only
+    sel = ms.graph("organization", ms.mint("carol"), params={"$select": "id"}).json()
+    assert sel["value"] == [{"id": FABRIKAM}]
+    bob = ms.graph("organization", ms.tokens("bob")["access_token"])
+    assert bob.status_code == 400 and "error" in bob.json()
+    assert ms.graph("organization", "not-a-token").status_code == 401
+    assert ms.control("get", "stats")["graph_organization"] == 4
+
+
+def test_mail_of_another_tenant_and_xms_edov(ms):
+    """eve's own tenant (northwind) gave her alice's address as `mail`: Graph and the
+    email claim carry it, and xms_edov (an optional claim of the default app) says its
+    domain is not her tenant's."""
+    me = ms.graph("me", ms.mint("eve")).json()
+    assert me["mail"] == "alice@contoso.example"
+    assert me["userPrincipalName"] == "eve@northwind.example"
+    m = jwt_parts(ms.tokens("eve")["id_token"])[1]
+    assert m["tid"] == NORTHWIND and m["email"] == "alice@contoso.example"
+    assert m["xms_edov"] is False
+    assert jwt_parts(ms.tokens("alice")["id_token"])[1]["xms_edov"] is True
+    assert jwt_parts(ms.tokens("bob")["id_token"])[1]["xms_edov"] is True
+    assert jwt_parts(ms.tokens("dave")["id_token"])[1]["xms_edov"] is False
+    # Sent only to a registration that configured the optional claim.
+    other = ms.tokens("eve", client_id=REGISTERED_ID, secret=REGISTERED_SECRET,
+                      redirect_uri=REGISTERED_URI)
+    assert "xms_edov" not in jwt_parts(other["id_token"])[1]
+
+
 def test_graph_access_token_shape(ms):
     at = ms.tokens()["access_token"]
     header, claims, _, _ = jwt_parts(at)
