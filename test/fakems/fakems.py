@@ -109,7 +109,8 @@ FAULT_KNOBS = {
     "id_token": ("wrong_key", "unknown_kid", "alg_none", "hs256", "wrong_aud",
                  "wrong_iss", "wrong_tid", "iss_tid_mismatch", "wrong_nonce",
                  "no_nonce", "expired", "future", "groups_overage"),
-    "graph": ("401", "403", "429", "500", "hang", "garbage", "empty", "no_id"),
+    "graph": ("401", "403", "429", "500", "hang", "garbage", "empty", "no_id",
+              "no_organization"),
     "jwks": ("500", "garbage", "hang", "empty_keys", "big"),
     "authorize": ("500", "hang", "access_denied", "server_error",
                   "temporarily_unavailable", "no_state", "wrong_state", "no_code"),
@@ -1591,7 +1592,7 @@ class Handler(BaseHTTPRequestHandler):
         if me and self.command == "GET":
             return self.graph_me(knob)
         if organization and self.command == "GET":
-            return self.graph_organization()
+            return self.graph_organization(knob)
         if groups and self.command == "GET":
             return self.graph_member_of(subpath)
         if member_objects and self.command == "POST":
@@ -1634,7 +1635,7 @@ class Handler(BaseHTTPRequestHandler):
                                          "(%s)/$entity" % ",".join(wanted))
         return self.graph_ok(profile)
 
-    def graph_organization(self):
+    def graph_organization(self, knob=None):
         """GET /v1.0/organization: the one organization of the signed-in work/school
         user's tenant. With User.Read only id, displayName and verifiedDomains are read;
         every other property is null. Personal accounts have no organization: Microsoft
@@ -1643,6 +1644,9 @@ class Handler(BaseHTTPRequestHandler):
         if error:
             return error
         user, _ = caller
+        if knob == "no_organization":
+            return self.graph_ok({"@odata.context": "https://graph.microsoft.com/v1.0/"
+                                  "$metadata#organization", "value": []})
         if user["personal"]:
             return self.graph_error(400, "Request_BadRequest", "Currently not supported for "
                                     "personal Microsoft accounts (MSA accounts).")

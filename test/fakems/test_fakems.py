@@ -723,6 +723,9 @@ def test_graph_organization(ms):
     assert bob.status_code == 400 and "error" in bob.json()
     assert ms.graph("organization", "not-a-token").status_code == 401
     assert ms.control("get", "stats")["graph_organization"] == 4
+    ms.faults(graph="no_organization")
+    assert ms.graph("me", ms.mint("alice")).status_code == 200
+    assert ms.graph("organization", ms.mint("alice")).json()["value"] == []
 
 
 def test_mail_of_another_tenant_and_xms_edov(ms):
