@@ -29,4 +29,7 @@
 /* Constant-time equality of two NUL-terminated strings (length may leak). */
 int msa_ct_streq(const char *a, const char *b);
 
+/* Whether the space- or tab-separated list holds word, in any case (a scope, a claim list). */
+int msa_word_in(const char *list, const char *word);
+
 #endif

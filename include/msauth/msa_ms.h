@@ -91,4 +91,44 @@ int msa_ms_tenant_valid(const char *s);
 /* The tenant id of personal Microsoft accounts. */
 #define MSA_MS_CONSUMERS_TID "9188040d-6c67-4c5b-b112-36a304b66dad"
 
+/* The user's tenant, as Graph names it. */
+typedef struct msa_ms_org {
+    const char *tid; /* the tenant id */
+    apr_array_header_t
+        *domains; /* const char *: its verified domains; empty for personal accounts */
+} msa_ms_org_t;
+
+/*
+ * The tenant of the user whose access token Graph /me accepted (me_id: the id
+ * /me answered). A personal account (an id that is not a GUID) is the
+ * consumers tenant without a call; a work/school account's tenant and
+ * verified domains come from G/v1.0/organization. APR_NOTFOUND when Graph
+ * names no organization (err says why), MSA_EDENIED for a 401,
+ * MSA_EUNREACHABLE when Graph cannot be reached.
+ */
+apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph_host,
+                                 const char *access_token, const char *me_id, msa_ms_org_t *out,
+                                 const char **err);
+
+/*
+ * The one tenant rule of MSAuthTenant (tenant) and MSAuthAllowedTenants
+ * (allowed, NULL for any): whether users of tenant tid may sign in. A domain
+ * tenant is checked against domains, tid's verified domains from Graph; pass
+ * NULL when Microsoft issued the token at that tenant's own endpoint.
+ */
+int msa_ms_tenant_allowed(const char *tenant, const apr_array_header_t *allowed, const char *tid,
+                          const apr_array_header_t *domains);
+
+/* Whether the rule admits fewer than all tenants (anything but common with no list). */
+int msa_ms_tenant_restricted(const char *tenant, const apr_array_header_t *allowed);
+
+/*
+ * Whether the rule admits exactly one organisation: MSAuthTenant a tenant GUID
+ * or domain, or a single MSAuthAllowedTenants entry; personal accounts never.
+ */
+int msa_ms_tenant_single(const char *tenant, const apr_array_header_t *allowed);
+
+/* Whether the domain of the address addr (after its last '@') is one of domains. */
+int msa_ms_address_in(const char *addr, const apr_array_header_t *domains);
+
 #endif

@@ -595,3 +595,132 @@ int msa_ms_tenant_valid(const char *s)
     }
     return ms_guid(s) || ms_domain(s);
 }
+
+/* Tenant rules ------------------------------------------------------------------- */
+
+static int ms_segment(const char *t, const char *name)
+{
+    return t != NULL && strcasecmp(t, name) == 0;
+}
+
+int msa_ms_tenant_restricted(const char *tenant, const apr_array_header_t *allowed)
+{
+    return allowed != NULL || !(tenant == NULL || ms_segment(tenant, "common"));
+}
+
+int msa_ms_tenant_single(const char *tenant, const apr_array_header_t *allowed)
+{
+    if (tenant != NULL && (ms_guid(tenant) || ms_domain(tenant))) {
+        return strcasecmp(tenant, MSA_MS_CONSUMERS_TID) != 0;
+    }
+    /* Personal accounts share one tenant id but no administrator: never "one tenant". */
+    return allowed != NULL && allowed->nelts == 1 && !ms_segment(tenant, "consumers") &&
+           strcasecmp(APR_ARRAY_IDX(allowed, 0, const char *), MSA_MS_CONSUMERS_TID) != 0;
+}
+
+static int ms_listed(const apr_array_header_t *list, const char *s)
+{
+    for (int i = 0; list != NULL && i < list->nelts; i++) {
+        if (strcasecmp(APR_ARRAY_IDX(list, i, const char *), s) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int msa_ms_tenant_allowed(const char *tenant, const apr_array_header_t *allowed, const char *tid,
+                          const apr_array_header_t *domains)
+{
+    if (tid == NULL || !ms_guid(tid)) {
+        return 0;
+    }
+    int personal = strcasecmp(tid, MSA_MS_CONSUMERS_TID) == 0;
+    if (tenant == NULL || ms_segment(tenant, "common")) {
+        /* any tenant, as far as MSAuthTenant goes */
+    } else if (ms_segment(tenant, "consumers")) {
+        if (!personal) {
+            return 0;
+        }
+    } else if (ms_segment(tenant, "organizations")) {
+        if (personal) {
+            return 0;
+        }
+    } else if (ms_guid(tenant)) {
+        if (strcasecmp(tenant, tid) != 0) {
+            return 0;
+        }
+    } else if (domains != NULL && !ms_listed(domains, tenant)) {
+        /* A domain names the tenant that verified it; Graph lists that tenant's domains. */
+        return 0;
+    }
+    return allowed == NULL || ms_listed(allowed, tid);
+}
+
+int msa_ms_address_in(const char *addr, const apr_array_header_t *domains)
+{
+    const char *at = addr != NULL ? strrchr(addr, '@') : NULL;
+    return at != NULL && at[1] != '\0' && ms_listed(domains, at + 1);
+}
+
+apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph_host,
+                                 const char *access_token, const char *me_id, msa_ms_org_t *out,
+                                 const char **err)
+{
+    static const char what[] = "Graph /organization";
+    const char *dummy, *why, *tid = NULL;
+    msa_http_response_t resp;
+
+    err = err ? err : &dummy;
+    *err = NULL;
+    out->tid = NULL;
+    out->domains = apr_array_make(p, 4, sizeof(const char *));
+    if (me_id != NULL && *me_id != '\0' && !ms_guid(me_id)) {
+        /* Graph calls work/school users by their object id, personal accounts by 16 hex digits. */
+        out->tid = MSA_MS_CONSUMERS_TID;
+        return APR_SUCCESS;
+    }
+    if (access_token == NULL || *access_token == '\0') {
+        *err = "Graph /organization: no access token";
+        return APR_EINVAL;
+    }
+    char *url = apr_pstrcat(p, graph_host, "/v1.0/organization?$select=id,verifiedDomains", NULL);
+    apr_status_t rv = ms_call(h, p, what, url, access_token, NULL, &resp, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = ms_graph_status(p, what, &resp, err);
+    if (rv == MSA_EDENIED && resp.status == 403) {
+        return APR_NOTFOUND; /* not for this user: no organization to name */
+    }
+    if (rv != APR_SUCCESS) {
+        return rv == MSA_EPROTO ? APR_NOTFOUND : rv;
+    }
+    json_object *o = ms_parse_object(p, &resp, &why), *value = NULL, *org, *doms = NULL;
+    if (o == NULL) {
+        *err =
+            apr_psprintf(p, "%s answered %s (%s)", what, why, ms_media_type(p, resp.content_type));
+        return APR_NOTFOUND;
+    }
+    if (!json_object_object_get_ex(o, "value", &value) ||
+        !json_object_is_type(value, json_type_array) || json_object_array_length(value) != 1 ||
+        !json_object_is_type(org = json_object_array_get_idx(value, 0), json_type_object) ||
+        ms_json_string(p, org, "id", &tid) != APR_SUCCESS || tid == NULL || !ms_guid(tid)) {
+        *err = apr_psprintf(p, "%s named no single organization with a tenant id", what);
+        return APR_NOTFOUND;
+    }
+    if (json_object_object_get_ex(org, "verifiedDomains", &doms) &&
+        json_object_is_type(doms, json_type_array)) {
+        size_t n = json_object_array_length(doms);
+        for (size_t i = 0; i < n && i < 5000; i++) {
+            json_object *d = json_object_array_get_idx(doms, i);
+            const char *name = NULL;
+            if (json_object_is_type(d, json_type_object) &&
+                ms_json_string(p, d, "name", &name) == APR_SUCCESS && name != NULL &&
+                ms_domain(name)) {
+                APR_ARRAY_PUSH(out->domains, const char *) = name;
+            }
+        }
+    }
+    out->tid = tid;
+    return APR_SUCCESS;
+}

@@ -1,5 +1,6 @@
 /* Small helpers shared by the core files. */
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -15,4 +16,18 @@ int msa_ct_streq(const char *a, const char *b)
         return 0;
     }
     return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+int msa_word_in(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *w = list; w != NULL && *w != '\0';) {
+        w += strspn(w, " \t");
+        size_t len = strcspn(w, " \t");
+        if (len == n && n > 0 && strncasecmp(w, word, n) == 0) {
+            return 1;
+        }
+        w += len;
+    }
+    return 0;
 }

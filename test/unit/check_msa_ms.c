@@ -402,6 +402,139 @@ START_TEST(test_graph_me_failures)
 }
 END_TEST
 
+/* ---- Graph /organization: the user's tenant ---- */
+
+#define CONTOSO   "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define FABRIKAM  "a1b2c3d4-0000-4000-8000-000000000001"
+#define CONSUMERS MSA_MS_CONSUMERS_TID
+
+static apr_status_t org(fixture_t *f, int status, const char *json, msa_ms_org_t *o,
+                        const char **err)
+{
+    msa_responder_json(f->r, status, json);
+    *err = NULL;
+    return msa_ms_graph_tenant(f->h, pool, f->host, "AT-graph", CONTOSO, o, err);
+}
+
+START_TEST(test_graph_tenant)
+{
+    fixture_t f = setup_ms(0);
+    msa_ms_org_t o;
+    const char *err;
+
+    ck_assert_int_eq(org(&f, 200,
+                         "{\"@odata.context\":\"x\",\"value\":[{\"id\":\"" CONTOSO "\","
+                         "\"verifiedDomains\":[{\"name\":\"contoso.com\",\"isDefault\":true},"
+                         "{\"name\":\"contoso.onmicrosoft.com\"},{\"name\":7},{\"x\":1},"
+                         "{\"name\":\"not a domain\"}]}]}",
+                         &o, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(o.tid, CONTOSO);
+    ck_assert_int_eq(o.domains->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(o.domains, 1, const char *), "contoso.onmicrosoft.com");
+    const msa_resp_request_t *q = msa_responder_request(f.r, 0);
+    ck_assert_str_eq(q->target, "/v1.0/organization?$select=id,verifiedDomains");
+    ck_assert_str_eq(msa_resp_header(pool, q, "Authorization"), "Bearer AT-graph");
+
+    /* Graph names no single organization with a tenant id: unknown, never a guess. */
+    ck_assert_int_eq(org(&f, 200, "{\"value\":[]}", &o, &err), APR_NOTFOUND);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_null(o.tid);
+    ck_assert_int_eq(org(&f, 200, "{\"value\":[{\"id\":\"x\"}]}", &o, &err), APR_NOTFOUND);
+    ck_assert_int_eq(
+        org(&f, 200, "{\"value\":[{\"id\":\"" CONTOSO "\"},{\"id\":\"" FABRIKAM "\"}]}", &o, &err),
+        APR_NOTFOUND);
+    ck_assert_int_eq(org(&f, 200, "{}", &o, &err), APR_NOTFOUND);
+    ck_assert_int_eq(org(&f, 400, "{\"error\":{\"code\":\"Request_BadRequest\"}}", &o, &err),
+                     APR_NOTFOUND);
+    ck_assert_int_eq(org(&f, 403, "{}", &o, &err), APR_NOTFOUND);
+    ck_assert_int_eq(org(&f, 500, "{}", &o, &err), APR_NOTFOUND);
+    ck_assert_int_eq(org(&f, 401, "{}", &o, &err), MSA_EDENIED);
+    ck_assert_ptr_null(strstr(err, "AT-graph"));
+
+    /* A personal account (Graph's 16-hex-digit id) is the consumers tenant, without a call. */
+    int before = msa_responder_nrequests(f.r);
+    ck_assert_int_eq(
+        msa_ms_graph_tenant(f.h, pool, f.host, "AT-graph", "7c7e6eb46df66116", &o, &err),
+        APR_SUCCESS);
+    ck_assert_str_eq(o.tid, CONSUMERS);
+    ck_assert_int_eq(o.domains->nelts, 0);
+    ck_assert_int_eq(msa_responder_nrequests(f.r), before);
+
+    f.host = apr_psprintf(pool, "http://127.0.0.1:%d", msa_responder_dead_port(pool));
+    ck_assert_int_eq(msa_ms_graph_tenant(f.h, pool, f.host, "AT-graph", CONTOSO, &o, &err),
+                     MSA_EUNREACHABLE);
+}
+END_TEST
+
+static apr_array_header_t *list(const char *a, const char *b)
+{
+    apr_array_header_t *l = apr_array_make(pool, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(l, const char *) = a;
+    if (b != NULL) {
+        APR_ARRAY_PUSH(l, const char *) = b;
+    }
+    return l;
+}
+
+START_TEST(test_tenant_rule)
+{
+    apr_array_header_t *contoso = list(CONTOSO, NULL), *two = list(CONTOSO, FABRIKAM);
+    apr_array_header_t *doms = list("contoso.com", "contoso.onmicrosoft.com");
+
+    /* common, no list: anyone Microsoft signs in; a tenant id is still required. */
+    ck_assert(msa_ms_tenant_allowed("common", NULL, FABRIKAM, NULL));
+    ck_assert(msa_ms_tenant_allowed("common", NULL, CONSUMERS, NULL));
+    ck_assert(!msa_ms_tenant_allowed("common", NULL, NULL, NULL));
+    ck_assert(!msa_ms_tenant_allowed("common", NULL, "not-a-guid", NULL));
+    ck_assert(!msa_ms_tenant_restricted("common", NULL));
+    ck_assert(!msa_ms_tenant_restricted("COMMON", NULL));
+    /* The allow list, with common or organizations. */
+    ck_assert(msa_ms_tenant_allowed("common", contoso, CONTOSO, NULL));
+    ck_assert(
+        msa_ms_tenant_allowed("organizations", two, "A1B2C3D4-0000-4000-8000-000000000001", NULL));
+    ck_assert(!msa_ms_tenant_allowed("common", contoso, FABRIKAM, NULL));
+    ck_assert(!msa_ms_tenant_allowed("organizations", contoso, CONSUMERS, NULL));
+    ck_assert(msa_ms_tenant_restricted("common", contoso));
+    /* organizations: no personal accounts; consumers: only them. */
+    ck_assert(msa_ms_tenant_allowed("organizations", NULL, FABRIKAM, NULL));
+    ck_assert(!msa_ms_tenant_allowed("organizations", NULL, CONSUMERS, NULL));
+    ck_assert(msa_ms_tenant_allowed("consumers", NULL, CONSUMERS, NULL));
+    ck_assert(!msa_ms_tenant_allowed("consumers", NULL, CONTOSO, NULL));
+    ck_assert(msa_ms_tenant_restricted("organizations", NULL));
+    ck_assert(msa_ms_tenant_restricted("consumers", NULL));
+    /* A tenant GUID: that tenant only, whatever else is listed. */
+    ck_assert(msa_ms_tenant_allowed(CONTOSO, contoso, CONTOSO, NULL));
+    ck_assert(!msa_ms_tenant_allowed(CONTOSO, two, FABRIKAM, NULL));
+    ck_assert(!msa_ms_tenant_allowed(CONTOSO, NULL, FABRIKAM, doms));
+    /* A domain: trusted when the token came from its own endpoint (NULL), else Graph's list. */
+    ck_assert(msa_ms_tenant_allowed("contoso.com", NULL, CONTOSO, NULL));
+    ck_assert(msa_ms_tenant_allowed("Contoso.COM", NULL, CONTOSO, doms));
+    ck_assert(!msa_ms_tenant_allowed("contoso.com", NULL, FABRIKAM, list("fabrikam.com", NULL)));
+    ck_assert(!msa_ms_tenant_allowed("contoso.com", NULL, CONSUMERS, list("x.y", NULL)));
+    /* One organisation only. */
+    ck_assert(msa_ms_tenant_single(CONTOSO, NULL));
+    ck_assert(msa_ms_tenant_single("contoso.com", NULL));
+    ck_assert(msa_ms_tenant_single("organizations", contoso));
+    ck_assert(msa_ms_tenant_single("common", contoso));
+    ck_assert(!msa_ms_tenant_single("common", two));
+    ck_assert(!msa_ms_tenant_single("common", NULL));
+    ck_assert(!msa_ms_tenant_single("organizations", NULL));
+    ck_assert(!msa_ms_tenant_single("consumers", NULL));
+    ck_assert(!msa_ms_tenant_single(CONSUMERS, NULL));
+    ck_assert(!msa_ms_tenant_single("common", list(CONSUMERS, NULL)));
+    /* Addresses in verified domains. */
+    ck_assert(msa_ms_address_in("Alice@Contoso.com", doms));
+    ck_assert(msa_ms_address_in("dave_gmail.com#EXT#@contoso.onmicrosoft.com", doms));
+    ck_assert(!msa_ms_address_in("alice@contoso.com.evil", doms));
+    ck_assert(!msa_ms_address_in("alice@evil.com", doms));
+    ck_assert(!msa_ms_address_in("contoso.com", doms));
+    ck_assert(!msa_ms_address_in("alice@", doms));
+    ck_assert(!msa_ms_address_in(NULL, doms));
+    ck_assert(!msa_ms_address_in("alice@contoso.com", NULL));
+}
+END_TEST
+
 /* ---- Graph groups ---- */
 
 START_TEST(test_graph_groups_paging)
@@ -710,6 +843,8 @@ int main(void)
     tcase_add_test(tc, test_redeem_bad_answers);
     tcase_add_test(tc, test_redeem_unreachable_and_too_big);
     tcase_add_test(tc, test_graph_me_mapping);
+    tcase_add_test(tc, test_graph_tenant);
+    tcase_add_test(tc, test_tenant_rule);
     tcase_add_test(tc, test_graph_me_failures);
     tcase_add_test(tc, test_graph_groups_paging);
     tcase_add_test(tc, test_graph_groups_foreign_next_link);
