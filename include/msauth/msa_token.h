@@ -20,8 +20,14 @@ typedef struct msa_identity {
     const char *email;
     const char *upn;
     const char *tid; /* NULL when unknown (Graph-only login) */
-    const char *oid; /* the id_token's oid, when there was one */
+    const char *oid; /* the id_token's oid, or a work account's Graph id */
     const char *picture;
+    /*
+     * Which of email and upn Microsoft vouches for beyond the user's own tenant
+     * ("email", "upn", "email upn"; NULL for neither): the id_token's xms_edov,
+     * or a domain Graph lists as verified for the user's tenant.
+     */
+    const char *verified;
     apr_array_header_t *groups; /* const char *, may be NULL */
 } msa_identity_t;
 
@@ -37,6 +43,7 @@ typedef struct msa_token {
     const char *tid;
     const char *oid;
     const char *picture;
+    const char *verified; /* as in msa_identity_t */
     const char *jti;
     const char *token_use;
     const char *epoch;          /* the shared store's epoch at issue (MSAuthCache) */

@@ -26,6 +26,11 @@ static apr_status_t token_base(apr_pool_t *p, const msa_identity_t *ident, const
     t->appid = (appid && *appid) ? appid : MSA_ROOT_APPID;
     t->name = ident->name;
     t->email = ident->email;
+    /* What the login learnt of the tenant travels with both kinds of token. */
+    t->upn = ident->upn;
+    t->tid = ident->tid;
+    t->oid = ident->oid;
+    t->verified = ident->verified;
     t->iat = t->nbf = now;
     return APR_SUCCESS;
 }
@@ -39,9 +44,6 @@ apr_status_t msa_token_session(apr_pool_t *p, const msa_identity_t *ident, const
         return rv;
     }
     t->idp = MSA_IDP;
-    t->upn = ident->upn;
-    t->tid = ident->tid;
-    t->oid = ident->oid;
     t->groups = ident->groups;
     t->exp = now + timeout;
     t->refresh = (now + refresh_interval) * 1000;
@@ -56,7 +58,6 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    t->tid = ident->tid;
     t->picture = ident->picture;
     t->exp = now + ttl;
     t->token_use = MSA_USE_ID;
@@ -68,7 +69,8 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
     X(sub)                                                                                         \
     X(identifier)                                                                                  \
     X(appid)                                                                                       \
-    X(aud) X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(jti) X(token_use) X(epoch)
+    X(aud)                                                                                         \
+    X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(verified) X(jti) X(token_use) X(epoch)
 #define TOKEN_NUMBERS(X) X(iat) X(nbf) X(exp) X(refresh)
 
 char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)

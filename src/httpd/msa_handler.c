@@ -277,6 +277,11 @@ static int jint(json_object *o, const char *name, apr_int64_t *out)
     return 0;
 }
 
+static const char *vouched(int email, int upn)
+{
+    return email && upn ? "email upn" : email ? "email" : upn ? "upn" : NULL;
+}
+
 /*
  * Verifies Microsoft's id_token (4.2 step 4) and fills ident from it.
  * Returns NULL, or the failure cause with *detail set.
@@ -354,6 +359,15 @@ static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const m
     ident->name = jstr(r->pool, o, "name");
     ident->upn = jstr(r->pool, o, "preferred_username");
     ident->email = jstr(r->pool, o, "email");
+    /* xms_edov: Microsoft says the email claim's domain belongs to the user's tenant. */
+    json_object *edov;
+    int verified = ident->email != NULL && json_object_object_get_ex(o, "xms_edov", &edov) &&
+                   (json_object_is_type(edov, json_type_boolean)
+                        ? json_object_get_boolean(edov)
+                        : json_object_is_type(edov, json_type_string) &&
+                              (strcasecmp(json_object_get_string(edov), "true") == 0 ||
+                               strcmp(json_object_get_string(edov), "1") == 0));
+    ident->verified = vouched(verified, 0);
     if (ident->email == NULL && ident->upn != NULL && strchr(ident->upn, '@') != NULL) {
         ident->email = ident->upn;
     }
@@ -380,6 +394,55 @@ static const char *verify_id_token(request_rec *r, const msa_srv_t *srv, const m
 out:
     json_object_put(o);
     return cause;
+}
+
+const char *msa_graph_tenant(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                             const char *access_token, const msa_ms_profile_t *prof,
+                             int via_segment, msa_identity_t *ident, const char **detail)
+{
+    msa_ms_org_t org;
+    const char *err = NULL;
+    apr_status_t rv = msa_ms_graph_tenant(srv->http, r->pool, srv->graph_host, access_token,
+                                          prof->id, &org, &err);
+    if (ident->oid == NULL && prof->id != NULL && msa_parse_guid(prof->id) == NULL) {
+        ident->oid = prof->id; /* a work/school account's Graph id is its oid */
+    }
+    const char *tid = ident->tid;
+    if (tid == NULL) {
+        if (rv == MSA_EUNREACHABLE) {
+            *detail = err;
+            return "idp_unreachable";
+        }
+        if (rv == MSA_EDENIED) {
+            *detail = err;
+            return "profile_failed";
+        }
+        if (rv != APR_SUCCESS) {
+            if (msa_ms_tenant_restricted(app->tenant, app->allowed_tenants)) {
+                *detail = apr_psprintf(r->pool,
+                                       "the user's tenant cannot be known (%s) and the app "
+                                       "admits only some tenants",
+                                       err ? err : "no organization");
+                return "tenant_not_allowed";
+            }
+            MSA_RLOG(r, APLOG_INFO, "tenant_unknown", "appid=%s: %s: the session has no tenant",
+                     msa_app_token_id(app), err ? err : "no organization");
+            return NULL;
+        }
+        if (!msa_ms_tenant_allowed(app->tenant, app->allowed_tenants, org.tid,
+                                   via_segment ? NULL : org.domains)) {
+            *detail = apr_psprintf(r->pool, "tenant %s is not allowed", org.tid);
+            return "tenant_not_allowed";
+        }
+        ident->tid = tid = org.tid;
+    } else if (rv != APR_SUCCESS || strcasecmp(org.tid, tid) != 0) {
+        /* The verified id_token named the tenant; Graph would only have added its domains. */
+        return NULL;
+    }
+    ident->verified = vouched(
+        msa_word_in(ident->verified, "email") || msa_ms_address_in(ident->email, org.domains),
+        msa_word_in(ident->verified, "upn") || msa_ms_address_in(ident->upn, org.domains));
+    return NULL;
 }
 
 /* Login start (4.1) ------------------------------------------------------------------- */
@@ -625,6 +688,10 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
         if (cause != NULL) {
             return fail(r, srv, app, cause, APLOG_WARNING, detail);
         }
+    } else if (module_initiated && msa_word_in(c.scope, "openid")) {
+        /* We asked for an id_token (and its nonce): a scope edited on the way is no login. */
+        return fail(r, srv, app, "invalid_id_token", APLOG_INFO,
+                    "the login asked for openid and the token answer has no id_token");
     }
     const char *granted = tokens.scope ? tokens.scope : app->scope;
     if (tokens.id_token == NULL || msa_ms_scope_has_user_read(granted)) {
@@ -637,10 +704,19 @@ static int handle_callback(request_rec *r, const msa_srv_t *srv)
         if (rv != APR_SUCCESS) {
             return fail(r, srv, app, "profile_failed", APLOG_WARNING, detail);
         }
+        if (ident.email == NULL || prof.email == NULL || strcasecmp(ident.email, prof.email) != 0) {
+            ident.verified = NULL; /* xms_edov spoke of the id_token's address only */
+        }
         ident.id = prof.id;
         ident.name = prof.name;
         ident.email = prof.email;
         ident.upn = prof.upn;
+        /* Without an id_token the tenant comes from Graph, and passes the same rule. */
+        const char *cause =
+            msa_graph_tenant(r, srv, app, tokens.access_token, &prof, 1, &ident, &detail);
+        if (cause != NULL) {
+            return fail(r, srv, app, cause, APLOG_WARNING, detail);
+        }
     }
     if (app->groups == MSA_GROUPS_GRAPH || (app->groups == MSA_GROUPS_TOKEN && overage)) {
         rv = msa_ms_graph_groups(srv->http, r->pool, srv->graph_host, tokens.access_token,

@@ -79,6 +79,7 @@ static void identity_of_token(const msa_token_t *t, msa_identity_t *ident)
     ident->tid = t->tid;
     ident->oid = t->oid;
     ident->picture = t->picture;
+    ident->verified = t->verified;
     ident->groups = t->groups;
 }
 
@@ -206,6 +207,23 @@ static int post(request_rec *r, const msa_srv_t *srv)
     ident.name = prof.name;
     ident.email = prof.email;
     ident.upn = prof.upn;
+    /* Graph accepting the token proves the user, not the tenant: ask Graph for that too. */
+    const char *detail = NULL;
+    const char *cause = msa_graph_tenant(r, srv, app, req.token, &prof, 0, &ident, &detail);
+    if (cause != NULL && strcmp(cause, "idp_unreachable") == 0) {
+        MSA_RLOG(r, APLOG_WARNING, "graph_unreachable", "%s", detail);
+        return error(r, HTTP_BAD_GATEWAY, "Microsoft Graph is unreachable");
+    }
+    if (cause != NULL && strcmp(cause, "tenant_not_allowed") == 0) {
+        MSA_RLOG(r, APLOG_INFO, "tenant_not_allowed", "appid=%s: %s", msa_app_token_id(app),
+                 detail);
+        return error(r, HTTP_UNAUTHORIZED,
+                     "the user's tenant may not sign in to this app, or cannot be known");
+    }
+    if (cause != NULL) {
+        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), detail);
+        return error(r, HTTP_UNAUTHORIZED, "the Microsoft access token was refused");
+    }
     return issue(r, srv, app, &ident);
 }
 

@@ -8,6 +8,7 @@
 
 #include "msa_cfg.h"
 #include "msa_http.h"
+#include "msa_ms.h"
 #include "msa_token.h"
 
 extern module AP_MODULE_DECLARE_DATA msauth_module;
@@ -65,6 +66,17 @@ int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
  */
 int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                       const msa_identity_t *ident, msa_token_t *st, char **jwt);
+/*
+ * Completes ident once Graph /me accepted access_token (prof its answer): the
+ * user's tenant from Graph and the addresses Graph vouches for. When
+ * ident->tid is NULL (no id_token), that tenant must pass MSAuthTenant and
+ * MSAuthAllowedTenants (via_segment: the token came from MSAuthTenant's own
+ * endpoint); a tenant Graph cannot name is refused where tenants are
+ * restricted. Returns NULL, or a login failure cause with *detail set.
+ */
+const char *msa_graph_tenant(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                             const char *access_token, const msa_ms_profile_t *prof,
+                             int via_segment, msa_identity_t *ident, const char **detail);
 /* Issues the session cookie for ident and redirects to return_to or the success URL. */
 int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                      const msa_identity_t *ident, const char *return_to);

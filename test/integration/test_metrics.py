@@ -60,9 +60,9 @@ def test_counters(request, fakems):
         assert m['msauth_tokens_refused_total{reason="invalid"}'] == 4
         assert m["msauth_logins_started_total"] == 1
         assert m["msauth_tokens_issued_total"] == 3
-        # each login: one token call, one Graph call
-        assert m["msauth_outgoing_call_seconds_count"] == 6
-        assert m['msauth_outgoing_call_seconds_bucket{le="+Inf"}'] == 6
+        # each login: one token call, Graph /me and Graph /organization (the tenant)
+        assert m["msauth_outgoing_call_seconds_count"] == 9
+        assert m['msauth_outgoing_call_seconds_bucket{le="+Inf"}'] == 9
         assert m["msauth_outgoing_calls_failed_total"] == 0
     h.check_log()
 

@@ -591,14 +591,14 @@ def test_require_rules(httpd, fakems, path, allowed, denied):
     assert r.status_code == 403  # signed in but not allowed: no login loop
 
 
-def test_seed_session_has_no_tenant_and_fails_ms_tenant(httpd, fakems):
+def test_seed_session_knows_its_tenant_from_graph(httpd, fakems):
     from msauth import seed_authorize_url
     back = fakems.pick_user(seed_authorize_url(fakems, httpd, "legacy"))
     s = requests.Session()
     r = s.get(back, allow_redirects=False, timeout=10)
     assert r.headers["Location"] == "/tenant/whoami.cgi"
     r = s.get(httpd.url("/legacy/whoami.cgi"), timeout=10)
-    assert env_of(r.text)["MSAUTH_TID"] == ""
+    assert env_of(r.text)["MSAUTH_TID"] == CONTOSO_TID   # Graph /v1.0/organization
     token = s.cookies["msauth-legacy"]
     # same user, legacy app's token, on the root app's tenant rule: refused
     r = s.get(httpd.url("/tenant/whoami.cgi"), headers={"Authorization": "Bearer " + token},

@@ -14,8 +14,8 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import (CLIENT_ID, CLIENT_SECRET, KEY, SEED_SCOPE, callback_path, hs256_valid,
-                    jwt_parts, query_of, seed_authorize_url, FAKEMS_APP)
+from msauth import (CLIENT_ID, CLIENT_SECRET, CONTOSO_TID, KEY, SEED_SCOPE, callback_path,
+                    hs256_valid, jwt_parts, query_of, seed_authorize_url, FAKEMS_APP)
 
 APP2_CLIENT = "22222222-3333-4444-5555-666666666666"
 APP2_SECRET = "second-app-secret-abcdefghijklmnop"
@@ -131,7 +131,7 @@ def test_session_cookie_attributes(fakems, httpd):
     assert claims["exp"] - claims["iat"] == 86400
     assert claims["refresh"] == (claims["iat"] + 3600) * 1000
     assert claims["upn"] == "alice@contoso.example"
-    assert "tid" not in claims  # the seed's Graph-only login does not learn the tenant
+    assert claims["tid"] == CONTOSO_TID  # the seed's Graph-only login asks Graph for it
 
 
 def test_named_app_login(fakems, httpd):

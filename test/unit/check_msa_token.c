@@ -22,6 +22,7 @@ static msa_identity_t alice(void)
     id.email = "alice@example.com";
     id.upn = "alice@contoso.onmicrosoft.com";
     id.tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    id.verified = "email";
     id.picture = "https://example.com/alice.png";
     id.groups = apr_array_make(pool, 2, sizeof(const char *));
     APR_ARRAY_PUSH(id.groups, const char *) = "g-one";
@@ -50,6 +51,7 @@ START_TEST(session_fields)
     ck_assert_str_eq(t.email, "alice@example.com");
     ck_assert_str_eq(t.upn, "alice@contoso.onmicrosoft.com");
     ck_assert_str_eq(t.tid, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+    ck_assert_str_eq(t.verified, "email");
     ck_assert_str_eq(t.token_use, "session");
     ck_assert_int_eq(t.iat, NOW);
     ck_assert_int_eq(t.nbf, NOW);
@@ -65,6 +67,12 @@ START_TEST(session_fields)
     msa_token_t t2;
     ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 86400, 3600, &t2), APR_SUCCESS);
     ck_assert_str_ne(t.jti, t2.jti);
+
+    /* The verified claim survives the JSON round trip. */
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_from_json(pool, msa_token_to_json(pool, &t), &t2, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(t2.verified, "email");
 }
 END_TEST
 
@@ -117,12 +125,16 @@ START_TEST(id_token_fields)
     ck_assert_int_eq(t.iat, NOW);
     ck_assert_int_eq(t.nbf, NOW);
     ck_assert_int_eq(t.exp, NOW + 60);
-    ck_assert_ptr_null(t.upn);
+    /* And what else the login learnt, for the session it is exchanged for. */
+    ck_assert_str_eq(t.upn, "alice@contoso.onmicrosoft.com");
+    ck_assert_str_eq(t.verified, "email");
     ck_assert_ptr_null(t.idp);
+    ck_assert_ptr_null(t.groups);
     ck_assert_int_eq(t.refresh, 0);
     ck_assert_int_ge(strlen(t.jti), 22);
     char *json = msa_token_to_json(pool, &t);
-    ck_assert_ptr_null(strstr(json, "\"upn\""));
+    ck_assert_ptr_nonnull(strstr(json, "\"verified\":\"email\""));
+    ck_assert_ptr_null(strstr(json, "\"groups\""));
     ck_assert_ptr_null(strstr(json, "\"idp\""));
     ck_assert_ptr_null(strstr(json, "\"refresh\""));
 }
