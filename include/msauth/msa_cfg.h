@@ -69,7 +69,8 @@ enum { MSA_PASS_ENV, MSA_PASS_HEADERS, MSA_PASS_BOTH, MSA_PASS_NONE };
     X(int, pass_claims, "MSAuthPassClaims")                                                        \
     X(int, easy_auth, "MSAuthEasyAuthHeaders")                                                     \
     X(int, accept_bearer, "MSAuthAcceptBearer")                                                    \
-    X(int, strip_cookie, "MSAuthStripCookie")
+    X(int, strip_cookie, "MSAuthStripCookie")                                                      \
+    X(int, trust_unverified_email, "MSAuthTrustUnverifiedEmail")
 
 #define MSA_CFG_MEMBER(type, field, directive)                                                     \
     type field;                                                                                    \

@@ -121,17 +121,26 @@ static const char *clean(request_rec *r, const char *v)
     return out ? out : v;
 }
 
-static const char *remote_user(const msa_dir_t *dir, const msa_token_t *t)
+/*
+ * REMOTE_USER rests on what the user's tenant cannot set for another tenant
+ * (the README's identity rule): an email or UPN only where it is trusted,
+ * else <oid>@<tid>, else the id.
+ */
+static const char *remote_user(request_rec *r, const msa_dir_t *dir, const msa_token_t *t)
 {
+    const char *id =
+        t->tid ? apr_pstrcat(r->pool, t->oid ? t->oid : t->sub, "@", t->tid, NULL) : t->sub;
+    const char *email = t->email && msa_address_trusted(r, t, "email") ? t->email : NULL;
+    const char *upn = t->upn && msa_address_trusted(r, t, "upn") ? t->upn : NULL;
     switch (dir->remote_user_claim) {
     case MSA_CLAIM_UPN:
-        return t->upn ? t->upn : t->sub;
+        return upn ? upn : id;
     case MSA_CLAIM_ID:
         return t->sub;
     case MSA_CLAIM_NAME:
         return t->name ? t->name : t->sub;
     default:
-        return t->email ? t->email : t->upn ? t->upn : t->sub;
+        return email ? email : upn ? upn : id;
     }
 }
 
@@ -360,7 +369,7 @@ int msa_check_authn(request_rec *r)
         q->token = t;
         q->app = app;
         ap_set_module_config(r->request_config, &msauth_module, q);
-        r->user = apr_pstrdup(r->pool, clean(r, remote_user(dir, t)));
+        r->user = apr_pstrdup(r->pool, clean(r, remote_user(r, dir, t)));
         r->ap_auth_type = "Microsoft";
         pass_identity(r, dir, t);
         if (dir->easy_auth) {

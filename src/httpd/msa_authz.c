@@ -75,6 +75,21 @@ PARSER(parse_tenant, REQ_TENANT)
 PARSER(parse_group, REQ_GROUP)
 PARSER(parse_claim, REQ_CLAIM)
 
+int msa_address_trusted(request_rec *r, const msa_token_t *t, const char *which)
+{
+    const msa_dir_t *dir = msa_dir_get(r);
+    if (dir->trust_unverified_email) {
+        return 1;
+    }
+    /* Only the app's one organisation names its users: whatever it says of them holds. */
+    const msa_app_t *app = msa_app_lookup(r, msa_srv_get(r->server), dir->app);
+    if (app != NULL && msa_ms_tenant_single(app->tenant, app->allowed_tenants) &&
+        msa_ms_tenant_allowed(app->tenant, app->allowed_tenants, t->tid, NULL)) {
+        return 1;
+    }
+    return msa_word_in(t->verified, which);
+}
+
 static int any_equal(const apr_array_header_t *words, const char *v)
 {
     for (int i = 0; v != NULL && i < words->nelts; i++) {
@@ -123,10 +138,12 @@ static authz_status check(request_rec *r, const void *parsed, req_kind_t kind)
     }
     switch (kind) {
     case REQ_USER:
-        ok = any_equal(pr->words, t->email) || any_equal(pr->words, t->upn);
+        ok = (msa_address_trusted(r, t, "email") && any_equal(pr->words, t->email)) ||
+             (msa_address_trusted(r, t, "upn") && any_equal(pr->words, t->upn));
         break;
     case REQ_DOMAIN:
-        ok = any_equal(pr->words, domain_of(t->upn)) || any_equal(pr->words, domain_of(t->email));
+        ok = (msa_address_trusted(r, t, "upn") && any_equal(pr->words, domain_of(t->upn))) ||
+             (msa_address_trusted(r, t, "email") && any_equal(pr->words, domain_of(t->email)));
         break;
     case REQ_TENANT:
         ok = any_equal(pr->words, t->tid);

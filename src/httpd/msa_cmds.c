@@ -503,6 +503,7 @@ DIR_ENUM(set_pass_claims, pass_claims, "env", "headers", "both", "none")
 DIR_FLAG(set_easy_auth, easy_auth)
 DIR_FLAG(set_accept_bearer, accept_bearer)
 DIR_FLAG(set_strip_cookie, strip_cookie)
+DIR_FLAG(set_trust_unverified_email, trust_unverified_email)
 
 #define S_ RSRC_CONF
 #define D_ (ACCESS_CONF | OR_AUTHCFG)
@@ -584,5 +585,8 @@ const command_rec msa_cmds[] = {
                  "On: accept Authorization: Bearer <session token>"),
     AP_INIT_FLAG("MSAuthStripCookie", set_strip_cookie, NULL, D_,
                  "On: hide the module's cookies from the app"),
+    AP_INIT_FLAG("MSAuthTrustUnverifiedEmail", set_trust_unverified_email, NULL, D_,
+                 "On: REMOTE_USER and Require ms-user/ms-domain take any email or UPN, "
+                 "verified or not (Para)"),
     {NULL},
 };

@@ -54,6 +54,13 @@ int msa_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
 int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 void msa_child_init(apr_pool_t *p, server_rec *s);
 
+/*
+ * msa_authz.c: whether the session's "email" or "upn" (which) may identify the
+ * user here: MSAuthTrustUnverifiedEmail On, a one-tenant app, or Microsoft
+ * vouched for it at login (the token's verified claim).
+ */
+int msa_address_trusted(request_rec *r, const msa_token_t *t, const char *which);
+
 /* msa_handler.c */
 int msa_quick_handler(request_rec *r, int lookup_uri);
 int msa_redact_request_line(request_rec *r);

@@ -26,6 +26,8 @@ OIDC_SECRET = "tenant-oidc-client-secret-0123456789"
 
 LOCATIONS = {
     "/cgi/": "",
+    "/user/": "Require ms-user alice@contoso.example",
+    "/domain/": "Require ms-domain contoso.example",
     "/single/": "MSAuthApp single",
     "/orgs/": "MSAuthApp orgs",
     "/oidc/": "MSAuthApp oidc",
@@ -234,3 +236,83 @@ def test_login_without_an_id_token_applies_the_tenant_rules(httpd, fakems):
     b = Browser(httpd, fakems)
     assert b.seed_login(None, "bob").status_code == 302
     assert b.session()["tid"] == CONSUMERS_TID
+
+
+# Item 5: identity from what another tenant cannot forge ---------------------------
+
+def test_mail_set_by_another_tenant_is_not_an_identity(httpd, fakems):
+    """eve's tenant set her `mail` to alice@contoso.example. Through the callback
+    (with and without an id_token) and the JWT API she is not alice: REMOTE_USER is her
+    own UPN (a verified domain of her tenant, as Graph lists them) and Require ms-user /
+    ms-domain do not match her."""
+    httpd.expect_error(r"AH01631: user eve@northwind\.example: authorization failure")
+    sessions = []
+    b = Browser(httpd, fakems)
+    b.login("/cgi/whoami.cgi", "eve")
+    sessions.append(("module login", b.s, None))
+    b2 = Browser(httpd, fakems)
+    assert b2.seed_login(None, "eve").status_code == 302
+    sessions.append(("seed login", b2.s, None))
+    r = jwt_api(httpd, {"provider": "microsoft", "token": graph_token(fakems, "eve")})
+    assert r.status_code == 200, r.text
+    sessions.append(("JWT API", requests.Session(), r.json()["jwt"]["access_token"]))
+    for how, s, bearer in sessions:
+        h = dict(NAV)
+        if bearer:
+            h["Authorization"] = "Bearer " + bearer
+        env = env_of(s.get(httpd.url("/cgi/whoami.cgi"), headers=h, timeout=10).text)
+        assert env["REMOTE_USER"] == "eve@northwind.example", (how, env)
+        assert env["MSAUTH_TID"] == NORTHWIND_TID, how
+        for path in ("/user/whoami.cgi", "/domain/whoami.cgi"):
+            r = s.get(httpd.url(path), headers=h, allow_redirects=False, timeout=10)
+            assert r.status_code == 403, (how, path, r.status_code)
+    # alice herself: her address is her tenant's verified domain.
+    b = Browser(httpd, fakems)
+    b.login("/user/whoami.cgi", "alice")
+    assert env_of(b.get("/user/whoami.cgi").text)["REMOTE_USER"] == "alice@contoso.example"
+    assert b.get("/domain/whoami.cgi").status_code == 200
+
+
+def test_without_graph_remote_user_is_oid_at_tid(httpd, fakems):
+    """An app that asks Microsoft for the id_token only: eve's email is not vouched for
+    (xms_edov false) nor is her preferred_username, so REMOTE_USER is <oid>@<tid>; alice's
+    email is (xms_edov true)."""
+    b = Browser(httpd, fakems)
+    b.login("/oidc/whoami.cgi", "eve")
+    env = env_of(b.get("/oidc/whoami.cgi").text)
+    assert env["REMOTE_USER"] == "%s@%s" % (EVE_OID, NORTHWIND_TID), env
+    assert env["MSAUTH_EMAIL"] == "alice@contoso.example"   # the app still sees the address
+    b = Browser(httpd, fakems)
+    b.login("/oidc/whoami.cgi", "alice")
+    assert env_of(b.get("/oidc/whoami.cgi").text)["REMOTE_USER"] == "alice@contoso.example"
+
+
+def test_trust_unverified_email_keeps_paras_behaviour(request, fakems):
+    """MSAuthTrustUnverifiedEmail On: Para's raw email as REMOTE_USER and for ms-user."""
+    h = Httpd(FAKEMS_APP + """MSAuthSecretKey @KEY@
+MSAuthSigninFailure /failed?cause=?
+Alias /para/ @DIR@/htdocs/cgi/
+<Location /para/>
+    AuthType Microsoft
+    MSAuthTrustUnverifiedEmail On
+    Require ms-user alice@contoso.example
+</Location>
+""", fakems, name="para").start()
+    request.addfinalizer(h.cleanup)
+    b = Browser(h, fakems)
+    b.login("/para/whoami.cgi", "eve")
+    r = b.get("/para/whoami.cgi")
+    assert r.status_code == 200
+    assert env_of(r.text)["REMOTE_USER"] == "alice@contoso.example"
+    h.check_log()
+
+
+def test_trust_unverified_email_is_checked_by_configtest(request, fakems):
+    h = Httpd(FAKEMS_APP + """MSAuthSecretKey @KEY@
+<Location /x>
+    MSAuthTrustUnverifiedEmail maybe
+</Location>
+""", fakems, name="paracfg")
+    request.addfinalizer(h.cleanup)
+    rc, out = h.configtest()
+    assert rc != 0 and "MSAuthTrustUnverifiedEmail" in out and "httpd.conf" in out, out
