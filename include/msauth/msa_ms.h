@@ -111,22 +111,13 @@ apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph
                                  const char **err);
 
 /*
- * The one tenant rule of MSAuthTenant (tenant) and MSAuthAllowedTenants
- * (allowed, NULL for any): whether users of tenant tid may sign in. A domain
- * tenant is checked against domains, tid's verified domains from Graph; pass
- * NULL when Microsoft issued the token at that tenant's own endpoint.
- */
-int msa_ms_tenant_allowed(const char *tenant, const apr_array_header_t *allowed, const char *tid,
-                          const apr_array_header_t *domains);
-
-/* Whether the rule admits fewer than all tenants (anything but common with no list). */
-int msa_ms_tenant_restricted(const char *tenant, const apr_array_header_t *allowed);
-
-/*
  * Whether the rule admits exactly one organisation: MSAuthTenant a tenant GUID
  * or domain, or a single MSAuthAllowedTenants entry; personal accounts never.
  */
 int msa_ms_tenant_single(const char *tenant, const apr_array_header_t *allowed);
+
+/* Whether domain is one of domains (any case). */
+int msa_ms_domain_in(const char *domain, const apr_array_header_t *domains);
 
 /* Whether the domain of the address addr (after its last '@') is one of domains. */
 int msa_ms_address_in(const char *addr, const apr_array_header_t *domains);

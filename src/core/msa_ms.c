@@ -603,11 +603,6 @@ static int ms_segment(const char *t, const char *name)
     return t != NULL && strcasecmp(t, name) == 0;
 }
 
-int msa_ms_tenant_restricted(const char *tenant, const apr_array_header_t *allowed)
-{
-    return allowed != NULL || !(tenant == NULL || ms_segment(tenant, "common"));
-}
-
 int msa_ms_tenant_single(const char *tenant, const apr_array_header_t *allowed)
 {
     if (tenant != NULL && (ms_guid(tenant) || ms_domain(tenant))) {
@@ -628,38 +623,15 @@ static int ms_listed(const apr_array_header_t *list, const char *s)
     return 0;
 }
 
-int msa_ms_tenant_allowed(const char *tenant, const apr_array_header_t *allowed, const char *tid,
-                          const apr_array_header_t *domains)
+int msa_ms_domain_in(const char *domain, const apr_array_header_t *domains)
 {
-    if (tid == NULL || !ms_guid(tid)) {
-        return 0;
-    }
-    int personal = strcasecmp(tid, MSA_MS_CONSUMERS_TID) == 0;
-    if (tenant == NULL || ms_segment(tenant, "common")) {
-        /* any tenant, as far as MSAuthTenant goes */
-    } else if (ms_segment(tenant, "consumers")) {
-        if (!personal) {
-            return 0;
-        }
-    } else if (ms_segment(tenant, "organizations")) {
-        if (personal) {
-            return 0;
-        }
-    } else if (ms_guid(tenant)) {
-        if (strcasecmp(tenant, tid) != 0) {
-            return 0;
-        }
-    } else if (domains != NULL && !ms_listed(domains, tenant)) {
-        /* A domain names the tenant that verified it; Graph lists that tenant's domains. */
-        return 0;
-    }
-    return allowed == NULL || ms_listed(allowed, tid);
+    return domain != NULL && *domain != '\0' && ms_listed(domains, domain);
 }
 
 int msa_ms_address_in(const char *addr, const apr_array_header_t *domains)
 {
     const char *at = addr != NULL ? strrchr(addr, '@') : NULL;
-    return at != NULL && at[1] != '\0' && ms_listed(domains, at + 1);
+    return at != NULL && msa_ms_domain_in(at + 1, domains);
 }
 
 apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph_host,

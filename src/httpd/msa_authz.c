@@ -82,9 +82,12 @@ int msa_address_trusted(request_rec *r, const msa_token_t *t, const char *which)
         return 1;
     }
     /* Only the app's one organisation names its users: whatever it says of them holds. */
-    const msa_app_t *app = msa_app_lookup(r, msa_srv_get(r->server), dir->app);
-    if (app != NULL && msa_ms_tenant_single(app->tenant, app->allowed_tenants) &&
-        msa_ms_tenant_allowed(app->tenant, app->allowed_tenants, t->tid, NULL)) {
+    const msa_app_t *app = msa_request_app(r);
+    if (app == NULL) {
+        app = msa_app_lookup(r, msa_srv_get(r->server), dir->app);
+    }
+    if (app != NULL && msa_ms_tenant_single(app->tenant, app->allowed_tenants) && t->tid != NULL &&
+        msa_app_tenant_allowed(app, t->tid)) {
         return 1;
     }
     return msa_word_in(t->verified, which);

@@ -418,7 +418,7 @@ const char *msa_graph_tenant(request_rec *r, const msa_srv_t *srv, const msa_app
             return "profile_failed";
         }
         if (rv != APR_SUCCESS) {
-            if (msa_ms_tenant_restricted(app->tenant, app->allowed_tenants)) {
+            if (msa_app_restricts_tenants(app)) {
                 *detail = apr_psprintf(r->pool,
                                        "the user's tenant cannot be known (%s) and the app "
                                        "admits only some tenants",
@@ -429,8 +429,13 @@ const char *msa_graph_tenant(request_rec *r, const msa_srv_t *srv, const msa_app
                      msa_app_token_id(app), err ? err : "no organization");
             return NULL;
         }
-        if (!msa_ms_tenant_allowed(app->tenant, app->allowed_tenants, org.tid,
-                                   via_segment ? NULL : org.domains)) {
+        /*
+         * A domain-named MSAuthTenant is the tenant that verified it: a token redeemed at
+         * its own endpoint is that tenant's, any other must list the domain (Graph).
+         */
+        int domain_ok = via_segment || strchr(app->tenant, '.') == NULL ||
+                        msa_ms_domain_in(app->tenant, org.domains);
+        if (!domain_ok || !msa_app_tenant_allowed(app, org.tid)) {
             *detail = apr_psprintf(r->pool, "tenant %s is not allowed", org.tid);
             return "tenant_not_allowed";
         }

@@ -50,6 +50,9 @@ MSAuthSigninFailure /failed?cause=?
     MSAuthAllowedTenants %(contoso)s
     MSAuthSigninFailure /single/failed?cause=?
 </MSAuthApp>
+<MSAuthApp bydomain>
+    MSAuthTenant contoso.example
+</MSAuthApp>
 <MSAuthApp oidc>
     MSAuthClientID %(oidc)s
     MSAuthClientSecret %(oidc_secret)s
@@ -180,6 +183,16 @@ def test_jwt_api_refuses_a_graph_token_of_another_tenant(httpd, fakems):
     opened = requests.get(httpd.url("/single/whoami.cgi"), timeout=10, headers={
         "Authorization": "Bearer " + r.json()["jwt"]["access_token"]})
     assert opened.status_code == 200 and env_of(opened.text)["MSAUTH_TID"] == CONTOSO_TID
+
+
+def test_jwt_api_checks_a_domain_named_tenant_against_graphs_verified_domains(httpd, fakems):
+    r = jwt_api(httpd, {"appid": "bydomain", "provider": "microsoft",
+                        "token": graph_token(fakems, "carol")})
+    assert r.status_code == 401 and "tenant" in r.json()["message"], r.text
+    r = jwt_api(httpd, {"appid": "bydomain", "provider": "microsoft",
+                        "token": graph_token(fakems, "alice")})
+    assert r.status_code == 200, r.text
+    assert jwt_parts(r.json()["jwt"]["access_token"])[1]["tid"] == CONTOSO_TID
 
 
 def test_jwt_api_records_the_tenant_where_any_tenant_may_sign_in(httpd, fakems):
