@@ -21,6 +21,10 @@ static void msa_register_hooks(apr_pool_t *p)
     ap_hook_child_init(msa_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so nothing logs the request line before its codes and tokens are hidden. */
     ap_hook_post_read_request(msa_redact_request_line, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* AuthType Microsoft: client-sent identity headers go before any access check... */
+    ap_hook_post_perdir_config(msa_scrub_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* ...and the module's cookies and Bearer token before the handler, Require met or not. */
+    ap_hook_fixups(msa_hide_credentials, NULL, NULL, APR_HOOK_FIRST);
     /* AuthType Microsoft: only when this location asks for it. */
     ap_hook_check_authn(msa_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     /* <callback>/metrics goes through Apache's access checks like any content. */

@@ -134,11 +134,11 @@ const char *msa_app_incomplete(const msa_app_t *a);
 const char *msa_app_token_id(const msa_app_t *a);
 
 /*
- * The aud claim of the app's tokens in the virtual host server_name (its
- * ServerName): "<client id>:<appid>@<server name>". A token opens only the
- * app whose audience it names.
+ * The aud claim of the app's tokens in the virtual host named vhost (its
+ * ServerName and port): "<client id>:<appid>@<vhost>". A token opens only
+ * the app whose audience it names.
  */
-const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *server_name);
+const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *vhost);
 
 /* Whether the app restricts tenants: MSAuthTenant other than common, or MSAuthAllowedTenants. */
 int msa_app_restricts_tenants(const msa_app_t *a);

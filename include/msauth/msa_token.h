@@ -35,7 +35,7 @@ typedef struct msa_token {
     const char *sub;
     const char *identifier; /* "ms:<sub>" */
     const char *appid;
-    const char *aud; /* the issuing app: "<client id>:<appid>@<server name>" (msa_app_audience) */
+    const char *aud; /* the issuing app: "<client id>:<appid>@<host>:<port>" (msa_app_audience) */
     const char *idp;
     const char *name;
     const char *email;

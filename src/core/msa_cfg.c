@@ -169,10 +169,10 @@ const char *msa_app_token_id(const msa_app_t *a)
     return *a->appid ? a->appid : MSA_ROOT_APPID;
 }
 
-const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *server_name)
+const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *vhost)
 {
     return apr_pstrcat(p, a->client_id ? a->client_id : "", ":", msa_app_token_id(a), "@",
-                       server_name ? server_name : "", NULL);
+                       vhost ? vhost : "", NULL);
 }
 
 int msa_app_restricts_tenants(const msa_app_t *a)

@@ -88,6 +88,24 @@ static int own_cookie(void *ctx, const char *name)
     return 0;
 }
 
+/* Sets or unsets a request header; a subrequest's copy of its main request's CGI variable too. */
+static void set_header(request_rec *r, const char *name, const char *env, const char *value)
+{
+    if (value == NULL) {
+        apr_table_unset(r->headers_in, name);
+    } else {
+        apr_table_set(r->headers_in, name, value);
+    }
+    /* mod_include put the main request's headers into the environment the subrequest copied. */
+    if (r->main != NULL && apr_table_get(r->subprocess_env, env) != NULL) {
+        if (value == NULL) {
+            apr_table_unset(r->subprocess_env, env);
+        } else {
+            apr_table_set(r->subprocess_env, env, value);
+        }
+    }
+}
+
 static void strip_cookies(request_rec *r, const msa_srv_t *srv)
 {
     const char *header = apr_table_get(r->headers_in, "Cookie");
@@ -96,11 +114,7 @@ static void strip_cookies(request_rec *r, const msa_srv_t *srv)
     }
     strip_ctx_t sc = {srv, r->pool, msa_stored_cookie_names(r, srv)};
     const char *rest = msa_cookie_strip(r->pool, header, own_cookie, &sc);
-    if (rest == NULL) {
-        apr_table_unset(r->headers_in, "Cookie");
-    } else {
-        apr_table_set(r->headers_in, "Cookie", rest);
-    }
+    set_header(r, "Cookie", "HTTP_COOKIE", rest);
 }
 
 /* A value fit for an environment variable or a header: no control characters. */
@@ -241,9 +255,20 @@ static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_
     return APR_SUCCESS;
 }
 
+/*
+ * The virtual host is its ServerName and port: browsers send a host's cookies
+ * to each of its ports, and two ports may be two virtual hosts.
+ */
 const char *msa_request_audience(request_rec *r, const msa_app_t *app)
 {
-    return msa_app_audience(r->pool, app, r->server->server_hostname);
+    const server_rec *s = r->server;
+    const char *host = s->server_hostname ? s->server_hostname : "";
+    /* ServerName's port, else the <VirtualHost> address's. */
+    apr_port_t port = s->port ? s->port : s->addrs ? s->addrs->host_port : 0;
+    if (port != 0) {
+        host = apr_pstrcat(r->pool, host, ":", apr_itoa(r->pool, port), NULL);
+    }
+    return msa_app_audience(r->pool, app, host);
 }
 
 apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
@@ -322,16 +347,91 @@ static void pass_easyauth(request_rec *r, const msa_token_t *t)
                    msa_claims_easyauth_principal(r->pool, t));
 }
 
-int msa_check_authn(request_rec *r)
+static int is_microsoft(request_rec *r)
 {
     const char *type = ap_auth_type(r);
-    if (type == NULL || strcasecmp(type, "Microsoft") != 0) {
+    return type != NULL && strcasecmp(type, "Microsoft") == 0;
+}
+
+/*
+ * The identity a subrequest inherits in its environment from its main request
+ * (mod_include adds REMOTE_USER and AUTH_TYPE there), which its own app did
+ * not vouch for.
+ */
+static void scrub_env(request_rec *r)
+{
+    apr_table_unset(r->subprocess_env, "REMOTE_USER");
+    apr_table_unset(r->subprocess_env, "AUTH_TYPE");
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *drop = NULL;
+    for (int i = 0; i < arr->nelts; i++) {
+        const char *k = e[i].key;
+        if (k != NULL &&
+            (strncmp(k, "MSAUTH_", 7) == 0 || (strncmp(k, "HTTP_", 5) == 0 && spoofable(k + 5)))) {
+            if (drop == NULL) {
+                drop = apr_array_make(r->pool, 8, sizeof(const char *));
+            }
+            APR_ARRAY_PUSH(drop, const char *) = e[i].key;
+        }
+    }
+    for (int i = 0; drop && i < drop->nelts; i++) {
+        apr_table_unset(r->subprocess_env, APR_ARRAY_IDX(drop, i, const char *));
+    }
+}
+
+/*
+ * Every request under AuthType Microsoft, before any access, authentication
+ * or authorization hook: identity headers the client sent are dropped, so
+ * neither a Require rule nor the app can mistake them for the module's. Runs
+ * whether or not the location's Require rules need a user. A subrequest keeps
+ * what its main request was given only when the same app protects it.
+ */
+int msa_scrub_request(request_rec *r)
+{
+    if (!is_microsoft(r)) {
+        return DECLINED;
+    }
+    if (r->main != NULL) {
+        const msa_srv_t *srv = msa_srv_get(r->server);
+        const msa_app_t *app = msa_app_lookup(r, srv, msa_dir_get(r)->app);
+        if (app != NULL && msa_request_app(r->main) == app) {
+            return DECLINED;
+        }
+        scrub_env(r);
+    }
+    scrub_headers(r);
+    return DECLINED;
+}
+
+/*
+ * After authorization, before the handler: the app (a CGI, a proxied
+ * backend) never sees the module's cookies or an Authorization: Bearer the
+ * module takes, whether or not a session was checked for this request.
+ */
+int msa_hide_credentials(request_rec *r)
+{
+    if (!is_microsoft(r)) {
+        return DECLINED;
+    }
+    const msa_dir_t *dir = msa_dir_get(r);
+    if (dir->strip_cookie) {
+        strip_cookies(r, msa_srv_get(r->server));
+    }
+    if (dir->accept_bearer && bearer_token(r) != NULL) {
+        set_header(r, "Authorization", "HTTP_AUTHORIZATION", NULL);
+    }
+    return DECLINED;
+}
+
+int msa_check_authn(request_rec *r)
+{
+    if (!is_microsoft(r)) {
         return DECLINED;
     }
     const msa_srv_t *srv = msa_srv_get(r->server);
     const msa_dir_t *dir = msa_dir_get(r);
     const msa_app_t *app = msa_app_lookup(r, srv, dir->app);
-    scrub_headers(r);
     if (app == NULL) {
         MSA_RLOG(r, APLOG_ERR, "config",
                  "AuthType Microsoft for %s, but app '%s' is not configured in this server", r->uri,
@@ -356,15 +456,7 @@ int msa_check_authn(request_rec *r)
         }
     }
 
-    /* The app never sees the module's cookies; a login started below still does. */
-    if (dir->strip_cookie && (t != NULL || dir->unauth_action == MSA_UNAUTH_PASS)) {
-        strip_cookies(r, srv);
-    }
     if (t != NULL) {
-        /* A Bearer session token is the module's alone: neither the app nor a backend sees it. */
-        if (dir->accept_bearer && bearer_token(r) != NULL) {
-            apr_table_unset(r->headers_in, "Authorization");
-        }
         msa_req_t *q = apr_palloc(r->pool, sizeof(*q));
         q->token = t;
         q->app = app;

@@ -140,8 +140,12 @@ typedef enum msa_verdict {
 msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t);
 
 /* msa_authn.c */
+/* Under AuthType Microsoft: client-sent identity headers dropped (post_perdir_config). */
+int msa_scrub_request(request_rec *r);
+/* Under AuthType Microsoft: the module's cookies and Bearer token hidden from the app (fixups). */
+int msa_hide_credentials(request_rec *r);
 int msa_check_authn(request_rec *r);
-/* The aud claim of app's tokens in this request's virtual host (its ServerName). */
+/* The aud claim of app's tokens in this request's virtual host (its ServerName and port). */
 const char *msa_request_audience(request_rec *r, const msa_app_t *app);
 /*
  * Verifies a token of app (msa_token_verify with the app's appid and the

@@ -317,11 +317,13 @@ class FakeMS:
 class Httpd:
     """A real Apache with the module, configured by a snippet."""
 
-    def __init__(self, conf, fakems=None, modules=(), name="httpd"):
+    def __init__(self, conf, fakems=None, modules=(), name="httpd", server_name=None):
         self.dir = tempfile.mkdtemp(prefix="msauth-%s-" % name)
         os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.origin = "http://127.0.0.1:%d" % self.port
+        # Nodes of one cluster share the public name (and port) a load balancer answers on.
+        self.server_name = server_name or "127.0.0.1:%d" % self.port
         self.fakems = fakems
         self.conf_snippet = conf
         self.modules = list(BASE_MODULES) + list(modules)
@@ -356,7 +358,7 @@ class Httpd:
         user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
         return """ServerRoot "{dir}"
 Listen 127.0.0.1:{port}
-ServerName 127.0.0.1:{port}
+ServerName {server_name}
 PidFile {dir}/httpd.pid
 {loads}
 LoadModule msauth_module {module}
@@ -377,7 +379,7 @@ Timeout 30
     AddHandler cgi-script .cgi
 </Directory>
 {snippet}
-""".format(dir=self.dir, port=self.port, loads=loads, module=MODULE, user=user,
+""".format(dir=self.dir, port=self.port, server_name=self.server_name, loads=loads, module=MODULE, user=user,
            htdocs=self.htdocs, snippet=self.substitute(self.conf_snippet))
 
     def write_config(self):

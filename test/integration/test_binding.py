@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import (CLIENT_ID, CONTOSO_TID, FABRIKAM_TID, FAKEMS_APP, Httpd, hs256_sign,
+from msauth import (CLIENT_ID, CONTOSO_TID, FABRIKAM_TID, FAKEMS_APP, Httpd, free_port, hs256_sign,
                     jwt_parts)
 
 B_CLIENT = "44444444-5555-6666-7777-888888888888"
@@ -97,13 +97,14 @@ def test_session_opens_only_the_vhost_app_that_issued_it(vhosts, fakems, log_che
     assert other.get("/cgi/whoami.cgi", bearer).status_code == 401
     assert other.get("/microsoft_auth/me", bearer).status_code == 401
     assert other.get("/jwt_auth", bearer).status_code == 401
-    assert claims["aud"] == "%s:default@a.test" % CLIENT_ID
+    assert claims["aud"] == "%s:default@a.test:%d" % (CLIENT_ID, vhosts.port)
     # Nor does a virtual host with the same client id whose rules would take alice.
     c = Host(vhosts, fakems, "c.test")
     assert c.get("/cgi/whoami.cgi", API, {"msauth": alice}).status_code == 401
     assert c.get("/microsoft_auth/me", bearer).status_code == 401
     # A token naming b's app, but whose tenant b's rule refuses: refused too.
-    forged = hs256_sign(dict(claims, aud="%s:default@b.test" % B_CLIENT, jti="forged-tid"))
+    forged = hs256_sign(dict(claims, aud="%s:default@b.test:%d" % (B_CLIENT, vhosts.port),
+                             jti="forged-tid"))
     assert other.get("/cgi/whoami.cgi", API, {"msauth": forged}).status_code == 401
     # A token without aud: refused.
     bare = dict(claims, jti="no-aud")
@@ -111,10 +112,32 @@ def test_session_opens_only_the_vhost_app_that_issued_it(vhosts, fakems, log_che
     assert a.get("/cgi/whoami.cgi", API, {"msauth": hs256_sign(bare)}).status_code == 401
     # b's own users still get in.
     carol = b.login("carol")
-    assert jwt_parts(carol)[1]["aud"] == "%s:default@b.test" % B_CLIENT
+    assert jwt_parts(carol)[1]["aud"] == "%s:default@b.test:%d" % (B_CLIENT, vhosts.port)
     r = b.get("/cgi/whoami.cgi", API)
     assert r.status_code == 200 and env_of(r.text)["REMOTE_USER"] == "carol@fabrikam.example"
     assert a.get("/cgi/whoami.cgi", API, {"msauth": carol}).status_code == 401
+
+
+# One server name on two ports: two virtual hosts, one client id, one key, the same rules.
+PORTS_CONF = FAKEMS_APP + "MSAuthSecretKey @KEY@\nListen 127.0.0.1:%d\n" + VHOST.format(
+    name="same.test", app="") + VHOST.replace("@PORT@", "%d").format(name="same.test", app="")
+
+
+def test_a_session_of_one_port_does_not_open_the_same_name_on_another(request, fakems):
+    other = free_port()
+    h = Httpd(PORTS_CONF % (other, other), fakems, name="binding-ports").start()
+    request.addfinalizer(h.cleanup)
+    first = Host(h, fakems, "same.test")
+    alice = first.login("alice")
+    assert first.get("/cgi/whoami.cgi", API).status_code == 200
+    # Browsers send cookies to every port of a host: the other port's app refuses them.
+    for cookies, headers in (({"msauth": alice}, API),
+                             ({}, {"Authorization": "Bearer " + alice, **API})):
+        r = requests.get("http://127.0.0.1:%d/cgi/whoami.cgi" % other, cookies=cookies,
+                         headers={"Host": "same.test:%d" % other, **headers}, timeout=30)
+        assert r.status_code == 401, (r.status_code, r.text[:200])
+    assert jwt_parts(alice)[1]["aud"] == "%s:default@same.test:%d" % (CLIENT_ID, h.port)
+    h.check_log()
 
 
 # Subrequests ------------------------------------------------------------------
@@ -143,6 +166,13 @@ Alias /same/ @DIR@/htdocs/cgi/
     AuthType Microsoft
     Require valid-user
 </Location>
+Alias /plain/ @DIR@/htdocs/ssi/
+Alias /bopen/ @DIR@/htdocs/cgi/
+<Location /bopen/>
+    AuthType Microsoft
+    MSAuthApp b
+    Require all granted
+</Location>
 Alias /sameadmin/ @DIR@/htdocs/cgi/
 <Location /sameadmin/>
     AuthType Microsoft
@@ -155,7 +185,8 @@ Alias /sameadmin/ @DIR@/htdocs/cgi/
 def ssi(request, fakems):
     h = Httpd(SSI_CONF, fakems, modules=["include"], name="binding-ssi")
     os.makedirs(os.path.join(h.htdocs, "ssi"))
-    for page, target in (("other", "/b/"), ("same", "/same/"), ("admin", "/sameadmin/")):
+    for page, target in (("other", "/b/"), ("same", "/same/"), ("admin", "/sameadmin/"),
+                         ("open", "/bopen/")):
         with open(os.path.join(h.htdocs, "ssi", page + ".shtml"), "w") as f:
             f.write('<p>%s</p>\n<!--#include virtual="%swhoami.cgi"-->\n' % (page, target))
     h.start()
@@ -182,3 +213,16 @@ def test_subrequest_is_checked_against_the_app_that_protects_it(ssi, fakems, log
         assert "REMOTE_USER" not in r.text and "MSAUTH_" not in r.text, r.text
     # The page's own answer starts no login on the subrequest's behalf.
     assert "msauth_state_" not in r.headers.get("Set-Cookie", "")
+    # Another app whose rules need no user: it is shown, but with nothing of alice's session.
+    r = host.get("/a/open.shtml", NAV)
+    assert r.status_code == 200 and "<p>open</p>" in r.text, (r.status_code, r.text[:300])
+    assert "alice" not in r.text and "MSAUTH_" not in r.text, r.text
+    # A page outside AuthType Microsoft: the client's identity headers stop at the include.
+    spoof = {"X-MSAuth-Email": "boss@contoso.example", "X-MS-Client-Principal-Name": "boss"}
+    for page in ("same", "open"):
+        r = host.get("/plain/%s.shtml" % page, {**NAV, **spoof})
+        assert r.status_code == 200 and "<p>%s</p>" % page in r.text, (page, r.text[:300])
+        assert "boss" not in r.text, (page, r.text)
+    # Nor does the session cookie, which the page's own environment carried.
+    r = host.get("/plain/same.shtml", NAV)
+    assert "REMOTE_USER=alice@contoso.example" in r.text and "msauth=" not in r.text, r.text

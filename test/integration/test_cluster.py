@@ -64,7 +64,7 @@ def cluster(request, fakems):
     servers = []
     for name in ("a", "b"):
         h = Httpd(CONF % store.spec, fakems, modules=["socache_" + request.param],
-                  name="cluster-" + name).start()
+                  name="cluster-" + name, server_name="app.test:443").start()
         request.addfinalizer(h.cleanup)
         servers.append(h)
     yield store, servers[0], servers[1]

@@ -70,6 +70,26 @@ Alias /echo/ @DIR@/htdocs/cgi/
 <Location /echo/>
     CGIPassAuth On
 </Location>
+Alias /open/ @DIR@/htdocs/cgi/
+<Location /open/>
+    AuthType Microsoft
+    Require all granted
+    CGIPassAuth On
+</Location>
+Alias /either/ @DIR@/htdocs/cgi/
+<Location /either/>
+    AuthType Microsoft
+    <RequireAny>
+        Require ip 127.0.0.1
+        Require valid-user
+    </RequireAny>
+    CGIPassAuth On
+</Location>
+<Location /openproxied/>
+    AuthType Microsoft
+    Require all granted
+    ProxyPass http://127.0.0.1:@PORT@/echo/
+</Location>
 """
 
 
@@ -212,6 +232,31 @@ def test_the_bearer_session_token_never_reaches_the_app_or_a_backend(httpd, fake
                   timeout=30)
         assert r.status_code == 200, (path, r.status_code)
         assert env_of(r.text).get("HTTP_AUTHORIZATION") == "Basic YXBwOnNlY3JldA==", path
+
+
+@pytest.mark.parametrize("path", ["/open/whoami.cgi", "/either/whoami.cgi",
+                                  "/openproxied/whoami.cgi"])
+def test_nothing_of_the_module_reaches_an_app_whose_rules_need_no_user(httpd, fakems, path):
+    """Under AuthType Microsoft a Require met without a user (all granted, an ip rule in a
+    RequireAny) skips the session check; the app still never sees the module's cookies, its
+    Bearer session token or identity headers the client made up."""
+    s, _ = login(httpd, fakems)
+    token = s.cookies["msauth"]
+    r = requests.get(httpd.url(path), timeout=30, cookies={"msauth": token, "theirs": "kept",
+                                                           "msauth_state_x": "y"},
+                     headers={"Authorization": "Bearer " + token,
+                              "X-MSAuth-Email": "boss@contoso.example",
+                              "X_MS_CLIENT_PRINCIPAL_NAME": "boss@contoso.example"})
+    assert r.status_code == 200, (r.status_code, r.text[:200])
+    env = env_of(r.text)
+    assert token not in r.text, "the session token reached the app"
+    assert "HTTP_AUTHORIZATION" not in env
+    assert env.get("HTTP_COOKIE") == "theirs=kept", env.get("HTTP_COOKIE")
+    assert "boss@" not in r.text, "a made-up identity header reached the app"
+    # The app's own Authorization still passes where the module takes no Bearer token.
+    r = requests.get(httpd.url(path), timeout=30,
+                     headers={"Authorization": "Basic YXBwOnNlY3JldA=="})
+    assert env_of(r.text).get("HTTP_AUTHORIZATION") == "Basic YXBwOnNlY3JldA==", r.text
 
 
 # 8. /passwordless: no login CSRF --------------------------------------------------------
