@@ -1120,6 +1120,13 @@ static int handle_passwordless(request_rec *r, const msa_srv_t *srv)
 
 /* Dispatch --------------------------------------------------------------------------- */
 
+/* 405 naming the endpoint's own methods (Apache's would add OPTIONS and TRACE). */
+static int not_allowed(request_rec *r, const char *allow)
+{
+    apr_table_setn(r->err_headers_out, "Allow", allow);
+    return msa_answer_error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+}
+
 int msa_quick_handler(request_rec *r, int lookup_uri)
 {
     if (lookup_uri || r->main != NULL || r->parsed_uri.path == NULL) {
@@ -1138,15 +1145,13 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
     }
     if (strcmp(ep, "") == 0 || strcmp(ep, "login") == 0) {
         if (r->method_number != M_GET) {
-            r->allowed = AP_METHOD_BIT << M_GET;
-            return HTTP_METHOD_NOT_ALLOWED;
+            return not_allowed(r, "GET, HEAD");
         }
         return *ep ? handle_login(r, srv) : handle_callback(r, srv);
     }
     if (strcmp(ep, "logout") == 0) {
         if (r->method_number != M_GET && r->method_number != M_POST) {
-            r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
-            return HTTP_METHOD_NOT_ALLOWED;
+            return not_allowed(r, "GET, HEAD, POST");
         }
         return handle_logout(r, srv);
     }
@@ -1155,15 +1160,13 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
     }
     if (strcmp(ep, "passwordless") == 0) {
         if (r->method_number != M_GET && r->method_number != M_POST) {
-            apr_table_setn(r->err_headers_out, "Allow", "POST");
-            return msa_answer_error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+            return not_allowed(r, "POST");
         }
         return handle_passwordless(r, srv);
     }
     if (strcmp(ep, "me") == 0) {
         if (r->method_number != M_GET) {
-            r->allowed = AP_METHOD_BIT << M_GET;
-            return HTTP_METHOD_NOT_ALLOWED;
+            return not_allowed(r, "GET, HEAD");
         }
         return handle_me(r, srv);
     }

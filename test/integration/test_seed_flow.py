@@ -317,10 +317,16 @@ def test_failure_url_keeps_its_other_parameters(fakems, httpd):
     assert landing(r) == httpd.origin + "/app2/oops?cause=invalid_request&x=1"
 
 
-def test_callback_only_answers_get(httpd):
-    r = requests.post(httpd.url("/microsoft_auth?code=a&state=app1"), timeout=10,
-                      allow_redirects=False)
-    assert r.status_code == 405
+@pytest.mark.parametrize("method,path,allow", [
+    ("POST", "/microsoft_auth?code=a&state=app1", "GET, HEAD"),
+    ("OPTIONS", "/microsoft_auth", "GET, HEAD"),
+    ("PUT", "/microsoft_auth/login", "GET, HEAD"),
+    ("DELETE", "/microsoft_auth/logout", "GET, HEAD, POST"),
+    ("POST", "/microsoft_auth/me", "GET, HEAD"),
+])
+def test_endpoints_answer_only_their_methods(httpd, method, path, allow):
+    r = requests.request(method, httpd.url(path), timeout=10, allow_redirects=False)
+    assert r.status_code == 405 and r.headers["Allow"] == allow, (r.status_code, r.headers)
 
 
 def test_no_token_code_or_secret_in_logs(fakems, httpd):
