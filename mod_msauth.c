@@ -11,7 +11,13 @@
 #include <http_request.h>
 #include <mod_auth.h>
 
+#include "msa_authn.h"
+#include "msa_authz.h"
+#include "msa_config.h"
+#include "msa_dispatch.h"
+#include "msa_metrics.h"
 #include "msa_module.h"
+#include "msa_redact.h"
 
 static void msa_register_hooks(apr_pool_t *p)
 {

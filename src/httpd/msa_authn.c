@@ -11,7 +11,14 @@
 
 #include "msa_claims.h"
 #include "msa_cookie.h"
-#include "msa_module.h"
+#include "msa_apps.h"
+#include "msa_authn.h"
+#include "msa_authz.h"
+#include "msa_cache.h"
+#include "msa_login.h"
+#include "msa_metrics.h"
+#include "msa_request.h"
+#include "msa_session.h"
 #include "msa_token.h"
 #include "msa_url.h"
 
@@ -217,126 +224,6 @@ static int is_navigation(request_rec *r)
            (mode == NULL || strcasecmp(mode, "navigate") == 0);
 }
 
-/* The token of an Authorization: Bearer header, or NULL. */
-static const char *bearer_token(request_rec *r)
-{
-    const char *auth = apr_table_get(r->headers_in, "Authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
-        return NULL;
-    }
-    const char *t = auth + 7;
-    while (*t == ' ') {
-        t++;
-    }
-    return t;
-}
-
-/* The session token presented with the request: Bearer when accepted, else the cookie. */
-static const char *presented_token(request_rec *r, int accept_bearer, const msa_app_t *app)
-{
-    const char *t = accept_bearer ? bearer_token(r) : NULL;
-    return t ? t : msa_cookie_get(r, app->cookie_name);
-}
-
-/* Groups kept in the cache because they did not fit in the cookie. */
-static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_t *t)
-{
-    char *v = NULL;
-    apr_status_t rv = msa_cache_get(
-        r, srv, MSA_REC_GROUPS, msa_cache_owner(r->pool, t->appid, t->sub), t->jti, 64 * 1024, &v);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    t->groups = apr_array_make(r->pool, 32, sizeof(const char *));
-    char *last, *g;
-    for (g = apr_strtok(v, ",", &last); g; g = apr_strtok(NULL, ",", &last)) {
-        APR_ARRAY_PUSH(t->groups, const char *) = g;
-    }
-    return APR_SUCCESS;
-}
-
-/*
- * The virtual host is its ServerName and port: browsers send a host's cookies
- * to each of its ports, and two ports may be two virtual hosts.
- */
-const char *msa_request_audience(request_rec *r, const msa_app_t *app)
-{
-    const server_rec *s = r->server;
-    const char *host = s->server_hostname ? s->server_hostname : "";
-    /* ServerName's port, else the <VirtualHost> address's. */
-    apr_port_t port = s->port ? s->port : s->addrs ? s->addrs->host_port : 0;
-    if (port != 0) {
-        host = apr_pstrcat(r->pool, host, ":", apr_itoa(r->pool, port), NULL);
-    }
-    return msa_app_audience(r->pool, app, host);
-}
-
-apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
-                                  const char *jwt, const char *use, apr_int64_t now, msa_token_t *t,
-                                  const char **err)
-{
-    /* Bound to the app that issued it: this virtual host, this appid, this client id. */
-    apr_status_t rv = msa_token_verify(r->pool, jwt, (const msa_key_t *)app->keys->elts,
-                                       app->keys->nelts, use, msa_app_token_id(app),
-                                       msa_request_audience(r, app), now, srv->clock_skew, t, err);
-    if (rv == APR_SUCCESS && !msa_app_tenant_allowed(app, t->tid)) {
-        *err = t->tid ? "the token's tenant is not allowed by the app"
-                      : "the token has no tenant and the app restricts tenants";
-        rv = APR_EINVAL;
-    }
-    return rv;
-}
-
-int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, int accept_bearer,
-                      msa_token_t **out, const char **presented)
-{
-    const char *err = NULL;
-    const char *jwt = presented_token(r, accept_bearer, app);
-    *out = NULL;
-    *presented = jwt;
-    if (jwt == NULL) {
-        return HTTP_UNAUTHORIZED;
-    }
-    msa_token_t *t = apr_palloc(r->pool, sizeof(*t));
-    apr_status_t rv = msa_app_token_verify(r, srv, app, jwt, MSA_USE_SESSION,
-                                           apr_time_sec(r->request_time), t, &err);
-    if (rv != APR_SUCCESS) {
-        msa_metric_token_refused(rv == MSA_EEXPIRED ? "expired" : "invalid");
-        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), err);
-        return HTTP_UNAUTHORIZED;
-    }
-    switch (msa_cache_token_verdict(r, srv, t)) {
-    case MSA_TOKEN_LIVE:
-        break;
-    case MSA_TOKEN_UNKNOWN:
-        MSA_RLOG(r, APLOG_ERR, "cache_error",
-                 "MSAuthCache %s cannot answer a revocation check: request refused", srv->cache);
-        return HTTP_SERVICE_UNAVAILABLE;
-    case MSA_TOKEN_STALE:
-        msa_metric_token_refused("stale");
-        MSA_RLOG(r, APLOG_INFO, "token_refused",
-                 "appid=%s: token issued before MSAuthCache's current epoch (the store lost "
-                 "its state since): sign in again",
-                 msa_app_token_id(app));
-        return HTTP_UNAUTHORIZED;
-    case MSA_TOKEN_REVOKED:
-        msa_metric_token_refused("revoked");
-        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: token revoked", msa_app_token_id(app));
-        return HTTP_UNAUTHORIZED;
-    }
-    if (t->groups_cached) {
-        rv = load_groups(r, srv, t);
-        if (rv != APR_SUCCESS) {
-            MSA_RLOG(r, rv == APR_NOTFOUND ? APLOG_INFO : APLOG_ERR, "cache_error",
-                     "appid=%s: the session's groups are not in MSAuthCache %s",
-                     msa_app_token_id(app), srv->cache);
-            return rv == APR_NOTFOUND ? HTTP_UNAUTHORIZED : HTTP_SERVICE_UNAVAILABLE;
-        }
-    }
-    *out = t;
-    return OK;
-}
-
 static void pass_easyauth(request_rec *r, const msa_token_t *t)
 {
     apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-NAME",
@@ -418,7 +305,7 @@ int msa_hide_credentials(request_rec *r)
     if (dir->strip_cookie) {
         strip_cookies(r, msa_srv_get(r->server));
     }
-    if (dir->accept_bearer && bearer_token(r) != NULL) {
+    if (dir->accept_bearer && msa_bearer_token(r) != NULL) {
         set_header(r, "Authorization", "HTTP_AUTHORIZATION", NULL);
     }
     return DECLINED;

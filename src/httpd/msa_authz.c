@@ -10,29 +10,15 @@
 #include <http_request.h>
 #include <mod_auth.h>
 
-#include "msa_module.h"
+#include "msa_apps.h"
+#include "msa_authz.h"
+#include "msa_request.h"
 
 typedef enum { REQ_USER, REQ_DOMAIN, REQ_TENANT, REQ_GROUP, REQ_CLAIM } req_kind_t;
 
 typedef struct parsed_req {
     apr_array_header_t *words; /* const char *; for ms-claim: name, value pairs */
 } parsed_req_t;
-
-/*
- * Only the request's own: a subrequest has what msa_check_authn found for it
- * under the app that protects it, never its main request's session.
- */
-const msa_token_t *msa_request_token(const request_rec *r)
-{
-    const msa_req_t *q = ap_get_module_config(r->request_config, &msauth_module);
-    return q ? q->token : NULL;
-}
-
-const msa_app_t *msa_request_app(const request_rec *r)
-{
-    const msa_req_t *q = ap_get_module_config(r->request_config, &msauth_module);
-    return q ? q->app : NULL;
-}
 
 static const char *parse_words(cmd_parms *cmd, const char *line, const void **parsed,
                                req_kind_t kind)

@@ -12,6 +12,8 @@
 
 #include "msa_hmac.h"
 #include "msa_jose.h"
+#include "msa_cache.h"
+#include "msa_metrics.h"
 #include "msa_store.h"
 
 #define MAX_VALUE (64 * 1024)

@@ -7,7 +7,8 @@
 #include <apr_strings.h>
 #include <http_core.h>
 
-#include "msa_module.h"
+#include "msa_cache.h"
+#include "msa_config.h"
 #include "msa_ms.h"
 #include "msa_state.h"
 #include "msa_url.h"

@@ -2,7 +2,10 @@
 #include <apr_strings.h>
 #include <http_core.h>
 
-#include "msa_module.h"
+#include "msa_apps.h"
+#include "msa_cache.h"
+#include "msa_config.h"
+#include "msa_metrics.h"
 #include "msa_ms.h"
 
 apr_array_header_t *msa_app_refs;
@@ -98,7 +101,7 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     if (msa_cache_post_config(pconf, ptemp, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    msa_settings_post_config(pconf, ptemp, s);
+    msa_apps_post_config(pconf, ptemp, s);
     if (msa_metrics_post_config(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -9,7 +9,13 @@
 #include <http_request.h>
 
 #include "msa_api.h"
-#include "msa_module.h"
+#include "msa_apps.h"
+#include "msa_cache.h"
+#include "msa_jwt_api.h"
+#include "msa_login.h"
+#include "msa_metrics.h"
+#include "msa_request.h"
+#include "msa_session.h"
 #include "msa_ms.h"
 
 static int error(request_rec *r, int status, const char *message)
@@ -37,101 +43,6 @@ static int cors(request_rec *r, const msa_srv_t *srv)
         }
     }
     return 0;
-}
-
-int msa_read_body(request_rec *r, char **body, apr_size_t *len)
-{
-    int rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
-    if (rc != OK) {
-        return rc;
-    }
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    if (cl != NULL && apr_atoi64(cl) > MSA_MAX_BODY) {
-        return HTTP_REQUEST_ENTITY_TOO_LARGE;
-    }
-    char *buf = apr_palloc(r->pool, MSA_MAX_BODY + 1);
-    apr_size_t n = 0;
-    if (ap_should_client_block(r)) {
-        long got;
-        while ((got = ap_get_client_block(r, buf + n, MSA_MAX_BODY + 1 - n)) > 0) {
-            n += (apr_size_t)got;
-            if (n > MSA_MAX_BODY) {
-                return HTTP_REQUEST_ENTITY_TOO_LARGE;
-            }
-        }
-        if (got < 0) {
-            return HTTP_BAD_REQUEST;
-        }
-    }
-    buf[n] = '\0';
-    *body = buf;
-    *len = n;
-    return OK;
-}
-
-static void identity_of_token(const msa_token_t *t, msa_identity_t *ident)
-{
-    memset(ident, 0, sizeof(*ident));
-    ident->id = t->sub;
-    ident->name = t->name;
-    ident->email = t->email;
-    ident->upn = t->upn;
-    ident->tid = t->tid;
-    ident->oid = t->oid;
-    ident->picture = t->picture;
-    ident->verified = t->verified;
-    ident->groups = t->groups;
-}
-
-int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, const char *token,
-                       const msa_app_t **app_out, msa_identity_t *ident)
-{
-    const char *err = NULL;
-    if (appid == NULL) {
-        appid = msa_api_peek_appid(r->pool, token);
-    }
-    const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
-    *app_out = app;
-    if (app == NULL) {
-        MSA_RLOG(r, APLOG_INFO, "token_refused", "ID token for an unknown app");
-        return HTTP_UNAUTHORIZED;
-    }
-    msa_token_t t;
-    if (msa_app_token_verify(r, srv, app, token, MSA_USE_ID, apr_time_sec(apr_time_now()), &t,
-                             &err) != APR_SUCCESS) {
-        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token: %s", msa_app_token_id(app),
-                 err);
-        return HTTP_UNAUTHORIZED;
-    }
-    /* An ID token is good once, on every server sharing the cache. */
-    const char *owner = msa_cache_owner(r->pool, t.appid, t.sub);
-    apr_status_t rv = msa_cache_claim(r, srv, MSA_REC_SPENT_ID, owner, t.jti,
-                                      apr_time_from_sec(t.exp + srv->clock_skew));
-    if (rv == APR_EEXIST) {
-        msa_metric_token_refused("spent");
-        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token used already",
-                 msa_app_token_id(app));
-        return HTTP_UNAUTHORIZED;
-    }
-    /*
-     * Then what a session token must pass too, read after the claim: the store's epoch (a
-     * store that lost its spent ids shows a new one by now) and the user's revocations.
-     */
-    msa_verdict_t v = rv == APR_SUCCESS ? msa_cache_token_verdict(r, srv, &t) : MSA_TOKEN_UNKNOWN;
-    if (v == MSA_TOKEN_UNKNOWN) {
-        MSA_RLOG(r, APLOG_ERR, "cache_error",
-                 "MSAuthCache %s cannot record a spent ID token: request refused", srv->cache);
-        return HTTP_SERVICE_UNAVAILABLE;
-    }
-    if (v != MSA_TOKEN_LIVE) {
-        msa_metric_token_refused(v == MSA_TOKEN_STALE ? "stale" : "revoked");
-        MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token %s", msa_app_token_id(app),
-                 v == MSA_TOKEN_STALE ? "issued before MSAuthCache's current epoch"
-                                      : "revoked with its user's tokens");
-        return HTTP_UNAUTHORIZED;
-    }
-    identity_of_token(&t, ident);
-    return OK;
 }
 
 static int issue(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
@@ -259,7 +170,7 @@ static int refresh(request_rec *r, const msa_srv_t *srv)
         return rc;
     }
     msa_identity_t ident;
-    identity_of_token(t, &ident);
+    msa_identity_of_token(t, &ident);
     return issue(r, srv, app, &ident);
 }
 

@@ -10,7 +10,8 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
-#include "msa_module.h"
+#include "msa_metrics.h"
+#include "msa_request.h"
 
 static const char *const causes[] = {
     "access_denied",      "invalid_request",       "invalid_state",    "unsolicited_login",

@@ -22,7 +22,7 @@
 #ifndef MSA_STORE_H
 #define MSA_STORE_H
 
-#include "msa_module.h"
+#include "msa_cache.h"
 
 typedef enum msa_class { MSA_CLASS_TRANSIENT, MSA_CLASS_DURABLE, MSA_CLASS_BULK } msa_class_t;
 

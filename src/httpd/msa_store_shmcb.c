@@ -25,6 +25,7 @@
 
 #include "msa_dtab.h"
 #include "msa_hmac.h"
+#include "msa_metrics.h"
 #include "msa_store.h"
 
 #define DURABLE_BUCKETS   32768

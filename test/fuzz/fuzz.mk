@@ -15,7 +15,8 @@ FUZZ_REPLAYS = \
 	test/fuzz/replay_redirect \
 	test/fuzz/replay_token_response \
 	test/fuzz/replay_api \
-	test/fuzz/replay_settings
+	test/fuzz/replay_settings \
+	test/fuzz/replay_idtoken
 check_PROGRAMS += $(FUZZ_REPLAYS)
 TESTS += $(FUZZ_REPLAYS)
 
@@ -67,3 +68,7 @@ test_fuzz_replay_settings_LDADD = $(UNIT_LDADD)
 noinst_HEADERS += test/fuzz/fuzz.h test/fuzz/fuzz_rsa.h
 EXTRA_DIST += test/fuzz/README.md test/fuzz/pool_shim.c test/fuzz/gen_seeds.c \
 	test/fuzz/corpus
+
+test_fuzz_replay_idtoken_SOURCES = test/fuzz/fuzz_idtoken.c test/fuzz/replay_main.c
+test_fuzz_replay_idtoken_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/idtoken"'
+test_fuzz_replay_idtoken_LDADD = $(UNIT_LDADD)

@@ -1,0 +1,16 @@
+/* The app registry: configured apps and the settings store. */
+#ifndef MSA_APPS_H
+#define MSA_APPS_H
+
+#include "msa_module.h"
+#include "msa_settings.h"
+
+int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+/* The effective app for appid: a stored app first (settings store), else the configured one. */
+const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char *appid);
+/* The auth_cookie names the settings store sets (the default names are msauth-<appid>). */
+apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv);
+/* The settings store as this process sees it (read again at most once a second), or NULL. */
+msa_store_t *msa_apps_store(request_rec *r, const msa_srv_t *srv);
+
+#endif

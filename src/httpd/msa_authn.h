@@ -1,0 +1,15 @@
+/* AuthType Microsoft: the protected request. */
+#ifndef MSA_AUTHN_H
+#define MSA_AUTHN_H
+
+#include "msa_module.h"
+
+/* Under AuthType Microsoft: client-sent identity headers dropped (post_perdir_config). */
+int msa_scrub_request(request_rec *r);
+/* Under AuthType Microsoft: the module's cookies and Bearer token hidden from the app (fixups). */
+int msa_hide_credentials(request_rec *r);
+int msa_check_authn(request_rec *r);
+int msa_note_auth_failure(request_rec *r, const char *auth_type);
+void msa_insert_error_filter(request_rec *r);
+
+#endif
