@@ -31,6 +31,10 @@ static void msa_register_hooks(apr_pool_t *p)
     ap_hook_post_perdir_config(msa_scrub_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* ...and the module's cookies and Bearer token before the handler, Require met or not. */
     ap_hook_fixups(msa_hide_credentials, NULL, NULL, APR_HOOK_FIRST);
+    /* ...and again for a request that got its configuration from a subrequest (DirectoryIndex). */
+    ap_hook_insert_filter(msa_before_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* The access log still names the user an ErrorDocument into another app did not see. */
+    ap_hook_log_transaction(msa_restore_users, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* AuthType Microsoft: only when this location asks for it. */
     ap_hook_check_authn(msa_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     /* <callback>/metrics goes through Apache's access checks like any content. */

@@ -55,11 +55,33 @@ static store_view_t *view_of(server_rec *s, const char *path)
     return v;
 }
 
+/* The session cookie names of every configured app of every virtual host. */
+static apr_hash_t *cookie_names;
+
+int msa_apps_cookie_name(const char *name)
+{
+    return cookie_names != NULL && apr_hash_get(cookie_names, name, APR_HASH_KEY_STRING) != NULL;
+}
+
 int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     views = NULL;
     views_pool = pconf;
     apr_thread_mutex_create(&views_lock, APR_THREAD_MUTEX_DEFAULT, pconf);
+    /* Browsers send a host's cookies to all its ports and virtual hosts: every app's counts. */
+    cookie_names = apr_hash_make(pconf);
+    for (server_rec *vs = s; vs; vs = vs->next) {
+        msa_srv_t *srv = msa_srv_get(vs);
+        msa_srv_resolve(pconf, srv);
+        for (apr_hash_index_t *hi = apr_hash_first(ptemp, srv->resolved); hi;
+             hi = apr_hash_next(hi)) {
+            const msa_app_t *a;
+            apr_hash_this(hi, NULL, NULL, (void **)&a);
+            if (a->cookie_name != NULL) {
+                apr_hash_set(cookie_names, a->cookie_name, APR_HASH_KEY_STRING, "");
+            }
+        }
+    }
     for (server_rec *vs = s; vs; vs = vs->next) {
         const msa_srv_t *srv = msa_srv_get(vs);
         if (srv->settings_file == NULL) {

@@ -12,5 +12,7 @@ const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char
 apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv);
 /* The settings store as this process sees it (read again at most once a second), or NULL. */
 msa_store_t *msa_apps_store(request_rec *r, const msa_srv_t *srv);
+/* Whether name is the session cookie of a configured app, in any virtual host. */
+int msa_apps_cookie_name(const char *name);
 
 #endif

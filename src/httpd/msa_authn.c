@@ -8,6 +8,7 @@
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <mod_core.h>
 
 #include "msa_claims.h"
 #include "msa_cookie.h"
@@ -62,16 +63,14 @@ static void scrub_headers(request_rec *r)
     }
 }
 
-typedef struct strip_ctx {
-    const msa_srv_t *srv;
-    apr_pool_t *pool;                 /* for the hash iterator: the shared one is not thread-safe */
-    const apr_array_header_t *stored; /* cookie names of settings-store apps */
-} strip_ctx_t;
-
-/* The module's own cookies: any app's session cookie in this server, and state cookies. */
+/*
+ * The module's own cookies: the session cookie of any app of any virtual host
+ * (browsers send a host's cookies to all its ports), of this server's
+ * settings-store apps, and state cookies.
+ */
 static int own_cookie(void *ctx, const char *name)
 {
-    const strip_ctx_t *sc = ctx;
+    const apr_array_header_t *stored = ctx;
     /* The default names: msauth, msauth-<appid> (apps from the settings store too). */
     if (strncmp(name, "msauth", 6) == 0 && (name[6] == '\0' || name[6] == '-')) {
         return 1;
@@ -79,16 +78,11 @@ static int own_cookie(void *ctx, const char *name)
     if (strncmp(name, STATE_COOKIE_PREFIX, sizeof(STATE_COOKIE_PREFIX) - 1) == 0) {
         return 1;
     }
-    for (apr_hash_index_t *hi = apr_hash_first(sc->pool, sc->srv->resolved); hi;
-         hi = apr_hash_next(hi)) {
-        const msa_app_t *a;
-        apr_hash_this(hi, NULL, NULL, (void **)&a);
-        if (strcmp(a->cookie_name, name) == 0) {
-            return 1;
-        }
+    if (msa_apps_cookie_name(name)) {
+        return 1;
     }
-    for (int i = 0; i < sc->stored->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(sc->stored, i, const char *), name) == 0) {
+    for (int i = 0; stored != NULL && i < stored->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(stored, i, const char *), name) == 0) {
             return 1;
         }
     }
@@ -119,8 +113,8 @@ static void strip_cookies(request_rec *r, const msa_srv_t *srv)
     if (header == NULL) {
         return;
     }
-    strip_ctx_t sc = {srv, r->pool, msa_stored_cookie_names(r, srv)};
-    const char *rest = msa_cookie_strip(r->pool, header, own_cookie, &sc);
+    const apr_array_header_t *stored = srv->settings_file ? msa_stored_cookie_names(r, srv) : NULL;
+    const char *rest = msa_cookie_strip(r->pool, header, own_cookie, (void *)stored);
     set_header(r, "Cookie", "HTTP_COOKIE", rest);
 }
 
@@ -240,22 +234,30 @@ static int is_microsoft(request_rec *r)
     return type != NULL && strcasecmp(type, "Microsoft") == 0;
 }
 
+/* An environment variable that names a user: REMOTE_USER, MSAUTH_*, an identity header's. */
+static int identity_var(const char *k)
+{
+    while (strncmp(k, "REDIRECT_", 9) == 0) { /* an internal redirect's copy of the earlier's */
+        k += 9;
+    }
+    return strcmp(k, "REMOTE_USER") == 0 || strcmp(k, "AUTH_TYPE") == 0 ||
+           strncmp(k, "MSAUTH_", 7) == 0 || (strncmp(k, "HTTP_", 5) == 0 && spoofable(k + 5));
+}
+
 /*
- * The identity a subrequest inherits in its environment from its main request
- * (mod_include adds REMOTE_USER and AUTH_TYPE there), which its own app did
- * not vouch for.
+ * The identity a request inherits in its environment from its main request
+ * (mod_include adds REMOTE_USER and AUTH_TYPE there), from the request an
+ * internal redirect came from (REDIRECT_*), or from a subrequest that mod_dir
+ * or mod_negotiation ran in its place, which its own app did not vouch for.
  */
 static void scrub_env(request_rec *r)
 {
-    apr_table_unset(r->subprocess_env, "REMOTE_USER");
-    apr_table_unset(r->subprocess_env, "AUTH_TYPE");
     const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     apr_array_header_t *drop = NULL;
     for (int i = 0; i < arr->nelts; i++) {
         const char *k = e[i].key;
-        if (k != NULL &&
-            (strncmp(k, "MSAUTH_", 7) == 0 || (strncmp(k, "HTTP_", 5) == 0 && spoofable(k + 5)))) {
+        if (k != NULL && identity_var(k)) {
             if (drop == NULL) {
                 drop = apr_array_make(r->pool, 8, sizeof(const char *));
             }
@@ -267,32 +269,108 @@ static void scrub_env(request_rec *r)
     }
 }
 
+/* The request this one came from: its main request, or the one it was redirected from. */
+static request_rec *parent_of(request_rec *r)
+{
+    return r->main ? r->main : r->prev;
+}
+
+/* The session the request it came from accepted under the same app, or NULL. */
+static msa_token_t *inherited(request_rec *r, const msa_app_t *app)
+{
+    request_rec *up = parent_of(r);
+    const msa_req_t *q = up ? msa_request_record(up, 0) : NULL;
+    return q != NULL && q->token != NULL && q->app == app ? (msa_token_t *)q->token : NULL;
+}
+
+/* REMOTE_USER and the identity the app is given, from session t of app. */
+static void sign_in(request_rec *r, const msa_dir_t *dir, const msa_app_t *app, msa_token_t *t)
+{
+    msa_req_t *q = msa_request_record(r, 1);
+    q->token = t;
+    q->app = app;
+    r->user = apr_pstrdup(r->pool, clean(r, remote_user(r, dir, t)));
+    r->ap_auth_type = "Microsoft";
+    pass_identity(r, dir, t);
+    if (dir->easy_auth) {
+        pass_easyauth(r, t);
+    }
+}
+
+/* The module's cookies and a Bearer token it takes, hidden from the app. */
+static void hide_credentials(request_rec *r, const msa_dir_t *dir)
+{
+    if (dir->strip_cookie) {
+        strip_cookies(r, msa_srv_get(r->server));
+    }
+    if (dir->accept_bearer && msa_bearer_token(r) != NULL) {
+        set_header(r, "Authorization", "HTTP_AUTHORIZATION", NULL);
+    }
+    msa_request_record(r, 1)->vetted = r->per_dir_config;
+}
+
+/*
+ * An internal redirect (an ErrorDocument) into another app: httpd would hand
+ * the earlier request's user to a CGI as REDIRECT_REMOTE_USER. The user is
+ * taken off the earlier requests until the request is logged.
+ */
+static void hide_earlier_users(request_rec *r, msa_req_t *q)
+{
+    for (request_rec *back = r->prev; back != NULL; back = back->prev) {
+        if (back->user != NULL) {
+            if (q->hidden == NULL) {
+                q->hidden = apr_array_make(r->pool, 1, sizeof(msa_hidden_user_t));
+            }
+            msa_hidden_user_t *h = apr_array_push(q->hidden);
+            h->r = back;
+            h->user = back->user;
+            back->user = NULL;
+        }
+    }
+}
+
+int msa_restore_users(request_rec *r)
+{
+    for (request_rec *rr = r; rr != NULL; rr = rr->next) {
+        const msa_req_t *q = msa_request_record(rr, 0);
+        for (int i = 0; q != NULL && q->hidden != NULL && i < q->hidden->nelts; i++) {
+            const msa_hidden_user_t *h = &APR_ARRAY_IDX(q->hidden, i, msa_hidden_user_t);
+            h->r->user = (char *)h->user;
+        }
+    }
+    return DECLINED;
+}
+
 /*
  * Every request under AuthType Microsoft, before any access, authentication
  * or authorization hook: identity headers the client sent are dropped, so
  * neither a Require rule nor the app can mistake them for the module's. Runs
- * whether or not the location's Require rules need a user. A subrequest keeps
- * what its main request was given only when the same app protects it.
+ * whether or not the location's Require rules need a user. A subrequest or an
+ * internal redirect keeps the identity it inherited only when the same app
+ * protects it.
  */
 int msa_scrub_request(request_rec *r)
 {
     if (!is_microsoft(r)) {
         return DECLINED;
     }
-    if (r->main != NULL) {
+    msa_req_t *q = msa_request_record(r, 1);
+    if (parent_of(r) != NULL) {
         const msa_srv_t *srv = msa_srv_get(r->server);
         const msa_app_t *app = msa_app_lookup(r, srv, msa_dir_get(r)->app);
-        if (app != NULL && msa_request_app(r->main) == app) {
-            return DECLINED;
+        if (app == NULL || inherited(r, app) == NULL) {
+            scrub_env(r);
+            hide_earlier_users(r, q);
         }
-        scrub_env(r);
     }
     scrub_headers(r);
     return DECLINED;
 }
 
 /*
- * After authorization, before the handler: the app (a CGI, a proxied
+ * After authorization: a request that inherited its session (httpd skips
+ * authentication for a subrequest or an internal redirect under the same
+ * configuration) is given its identity again; the app (a CGI, a proxied
  * backend) never sees the module's cookies or an Authorization: Bearer the
  * module takes, whether or not a session was checked for this request.
  */
@@ -302,13 +380,51 @@ int msa_hide_credentials(request_rec *r)
         return DECLINED;
     }
     const msa_dir_t *dir = msa_dir_get(r);
-    if (dir->strip_cookie) {
-        strip_cookies(r, msa_srv_get(r->server));
+    if (msa_request_token(r) == NULL && parent_of(r) != NULL) {
+        const msa_app_t *app = msa_app_lookup(r, msa_srv_get(r->server), dir->app);
+        msa_token_t *t = app ? inherited(r, app) : NULL;
+        if (t != NULL) {
+            sign_in(r, dir, app, t);
+        }
     }
-    if (dir->accept_bearer && msa_bearer_token(r) != NULL) {
-        set_header(r, "Authorization", "HTTP_AUTHORIZATION", NULL);
-    }
+    hide_credentials(r, dir);
     return DECLINED;
+}
+
+/*
+ * Last, just before the handler runs. mod_dir (DirectoryIndex) and
+ * mod_negotiation (MultiViews) check a file in a subrequest and then run it
+ * in the main request under the subrequest's configuration: that request's
+ * headers went through none of the hooks above under this configuration. It
+ * is treated as a request of its own here: whatever identity it carries is
+ * dropped, its session is checked under the app that protects the file, and
+ * the module's cookies and token are hidden.
+ */
+void msa_before_handler(request_rec *r)
+{
+    if (!is_microsoft(r)) {
+        return;
+    }
+    const msa_req_t *q = msa_request_record(r, 0);
+    if (q != NULL && q->vetted == r->per_dir_config) {
+        return;
+    }
+    const msa_srv_t *srv = msa_srv_get(r->server);
+    const msa_dir_t *dir = msa_dir_get(r);
+    const msa_app_t *app = msa_app_lookup(r, srv, dir->app);
+    msa_req_t *own = msa_request_record(r, 1);
+    own->token = NULL;
+    own->app = NULL;
+    r->user = NULL;
+    r->ap_auth_type = NULL;
+    scrub_env(r);
+    scrub_headers(r);
+    msa_token_t *t = NULL;
+    const char *jwt = NULL;
+    if (app != NULL && msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt) == OK) {
+        sign_in(r, dir, app, t);
+    }
+    hide_credentials(r, dir);
 }
 
 int msa_check_authn(request_rec *r)
@@ -331,11 +447,8 @@ int msa_check_authn(request_rec *r)
      * protects it (its Require rules still run); under another app it is
      * checked on its own.
      */
-    msa_token_t *t = NULL;
     const char *jwt = NULL;
-    if (r->main != NULL && msa_request_app(r->main) == app) {
-        t = (msa_token_t *)msa_request_token(r->main);
-    }
+    msa_token_t *t = inherited(r, app);
     if (t == NULL) {
         int rc = msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt);
         if (rc == HTTP_SERVICE_UNAVAILABLE) {
@@ -344,16 +457,7 @@ int msa_check_authn(request_rec *r)
     }
 
     if (t != NULL) {
-        msa_req_t *q = apr_palloc(r->pool, sizeof(*q));
-        q->token = t;
-        q->app = app;
-        ap_set_module_config(r->request_config, &msauth_module, q);
-        r->user = apr_pstrdup(r->pool, clean(r, remote_user(r, dir, t)));
-        r->ap_auth_type = "Microsoft";
-        pass_identity(r, dir, t);
-        if (dir->easy_auth) {
-            pass_easyauth(r, t);
-        }
+        sign_in(r, dir, app, t);
         return OK;
     }
 
@@ -396,10 +500,13 @@ int msa_note_auth_failure(request_rec *r, const char *auth_type)
     }
     if (r->user != NULL && msa_request_token(r) != NULL) {
         apr_table_setn(r->notes, FORBIDDEN_NOTE, "1");
+        /* The site's own ErrorDocument 403, else a page that says what happened. */
+        const char *page = ap_response_code_string(r, ap_index_of_response(HTTP_FORBIDDEN));
         ap_custom_response(r, HTTP_UNAUTHORIZED,
-                           "<!DOCTYPE html><html><head><title>403 Forbidden</title></head>"
-                           "<body><h1>Forbidden</h1><p>You are signed in, but this page is "
-                           "not open to your account.</p></body></html>\n");
+                           page ? page
+                                : "<!DOCTYPE html><html><head><title>403 Forbidden</title></head>"
+                                  "<body><h1>Forbidden</h1><p>You are signed in, but this page is "
+                                  "not open to your account.</p></body></html>\n");
         return OK;
     }
     const msa_dir_t *dir = msa_dir_get(r);

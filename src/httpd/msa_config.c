@@ -6,6 +6,7 @@
 #include "msa_cache.h"
 #include "msa_config.h"
 #include "msa_metrics.h"
+#include "msa_session.h"
 #include "msa_ms.h"
 
 apr_array_header_t *msa_app_refs;
@@ -61,6 +62,51 @@ static int check_apps(apr_pool_t *p, server_rec *s, msa_srv_t *srv)
     return OK;
 }
 
+/* Where a virtual host was defined, for messages. */
+static const char *vhost_where(apr_pool_t *p, const server_rec *s)
+{
+    return s->is_virtual
+               ? apr_psprintf(p, "%s:%u", s->defn_name ? s->defn_name : "?", s->defn_line_number)
+               : "the main server";
+}
+
+/*
+ * Two virtual hosts whose apps would issue tokens of one audience (the same
+ * ServerName and port, client id and appid: e.g. virtual hosts told apart by
+ * ServerAlias alone) would each accept the other's sessions.
+ */
+static int check_audiences(apr_pool_t *p, server_rec *s)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    for (server_rec *vs = s; vs; vs = vs->next) {
+        msa_srv_t *srv = msa_srv_get(vs);
+        if (!msa_srv_has_apps(srv)) {
+            continue;
+        }
+        const char *name = msa_vhost_name(p, vs);
+        for (apr_hash_index_t *hi = apr_hash_first(p, srv->resolved); hi; hi = apr_hash_next(hi)) {
+            const msa_app_t *a;
+            apr_hash_this(hi, NULL, NULL, (void **)&a);
+            if (a->client_id == NULL) {
+                continue;
+            }
+            const char *aud = msa_app_audience(p, a, name);
+            server_rec *other = apr_hash_get(seen, aud, APR_HASH_KEY_STRING);
+            if (other != NULL && other != vs) {
+                MSA_SLOG(vs, APLOG_CRIT, 0, "config",
+                         "the virtual hosts at %s and %s give app %s the same identity (name %s, "
+                         "client id %s): a session of one would open the other. Give each its "
+                         "own ServerName (or another port or MSAuthClientID)",
+                         vhost_where(p, other), vhost_where(p, vs), msa_app_token_id(a), name,
+                         a->client_id);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            apr_hash_set(seen, aud, APR_HASH_KEY_STRING, vs);
+        }
+    }
+    return OK;
+}
+
 /* Runs before `httpd -t` reports "Syntax OK", so configtest catches what it finds. */
 int msa_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
@@ -76,6 +122,9 @@ int msa_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, ser
             MSA_SLOG(vs, APLOG_CRIT, 0, "config", "%s", msg);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+    if (check_audiences(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (int i = 0; i < msa_app_refs->nelts; i++) {
         const msa_app_ref_t *ref = &APR_ARRAY_IDX(msa_app_refs, i, msa_app_ref_t);

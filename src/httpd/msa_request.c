@@ -228,6 +228,16 @@ const msa_token_t *msa_request_token(const request_rec *r)
     return q ? q->token : NULL;
 }
 
+msa_req_t *msa_request_record(request_rec *r, int create)
+{
+    msa_req_t *q = ap_get_module_config(r->request_config, &msauth_module);
+    if (q == NULL && create) {
+        q = apr_pcalloc(r->pool, sizeof(*q));
+        ap_set_module_config(r->request_config, &msauth_module, q);
+    }
+    return q;
+}
+
 const msa_app_t *msa_request_app(const request_rec *r)
 {
     const msa_req_t *q = ap_get_module_config(r->request_config, &msauth_module);

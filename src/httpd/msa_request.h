@@ -26,11 +26,19 @@ int msa_redirect(request_rec *r, const char *url);
 const char *msa_bearer_token(request_rec *r);
 /* The endpoint's name when path is base or below it ("" for base itself); NULL otherwise. */
 const char *msa_endpoint(const char *path, const char *base);
-/* What AuthType Microsoft accepted for a request: the session and the app it opened. */
+/* What AuthType Microsoft found for a request: the session and the app it opened. */
 typedef struct msa_req {
-    const msa_token_t *token;
-    const msa_app_t *app;
+    const msa_token_t *token;   /* the session accepted for this request, or NULL */
+    const msa_app_t *app;       /* the app whose session it is */
+    const void *vetted;         /* the per-directory config whose rules its headers went through */
+    apr_array_header_t *hidden; /* msa_hidden_user_t: users of earlier requests, put back to log */
 } msa_req_t;
+typedef struct msa_hidden_user {
+    request_rec *r;
+    const char *user;
+} msa_hidden_user_t;
+/* The request's own record, made when create is set (else NULL when there is none). */
+msa_req_t *msa_request_record(request_rec *r, int create);
 /* The session AuthType Microsoft accepted for this request itself, or NULL. */
 const msa_token_t *msa_request_token(const request_rec *r);
 /* The app whose session AuthType Microsoft accepted for this request, or NULL. */

@@ -46,16 +46,17 @@ static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_
  * The virtual host is its ServerName and port: browsers send a host's cookies
  * to each of its ports, and two ports may be two virtual hosts.
  */
-const char *msa_request_audience(request_rec *r, const msa_app_t *app)
+const char *msa_vhost_name(apr_pool_t *p, const server_rec *s)
 {
-    const server_rec *s = r->server;
     const char *host = s->server_hostname ? s->server_hostname : "";
     /* ServerName's port, else the <VirtualHost> address's. */
     apr_port_t port = s->port ? s->port : s->addrs ? s->addrs->host_port : 0;
-    if (port != 0) {
-        host = apr_pstrcat(r->pool, host, ":", apr_itoa(r->pool, port), NULL);
-    }
-    return msa_app_audience(r->pool, app, host);
+    return port != 0 ? apr_pstrcat(p, host, ":", apr_itoa(p, port), NULL) : host;
+}
+
+const char *msa_request_audience(request_rec *r, const msa_app_t *app)
+{
+    return msa_app_audience(r->pool, app, msa_vhost_name(r->pool, r->server));
 }
 
 apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,

@@ -4,6 +4,8 @@
 
 #include "msa_module.h"
 
+/* The virtual host's name in the audience: its ServerName and port (see msa_request_audience). */
+const char *msa_vhost_name(apr_pool_t *p, const server_rec *s);
 /* The aud claim of app's tokens in this request's virtual host (its ServerName and port). */
 const char *msa_request_audience(request_rec *r, const msa_app_t *app);
 /*
