@@ -67,6 +67,12 @@ char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t);
 
 /* Parses claims JSON; APR_EINVAL when it is not an object or a claim has the wrong type. */
 apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t, const char **err);
+/*
+ * The same through json-c alone, without the fast scanner msa_token_from_json
+ * tries first (for the differential fuzz target: both must agree).
+ */
+apr_status_t msa_token_claims_json(apr_pool_t *p, const char *json, msa_token_t *t,
+                                   const char **err);
 
 /* Signs t with key (HS256). */
 apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t *key, char **jwt,

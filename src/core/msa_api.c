@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 
 #include "msa_api.h"
+#include "msa_json.h"
 #include "msa_jose.h"
 
 static const char *member(apr_pool_t *p, json_object *o, const char *name, int required,
@@ -30,27 +31,15 @@ apr_status_t msa_api_parse_request(apr_pool_t *p, const char *body, apr_size_t l
 {
     memset(out, 0, sizeof(*out));
     *err = NULL;
-    json_tokener *tok = json_tokener_new();
-    json_object *o = NULL;
-    if (tok != NULL && len > 0 && memchr(body, '\0', len) == NULL) {
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-        o = json_tokener_parse_ex(tok, body, (int)len);
-        /* The whole body must be one JSON value. */
-        if (o != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
-                          json_tokener_get_parse_end(tok) < len)) {
-            json_object_put(o);
-            o = NULL;
-        }
-    }
-    json_tokener_free(tok);
-    apr_status_t rv = APR_EINVAL;
+    /* The whole body must be one JSON value. */
+    json_object *o = msa_json_parse(p, body, len, NULL);
     if (o == NULL) {
         *err = "the body is not JSON";
-        return rv;
+        return APR_EINVAL;
     }
     if (!json_object_is_type(o, json_type_object)) {
         *err = "the body is not a JSON object";
-        goto out;
+        return APR_EINVAL;
     }
     out->provider = member(p, o, "provider", 1, err);
     if (*err == NULL) {
@@ -60,16 +49,13 @@ apr_status_t msa_api_parse_request(apr_pool_t *p, const char *body, apr_size_t l
         out->appid = member(p, o, "appid", 0, err);
     }
     if (*err != NULL) {
-        goto out;
+        return APR_EINVAL;
     }
     if (strcmp(out->provider, "microsoft") != 0 && strcmp(out->provider, "passwordless") != 0) {
         *err = "unknown provider (microsoft or passwordless)";
-        goto out;
+        return APR_EINVAL;
     }
-    rv = APR_SUCCESS;
-out:
-    json_object_put(o);
-    return rv;
+    return APR_SUCCESS;
 }
 
 static void put_str(json_object *o, const char *name, const char *v)
@@ -116,14 +102,6 @@ const char *msa_api_peek_appid(apr_pool_t *p, const char *jwt)
         msa_b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &raw, &len) != APR_SUCCESS) {
         return NULL;
     }
-    json_tokener *tok = json_tokener_new();
-    json_object *o = tok ? json_tokener_parse_ex(tok, (const char *)raw, (int)len) : NULL, *v;
-    json_tokener_free(tok);
-    const char *appid = NULL;
-    if (o != NULL && json_object_is_type(o, json_type_object) &&
-        json_object_object_get_ex(o, "appid", &v) && json_object_is_type(v, json_type_string)) {
-        appid = apr_pstrdup(p, json_object_get_string(v));
-    }
-    json_object_put(o);
-    return appid;
+    json_object *o = msa_json_parse_object(p, (const char *)raw, len);
+    return o != NULL ? msa_json_str(p, o, "appid") : NULL;
 }

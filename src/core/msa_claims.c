@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "msa_claims.h"
+#include "msa_json.h"
 
 static void add_claim(json_object *claims, const char *typ, const char *val)
 {
@@ -69,12 +70,7 @@ char *msa_claims_me_json(apr_pool_t *p, const msa_token_t *t)
 #undef PUT
     json_object_object_add(o, "expires", json_object_new_int64(t->exp));
     if (t->groups != NULL) {
-        json_object *a = json_object_new_array();
-        for (int i = 0; i < t->groups->nelts; i++) {
-            json_object_array_add(
-                a, json_object_new_string(APR_ARRAY_IDX(t->groups, i, const char *)));
-        }
-        json_object_object_add(o, "groups", a);
+        json_object_object_add(o, "groups", msa_json_strings(t->groups));
     }
     char *s = apr_pstrdup(p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);

@@ -8,11 +8,11 @@
 #include <strings.h>
 
 #include <apr_strings.h>
-#include <json-c/json.h>
 
 #include "msa_core.h"
 #include "msa_idtoken.h"
 #include "msa_jose.h"
+#include "msa_json.h"
 
 int msa_jwks_entry_parse(char *v, msa_jwks_entry_t *e)
 {
@@ -37,25 +37,6 @@ const char *msa_vouched(int email, int upn)
     return email && upn ? "email upn" : email ? "email" : upn ? "upn" : NULL;
 }
 
-static const char *jstr(apr_pool_t *p, json_object *o, const char *name)
-{
-    json_object *v;
-    if (json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_string)) {
-        return apr_pstrdup(p, json_object_get_string(v));
-    }
-    return NULL;
-}
-
-static int jint(json_object *o, const char *name, apr_int64_t *out)
-{
-    json_object *v;
-    if (json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_int)) {
-        *out = json_object_get_int64(v);
-        return 1;
-    }
-    return 0;
-}
-
 const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_idtoken_check_t *chk,
                                msa_identity_t *ident, int *overage, const char **detail)
 {
@@ -78,15 +59,15 @@ const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_id
     if (rv != APR_SUCCESS) {
         return "invalid_id_token";
     }
-    json_object *o = json_tokener_parse(payload);
+    json_object *o = msa_json_parse_object(p, payload, strlen(payload));
     const char *cause = "invalid_id_token";
     apr_int64_t now = chk->now, exp = 0, nbf = 0, iat = 0;
-    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+    if (o == NULL) {
         *detail = "id_token claims are not a JSON object";
         goto out;
     }
-    const char *aud = jstr(p, o, "aud"), *iss = jstr(p, o, "iss");
-    const char *tid = jstr(p, o, "tid"), *tok_nonce = jstr(p, o, "nonce");
+    const char *aud = msa_json_str(p, o, "aud"), *iss = msa_json_str(p, o, "iss");
+    const char *tid = msa_json_str(p, o, "tid"), *tok_nonce = msa_json_str(p, o, "nonce");
     if (aud == NULL || strcmp(aud, chk->client_id) != 0) {
         *detail = "id_token aud is not our client id";
         goto out;
@@ -99,12 +80,12 @@ const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_id
         *detail = "id_token iss does not match its tenant";
         goto out;
     }
-    if (!jint(o, "exp", &exp) || exp <= now - chk->skew) {
+    if (!msa_json_int(o, "exp", &exp) || exp <= now - chk->skew) {
         *detail = "id_token expired";
         goto out;
     }
-    if ((jint(o, "nbf", &nbf) && nbf > now + chk->skew) ||
-        (jint(o, "iat", &iat) && iat > now + chk->skew)) {
+    if ((msa_json_int(o, "nbf", &nbf) && nbf > now + chk->skew) ||
+        (msa_json_int(o, "iat", &iat) && iat > now + chk->skew)) {
         *detail = "id_token not yet valid";
         goto out;
     }
@@ -112,7 +93,7 @@ const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_id
         *detail = "id_token nonce does not match the login";
         goto out;
     }
-    ident->id = jstr(p, o, "oid");
+    ident->id = msa_json_str(p, o, "oid");
     if (ident->id == NULL) {
         *detail = "id_token has no oid";
         goto out;
@@ -123,9 +104,9 @@ const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_id
         goto out;
     }
     ident->tid = tid;
-    ident->name = jstr(p, o, "name");
-    ident->upn = jstr(p, o, "preferred_username");
-    ident->email = jstr(p, o, "email");
+    ident->name = msa_json_str(p, o, "name");
+    ident->upn = msa_json_str(p, o, "preferred_username");
+    ident->email = msa_json_str(p, o, "email");
     /* xms_edov: Microsoft says the email claim's domain belongs to the user's tenant. */
     json_object *edov;
     int verified = ident->email != NULL && json_object_object_get_ex(o, "xms_edov", &edov) &&
@@ -159,6 +140,5 @@ const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_id
                json_object_object_get_ex(names, "groups", &g);
     cause = NULL;
 out:
-    json_object_put(o);
     return cause;
 }

@@ -16,6 +16,7 @@
 #include <apr_strings.h>
 #include <apr_tables.h>
 
+#include "msa_json.h"
 #include "msa_ms.h"
 #include "msa_url.h"
 
@@ -32,82 +33,31 @@ static int ms_xdigit(char c)
     return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9');
 }
 
-static apr_status_t ms_json_put(void *data)
-{
-    json_object_put(data);
-    return APR_SUCCESS;
-}
-
 /*
  * The body as a JSON object, owned by p. Strict: one value, nothing after
  * it but white space, valid UTF-8. NULL with *why set when it is not.
  */
 static json_object *ms_parse_object(apr_pool_t *p, const msa_http_response_t *r, const char **why)
 {
-    if (r->body == NULL || r->body_len == 0) {
-        *why = "an empty body";
+    msa_json_error_t e;
+    json_object *o = msa_json_parse(p, r->body, r->body_len, &e);
+    if (o == NULL) {
+        static const char *const whys[] = {
+            [MSA_JSON_EMPTY] = "an empty body",
+            [MSA_JSON_NUL] = "a body holding a NUL byte",
+            [MSA_JSON_TRUNCATED] = "truncated JSON",
+            [MSA_JSON_INVALID] = "a body that is not JSON",
+            [MSA_JSON_TRAILING] = "JSON followed by more data",
+            [MSA_JSON_NOMEM] = "out of memory",
+        };
+        *why = whys[e.fault];
         return NULL;
     }
-    if (strlen(r->body) != r->body_len) {
-        *why = "a body holding a NUL byte";
+    if (!json_object_is_type(o, json_type_object)) {
+        *why = "JSON that is not an object";
         return NULL;
     }
-    json_tokener *tok = json_tokener_new();
-    if (tok == NULL) {
-        *why = "out of memory";
-        return NULL;
-    }
-#ifdef JSON_TOKENER_VALIDATE_UTF8
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-#else
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-#endif
-    json_object *o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-#if JSON_C_VERSION_NUM >= ((0 << 16) | (15 << 8))
-    size_t end = json_tokener_get_parse_end(tok);
-#else
-    size_t end = (size_t)tok->char_offset;
-#endif
-    json_tokener_free(tok);
-    if (o == NULL || jerr != json_tokener_success) {
-        json_object_put(o);
-        *why = jerr == json_tokener_continue ? "truncated JSON" : "a body that is not JSON";
-        return NULL;
-    }
-    while (end < r->body_len && strchr(" \t\r\n", r->body[end]) != NULL) {
-        end++;
-    }
-    if (end != r->body_len || !json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
-        *why = end != r->body_len ? "JSON followed by more data" : "JSON that is not an object";
-        return NULL;
-    }
-    apr_pool_cleanup_register(p, o, ms_json_put, apr_pool_cleanup_null);
     return o;
-}
-
-/*
- * A string member: APR_SUCCESS with *out = NULL when absent or null (Graph
- * sends null for unset fields), APR_EINVAL when it is not a string or holds
- * a NUL.
- */
-static apr_status_t ms_json_string(apr_pool_t *p, json_object *o, const char *key, const char **out)
-{
-    json_object *v = NULL;
-    *out = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || v == NULL) {
-        return APR_SUCCESS;
-    }
-    if (!json_object_is_type(v, json_type_string)) {
-        return APR_EINVAL;
-    }
-    const char *s = json_object_get_string(v);
-    if ((size_t)json_object_get_string_len(v) != strlen(s)) {
-        return APR_EINVAL;
-    }
-    *out = apr_pstrdup(p, s);
-    return APR_SUCCESS;
 }
 
 /* A short code fit for a log line: [A-Za-z0-9_.-]{1,64}, else NULL. */
@@ -314,13 +264,13 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
         *err = ms_oauth_error(p, what, resp.status, o);
         return MSA_EPROTO;
     }
-    if (ms_json_string(p, o, "access_token", &out->access_token) != APR_SUCCESS ||
+    if (msa_json_string(p, o, "access_token", &out->access_token) != APR_SUCCESS ||
         out->access_token == NULL || *out->access_token == '\0') {
         out->access_token = NULL;
         *err = apr_psprintf(p, "%s answered %d without an access token", what, resp.status);
         return MSA_EPROTO;
     }
-    if (ms_json_string(p, o, "id_token", &out->id_token) != APR_SUCCESS) {
+    if (msa_json_string(p, o, "id_token", &out->id_token) != APR_SUCCESS) {
         out->access_token = NULL;
         *err = apr_psprintf(p, "%s answered an id_token that is not a string", what);
         return MSA_EPROTO;
@@ -328,7 +278,7 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
     if (out->id_token != NULL && *out->id_token == '\0') {
         out->id_token = NULL;
     }
-    if (ms_json_string(p, o, "scope", &out->scope) != APR_SUCCESS) {
+    if (msa_json_string(p, o, "scope", &out->scope) != APR_SUCCESS) {
         out->scope = NULL; /* only a hint for whether Graph may be called */
     }
     out->expires_in = ms_expires_in(o);
@@ -376,18 +326,18 @@ apr_status_t msa_ms_graph_me(msa_http_t *h, apr_pool_t *p, const char *graph_hos
         return MSA_EPROTO;
     }
     msa_ms_profile_t pr = {0};
-    if (ms_json_string(p, o, "id", &pr.id) != APR_SUCCESS || pr.id == NULL || *pr.id == '\0') {
+    if (msa_json_string(p, o, "id", &pr.id) != APR_SUCCESS || pr.id == NULL || *pr.id == '\0') {
         *err = apr_psprintf(p, "%s answered without a usable id", what);
         return MSA_EPROTO;
     }
     /* Optional fields of the wrong type are dropped rather than failing the login. */
-    if (ms_json_string(p, o, "displayName", &pr.name) != APR_SUCCESS) {
+    if (msa_json_string(p, o, "displayName", &pr.name) != APR_SUCCESS) {
         pr.name = NULL;
     }
-    if (ms_json_string(p, o, "userPrincipalName", &pr.upn) != APR_SUCCESS) {
+    if (msa_json_string(p, o, "userPrincipalName", &pr.upn) != APR_SUCCESS) {
         pr.upn = NULL;
     }
-    if (ms_json_string(p, o, "mail", &mail) != APR_SUCCESS) {
+    if (msa_json_string(p, o, "mail", &mail) != APR_SUCCESS) {
         mail = NULL;
     }
     if (mail != NULL && *mail != '\0') {
@@ -458,7 +408,7 @@ apr_status_t msa_ms_graph_groups(msa_http_t *h, apr_pool_t *p, const char *graph
             json_object *item = json_object_array_get_idx(value, i);
             const char *id = NULL;
             if (!json_object_is_type(item, json_type_object) ||
-                ms_json_string(p, item, "id", &id) != APR_SUCCESS || id == NULL || *id == '\0') {
+                msa_json_string(p, item, "id", &id) != APR_SUCCESS || id == NULL || *id == '\0') {
                 *err = apr_psprintf(p, "%s answered an entry without a string id", what);
                 return MSA_EPROTO;
             }
@@ -676,7 +626,7 @@ apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph
     if (!json_object_object_get_ex(o, "value", &value) ||
         !json_object_is_type(value, json_type_array) || json_object_array_length(value) != 1 ||
         !json_object_is_type(org = json_object_array_get_idx(value, 0), json_type_object) ||
-        ms_json_string(p, org, "id", &tid) != APR_SUCCESS || tid == NULL || !ms_guid(tid)) {
+        msa_json_string(p, org, "id", &tid) != APR_SUCCESS || tid == NULL || !ms_guid(tid)) {
         *err = apr_psprintf(p, "%s named no single organization with a tenant id", what);
         return APR_NOTFOUND;
     }
@@ -687,7 +637,7 @@ apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph
             json_object *d = json_object_array_get_idx(doms, i);
             const char *name = NULL;
             if (json_object_is_type(d, json_type_object) &&
-                ms_json_string(p, d, "name", &name) == APR_SUCCESS && name != NULL &&
+                msa_json_string(p, d, "name", &name) == APR_SUCCESS && name != NULL &&
                 ms_domain(name)) {
                 APR_ARRAY_PUSH(out->domains, const char *) = name;
             }

@@ -9,6 +9,7 @@
 #include <apr_strings.h>
 #include <json-c/json.h>
 
+#include "msa_json.h"
 #include "msa_settings.h"
 #include "msa_state.h"
 #include "msa_url.h"
@@ -36,12 +37,6 @@ static int known_key(const char *key)
     return 0;
 }
 
-static apr_status_t json_object_release(void *o)
-{
-    json_object_put(o);
-    return APR_SUCCESS;
-}
-
 /* A parsed JSON document owned by the pool; NULL with err giving the position. */
 static json_object *parse_json(apr_pool_t *p, const char *text, apr_size_t len, const char **err)
 {
@@ -49,19 +44,11 @@ static json_object *parse_json(apr_pool_t *p, const char *text, apr_size_t len, 
         *err = len > MAX_STORE ? "over 4 MiB" : "holds a NUL byte";
         return NULL;
     }
-    json_tokener *tok = json_tokener_new();
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
-    size_t end = json_tokener_get_parse_end(tok);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    json_tokener_free(tok);
-    /* Trailing blanks are fine, anything else after the document is not. */
-    while (o != NULL && end < len && apr_isspace(text[end])) {
-        end++;
-    }
-    if (o == NULL || jerr != json_tokener_success || end < len) {
+    msa_json_error_t e;
+    json_object *o = msa_json_parse(p, text, len, &e);
+    if (o == NULL) {
         int line = 1, col = 1;
-        for (size_t i = 0; i < end && i < len; i++) {
+        for (size_t i = 0; i < e.end && i < len; i++) {
             if (text[i] == '\n') {
                 line++;
                 col = 1;
@@ -69,16 +56,12 @@ static json_object *parse_json(apr_pool_t *p, const char *text, apr_size_t len, 
                 col++;
             }
         }
+        /* Trailing blanks are fine, anything else after the document is not. */
         *err = apr_psprintf(p, "not JSON at line %d, column %d (%s)", line, col,
-                            o == NULL || jerr != json_tokener_success
-                                ? json_tokener_error_desc(jerr == json_tokener_success
-                                                              ? json_tokener_error_parse_eof
-                                                              : jerr)
-                                : "text after the document");
-        json_object_put(o);
-        return NULL;
+                            e.fault == MSA_JSON_TRAILING ? "text after the document"
+                            : e.desc                     ? e.desc
+                                                         : "empty");
     }
-    apr_pool_cleanup_register(p, o, json_object_release, apr_pool_cleanup_null);
     return o;
 }
 

@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 
 #include "msa_jose.h"
+#include "msa_json.h"
 #include "msa_state.h"
 
 #define STATE_COOKIE_PREFIX "msauth_state_"
@@ -126,16 +127,11 @@ apr_status_t msa_login_state_seal(apr_pool_t *p, const msa_login_state_t *s,
 static const char *get_string(apr_pool_t *p, json_object *o, const char *name, int required,
                               int *bad)
 {
-    json_object *v;
-    if (!json_object_object_get_ex(o, name, &v)) {
-        *bad |= required;
-        return NULL;
-    }
-    if (!json_object_is_type(v, json_type_string)) {
+    const char *s = NULL;
+    if (msa_json_string(p, o, name, &s) != APR_SUCCESS || (s == NULL && required)) {
         *bad = 1;
-        return NULL;
     }
-    return apr_pstrdup(p, json_object_get_string(v));
+    return s;
 }
 
 apr_status_t msa_login_state_open(apr_pool_t *p, const char *cookie, const unsigned char *secret,
@@ -151,12 +147,11 @@ apr_status_t msa_login_state_open(apr_pool_t *p, const char *cookie, const unsig
     if (rv != APR_SUCCESS) {
         return APR_EINVAL;
     }
-    json_object *o = json_tokener_parse(plain), *t;
+    json_object *o = msa_json_parse_object(p, plain, strlen(plain));
     int bad = 0;
     memset(out, 0, sizeof(*out));
-    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+    if (o == NULL) {
         *err = "state cookie is not a JSON object";
-        json_object_put(o);
         return APR_EINVAL;
     }
     out->state = get_string(p, o, "s", 1, &bad);
@@ -165,12 +160,9 @@ apr_status_t msa_login_state_open(apr_pool_t *p, const char *cookie, const unsig
     out->appid = get_string(p, o, "a", 1, &bad);
     out->return_to = get_string(p, o, "r", 0, &bad);
     out->epoch = get_string(p, o, "e", 0, &bad);
-    if (!json_object_object_get_ex(o, "t", &t) || !json_object_is_type(t, json_type_int)) {
+    if (!msa_json_int(o, "t", &out->created)) {
         bad = 1;
-    } else {
-        out->created = json_object_get_int64(t);
     }
-    json_object_put(o);
     if (bad) {
         *err = "state cookie lacks a field";
         return APR_EINVAL;

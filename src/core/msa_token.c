@@ -7,6 +7,7 @@
 #include <apr_strings.h>
 #include <json-c/json.h>
 
+#include "msa_json.h"
 #include "msa_token.h"
 
 /* Fields common to both kinds of token. */
@@ -89,12 +90,7 @@ char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
 #undef ADD_STRING
 #undef ADD_NUMBER
     if (t->groups != NULL) {
-        json_object *a = json_object_new_array();
-        for (int i = 0; i < t->groups->nelts; i++) {
-            json_object_array_add(
-                a, json_object_new_string(APR_ARRAY_IDX(t->groups, i, const char *)));
-        }
-        json_object_object_add(o, "groups", a);
+        json_object_object_add(o, "groups", msa_json_strings(t->groups));
     }
     if (t->groups_cached) {
         json_object_object_add(o, "groups_cached", json_object_new_boolean(1));
@@ -162,7 +158,8 @@ static const char *scan_string(jscan_t *j)
     size_t n = 0;
     int escaped = 0;
     for (; j->s[n] != '"'; n++) {
-        if (j->s[n] == '\0' || (unsigned char)j->s[n] < 0x20) {
+        /* Control characters are no JSON; bytes past ASCII are left to json-c to validate. */
+        if (j->s[n] == '\0' || (unsigned char)j->s[n] < 0x20 || (unsigned char)j->s[n] >= 0x80) {
             return NULL;
         }
         if (j->s[n] == '\\') {
@@ -252,6 +249,10 @@ static int scan_value(jscan_t *j, const char *name, msa_token_t *t)
         return 1;
     }
     if (*j->s == '-' || apr_isdigit(*j->s)) {
+        const char *d = j->s + (*j->s == '-');
+        if (!apr_isdigit(*d) || (d[0] == '0' && apr_isdigit(d[1]))) {
+            return 0; /* JSON has no leading zeros */
+        }
         char *end;
         errno = 0;
         apr_int64_t v = apr_strtoi64(j->s, &end, 10);
@@ -346,31 +347,15 @@ static int claims_fast(apr_pool_t *p, const char *json, msa_token_t *t)
     return *j.s == '\0';
 }
 
-apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t, const char **err)
+apr_status_t msa_token_claims_json(apr_pool_t *p, const char *json, msa_token_t *t,
+                                   const char **err)
 {
     memset(t, 0, sizeof(*t));
-    if (claims_fast(p, json, t)) {
-        return APR_SUCCESS;
-    }
-    memset(t, 0, sizeof(*t));
-    json_object *o = NULL, *v;
-    json_tokener *tok = json_tokener_new();
-    size_t len = strlen(json);
-    if (tok != NULL) {
-        o = json_tokener_parse_ex(tok, json, (int)len);
-        /* One document, nothing but blanks after it. */
-        size_t end = json_tokener_get_parse_end(tok);
-        while (o != NULL && end < len && strchr(" \t\r\n", json[end]) != NULL) {
-            end++;
-        }
-        if (o != NULL && (json_tokener_get_error(tok) != json_tokener_success || end < len)) {
-            json_object_put(o);
-            o = NULL;
-        }
-        json_tokener_free(tok);
-    }
+    json_object *v;
+    /* One document, nothing but blanks after it. */
+    json_object *o = msa_json_parse_object(p, json, strlen(json));
     apr_status_t rv = APR_EINVAL;
-    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+    if (o == NULL) {
         *err = "token claims are not a JSON object";
         goto out;
     }
@@ -419,8 +404,16 @@ apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t
     }
     rv = APR_SUCCESS;
 out:
-    json_object_put(o);
     return rv;
+}
+
+apr_status_t msa_token_from_json(apr_pool_t *p, const char *json, msa_token_t *t, const char **err)
+{
+    memset(t, 0, sizeof(*t));
+    if (claims_fast(p, json, t)) {
+        return APR_SUCCESS;
+    }
+    return msa_token_claims_json(p, json, t, err);
 }
 
 apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t *key, char **jwt,

@@ -2,7 +2,8 @@
  * Fuzz target: the module's own HS256 tokens (session and ID tokens).
  *
  * The input is tried as a compact JWS (msa_jws_hs256_verify, msa_token_verify
- * for both uses) and as claims JSON (msa_token_from_json). Since a fuzzer
+ * for both uses) and as claims JSON (msa_token_from_json, whose fast scanner must agree
+ * with json-c alone, msa_token_claims_json). Since a fuzzer
  * cannot forge an HMAC, the input is also signed with the fixed key so that
  * the claim checks behind the signature see arbitrary claims.
  *
@@ -40,12 +41,12 @@ static int str_eq(const char *a, const char *b)
 
 static int token_eq(const msa_token_t *a, const msa_token_t *b)
 {
-    const char *const sa[] = {a->sub,     a->identifier, a->appid,    a->aud, a->idp,
-                              a->name,    a->email,      a->upn,      a->tid, a->oid,
-                              a->picture, a->jti,        a->token_use};
-    const char *const sb[] = {b->sub,     b->identifier, b->appid,    b->aud, b->idp,
-                              b->name,    b->email,      b->upn,      b->tid, b->oid,
-                              b->picture, b->jti,        b->token_use};
+    const char *const sa[] = {a->sub,     a->identifier, a->appid, a->aud,       a->idp,
+                              a->name,    a->email,      a->upn,   a->tid,       a->oid,
+                              a->picture, a->verified,   a->jti,   a->token_use, a->epoch};
+    const char *const sb[] = {b->sub,     b->identifier, b->appid, b->aud,       b->idp,
+                              b->name,    b->email,      b->upn,   b->tid,       b->oid,
+                              b->picture, b->verified,   b->jti,   b->token_use, b->epoch};
     for (size_t i = 0; i < sizeof(sa) / sizeof(*sa); i++) {
         if (!str_eq(sa[i], sb[i])) {
             return 0;
@@ -148,8 +149,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         verify_all(p, jwt, NULL, data, size);
     }
 
-    /* 3. The input as claims JSON: parsing is stable under serialising and signing. */
-    if (msa_token_from_json(p, s, &t, &err) == APR_SUCCESS) {
+    /*
+     * 3. The input as claims JSON: the fast scanner and json-c agree (whatever one
+     * accepts the other does, with the same claims), and parsing is stable under
+     * serialising and signing.
+     */
+    msa_token_t slow;
+    const char *slow_err = NULL;
+    apr_status_t fast_rv = msa_token_from_json(p, s, &t, &err);
+    apr_status_t slow_rv = msa_token_claims_json(p, s, &slow, &slow_err);
+    FUZZ_ASSERT(fast_rv == slow_rv, data, size);
+    FUZZ_ASSERT(fast_rv != APR_SUCCESS || token_eq(&t, &slow), data, size);
+    if (fast_rv == APR_SUCCESS) {
         char *json = msa_token_to_json(p, &t);
         FUZZ_ASSERT(json != NULL, data, size);
         FUZZ_ASSERT(msa_token_from_json(p, json, &t2, &err) == APR_SUCCESS, data, size);
