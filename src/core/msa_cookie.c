@@ -110,6 +110,23 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header,
             dropped = drop(ctx, apr_pstrmemdup(p, c, (apr_size_t)(ne - c)));
         }
         const char *ve = end;
+        /*
+         * httpd joins repeated Cookie lines with ", ": a pair of ours that opened
+         * another line ends the pair before it there.
+         */
+        for (const char *k = eq ? eq : end; !dropped && (k = memchr(k, ',', (size_t)(end - k)));
+             k++) {
+            const char *n = skip_ws(k + 1);
+            const char *ne = n;
+            while (ne < end && *ne != '=' && *ne != ',' && *ne != ' ' && *ne != '\t') {
+                ne++;
+            }
+            if (ne > n && ne < end && *ne == '=' &&
+                drop(ctx, apr_pstrmemdup(p, n, (apr_size_t)(ne - n)))) {
+                ve = k;
+                break;
+            }
+        }
         while (ve > c && (ve[-1] == ' ' || ve[-1] == '\t')) {
             ve--;
         }

@@ -2,44 +2,102 @@
  * The app registry: the effective app for an appid, configured or from the
  * settings store (MSAuthSettingsFile), which every process sees within a
  * second of a change, without a restart.
+ *
+ * Requests read an immutable snapshot of each store file (its apps merged
+ * with each virtual host's root app, and their cookie names): no lock and no
+ * stat on their path. A thread of each child looks at the file once a second
+ * and publishes a new snapshot in the slot no request is reading; an old
+ * snapshot's pool is freed once no request holds it.
  */
+#include <apr_atomic.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
 #include <http_core.h>
 #include <unixd.h>
 
 #include "msa_apps.h"
 #include "msa_settings.h"
 
-/* What this process last read of one store file. */
+/* What one store file holds, as requests see it; never changed once published. */
+typedef struct snapshot {
+    apr_pool_t *pool;
+    msa_store_t *store;               /* NULL: no good file read yet */
+    apr_hash_t *merged;               /* "<srv>/<appid>" -> msa_app_t * (INCOMPLETE: unusable) */
+    apr_array_header_t *cookie_names; /* the auth_cookie names the store sets */
+} snapshot_t;
+
+static const msa_app_t incomplete_app;
+#define INCOMPLETE (&incomplete_app)
+
+/*
+ * One store file in this process. A reader counts itself in refs[k] of the
+ * current slot k = gen & 1 before it reads slot[k]; the watcher replaces
+ * only the other slot, after emptying it and seeing its count at zero.
+ */
 typedef struct store_view {
     const char *path;
-    msa_store_t *store; /* the last good one; never freed while the process lives */
-    apr_time_t checked;
+    const char *key;          /* the request pool's userdata key of the held snapshot */
+    apr_array_header_t *srvs; /* msa_srv_t *: the virtual hosts that use the file */
+    snapshot_t *volatile slot[2];
+    volatile apr_uint32_t refs[2];
+    volatile apr_uint32_t gen;
+    snapshot_t *pending; /* watcher only: read, waiting for its slot to empty */
+    apr_finfo_t damaged; /* watcher only: the file last found damaged */
     struct store_view *next;
 } store_view_t;
 
 static store_view_t *views;
-static apr_thread_mutex_t *views_lock;
 static apr_pool_t *views_pool;
 
-/* Reads the file into a pool of its own, reporting a damaged file by name and position. */
-static msa_store_t *read_store(server_rec *s, const char *path)
+static const char *merged_key(apr_pool_t *p, const msa_srv_t *srv, const char *appid)
+{
+    return apr_psprintf(p, "%pp/%s", (const void *)srv, appid);
+}
+
+/*
+ * Reads the file into a snapshot of its own pool, reporting a damaged file by
+ * name and position (NULL then).
+ */
+static snapshot_t *read_snapshot(server_rec *s, store_view_t *v)
 {
     apr_pool_t *p;
     msa_store_t *st = NULL;
     const char *err = NULL;
-    apr_pool_create(&p, views_pool);
-    if (msa_settings_load(p, path, &st, &err) != APR_SUCCESS) {
+    apr_pool_create(&p, NULL); /* not under pconf: the watcher thread makes and frees these */
+    if (msa_settings_load(p, v->path, &st, &err) != APR_SUCCESS) {
         MSA_SLOG(s, APLOG_ERR, 0, "settings_damaged",
-                 "MSAuthSettingsFile %s: %s; the last good settings stay in service", path, err);
+                 "MSAuthSettingsFile %s: %s; the last good settings stay in service", v->path, err);
+        apr_stat(&v->damaged, v->path, APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_INODE, p);
         apr_pool_destroy(p);
         return NULL;
     }
-    return st;
+    snapshot_t *snap = apr_pcalloc(p, sizeof(*snap));
+    snap->pool = p;
+    snap->store = st;
+    snap->merged = apr_hash_make(p);
+    snap->cookie_names = apr_array_make(p, 4, sizeof(const char *));
+    for (apr_hash_index_t *hi = apr_hash_first(p, st->apps); hi; hi = apr_hash_next(hi)) {
+        const char *appid;
+        const msa_app_t *stored;
+        apr_hash_this(hi, (const void **)&appid, NULL, (void **)&stored);
+        if (stored->cookie_name_set) {
+            APR_ARRAY_PUSH(snap->cookie_names, const char *) = stored->cookie_name;
+        }
+        for (int i = 0; i < v->srvs->nelts; i++) {
+            const msa_srv_t *srv = APR_ARRAY_IDX(v->srvs, i, const msa_srv_t *);
+            /* A stored app overrides a configured one; what it lacks comes from the root app. */
+            msa_app_t *a = msa_app_merge(p, srv->root, stored);
+            if (!stored->cookie_name_set) {
+                a->cookie_name = apr_pstrcat(p, "msauth-", appid, NULL);
+            }
+            apr_hash_set(snap->merged, merged_key(p, srv, appid), APR_HASH_KEY_STRING,
+                         msa_app_incomplete(a) ? INCOMPLETE : a);
+        }
+    }
+    return snap;
 }
 
-static store_view_t *view_of(server_rec *s, const char *path)
+static store_view_t *view_of(const char *path)
 {
     for (store_view_t *v = views; v; v = v->next) {
         if (strcmp(v->path, path) == 0) {
@@ -48,11 +106,157 @@ static store_view_t *view_of(server_rec *s, const char *path)
     }
     store_view_t *v = apr_pcalloc(views_pool, sizeof(*v));
     v->path = apr_pstrdup(views_pool, path);
-    v->store = read_store(s, path);
-    v->checked = apr_time_now();
+    v->key = apr_pstrcat(views_pool, "msauth-settings:", path, NULL);
+    v->srvs = apr_array_make(views_pool, 2, sizeof(const msa_srv_t *));
     v->next = views;
     views = v;
     return v;
+}
+
+/* Publishes the pending snapshot in the slot no request reads, once no request holds it. */
+static void publish(store_view_t *v)
+{
+    apr_uint32_t k = (apr_atomic_read32(&v->gen) + 1) & 1;
+    snapshot_t *old = apr_atomic_xchgptr((volatile void **)&v->slot[k], NULL);
+    if (apr_atomic_read32(&v->refs[k]) != 0) {
+        apr_atomic_xchgptr((volatile void **)&v->slot[k], old); /* a request still reads it */
+        return;
+    }
+    if (old != NULL) {
+        apr_pool_destroy(old->pool);
+    }
+    apr_atomic_xchgptr((volatile void **)&v->slot[k], v->pending);
+    v->pending = NULL;
+    apr_atomic_inc32(&v->gen);
+}
+
+/* The watcher's look at one file. */
+static void refresh(server_rec *s, store_view_t *v, apr_pool_t *tmp)
+{
+    if (v->pending == NULL) {
+        const snapshot_t *cur = v->slot[apr_atomic_read32(&v->gen) & 1];
+        if (cur->store != NULL && !msa_settings_changed(tmp, v->path, cur->store)) {
+            return;
+        }
+        /* A damaged file is reported once, not every second. */
+        msa_store_t seen = {.finfo = v->damaged};
+        if (v->damaged.mtime != 0 && !msa_settings_changed(tmp, v->path, &seen)) {
+            return;
+        }
+        if ((v->pending = read_snapshot(s, v)) == NULL) {
+            return;
+        }
+        v->damaged.mtime = 0;
+    }
+    publish(v);
+}
+
+/* A restart reads the files again: this generation's snapshots go with its pconf. */
+static apr_status_t drop_snapshots(void *data)
+{
+    (void)data;
+    for (store_view_t *v = views; v; v = v->next) {
+        for (int k = 0; k < 2; k++) {
+            if (v->slot[k] != NULL) {
+                apr_pool_destroy(v->slot[k]->pool);
+                v->slot[k] = NULL;
+            }
+        }
+        if (v->pending != NULL) {
+            apr_pool_destroy(v->pending->pool);
+            v->pending = NULL;
+        }
+    }
+    views = NULL;
+    return APR_SUCCESS;
+}
+
+static volatile apr_uint32_t stopping;
+
+static void *APR_THREAD_FUNC watcher(apr_thread_t *thread, void *data)
+{
+    server_rec *s = data;
+    apr_pool_t *tmp;
+    apr_pool_create(&tmp, NULL);
+    while (!apr_atomic_read32(&stopping)) {
+        for (int i = 0; i < 10 && !apr_atomic_read32(&stopping); i++) {
+            apr_sleep(apr_time_from_msec(100));
+        }
+        for (store_view_t *v = views; v && !apr_atomic_read32(&stopping); v = v->next) {
+            refresh(s, v, tmp);
+            apr_pool_clear(tmp);
+        }
+    }
+    apr_pool_destroy(tmp);
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+static apr_thread_t *watcher_thread;
+
+static apr_status_t stop_watcher(void *data)
+{
+    apr_status_t rv;
+    (void)data;
+    apr_atomic_set32(&stopping, 1);
+    apr_thread_join(&rv, watcher_thread);
+    return APR_SUCCESS;
+}
+
+void msa_apps_child_init(apr_pool_t *p, server_rec *s)
+{
+    if (views == NULL) {
+        return;
+    }
+    apr_atomic_set32(&stopping, 0);
+    if (apr_thread_create(&watcher_thread, NULL, watcher, s, p) != APR_SUCCESS) {
+        MSA_SLOG(s, APLOG_CRIT, 0, "settings",
+                 "no thread to watch MSAuthSettingsFile: stored apps keep their startup settings");
+        return;
+    }
+    apr_pool_cleanup_register(p, NULL, stop_watcher, apr_pool_cleanup_null);
+}
+
+typedef struct held {
+    store_view_t *v;
+    apr_uint32_t k;
+    const snapshot_t *snap;
+} held_t;
+
+static apr_status_t release(void *data)
+{
+    held_t *h = data;
+    apr_atomic_dec32(&h->v->refs[h->k]);
+    return APR_SUCCESS;
+}
+
+/* The snapshot this request reads (the same for all its lookups and subrequests). */
+static const snapshot_t *snapshot_of(request_rec *r, const msa_srv_t *srv)
+{
+    store_view_t *v = view_of(srv->settings_file);
+    request_rec *top = r;
+    while (top->main != NULL) {
+        top = top->main;
+    }
+    held_t *h = NULL;
+    if (apr_pool_userdata_get((void **)&h, v->key, top->pool) == APR_SUCCESS && h != NULL) {
+        return h->snap;
+    }
+    h = apr_palloc(top->pool, sizeof(*h));
+    h->v = v;
+    for (;;) {
+        apr_uint32_t g = apr_atomic_read32(&v->gen);
+        h->k = g & 1;
+        apr_atomic_inc32(&v->refs[h->k]);
+        h->snap = apr_atomic_casptr((volatile void **)&v->slot[h->k], NULL, NULL);
+        if (h->snap != NULL && apr_atomic_read32(&v->gen) == g) {
+            break;
+        }
+        apr_atomic_dec32(&v->refs[h->k]); /* the watcher is replacing it: look again */
+    }
+    apr_pool_cleanup_register(top->pool, h, release, apr_pool_cleanup_null);
+    apr_pool_userdata_setn(h, v->key, NULL, top->pool);
+    return h->snap;
 }
 
 /* The session cookie names of every configured app of every virtual host. */
@@ -67,7 +271,6 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     views = NULL;
     views_pool = pconf;
-    apr_thread_mutex_create(&views_lock, APR_THREAD_MUTEX_DEFAULT, pconf);
     /* Browsers send a host's cookies to all its ports and virtual hosts: every app's counts. */
     cookie_names = apr_hash_make(pconf);
     for (server_rec *vs = s; vs; vs = vs->next) {
@@ -104,65 +307,46 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                          srv->settings_file);
             }
         }
-        view_of(vs, srv->settings_file);
+        store_view_t *v = view_of(srv->settings_file);
+        APR_ARRAY_PUSH(v->srvs, const msa_srv_t *) = srv;
     }
+    /* The first snapshot, read before the children start. */
+    for (store_view_t *v = views; v; v = v->next) {
+        snapshot_t *snap = read_snapshot(s, v);
+        if (snap == NULL) {
+            apr_pool_t *p;
+            apr_pool_create(&p, NULL);
+            snap = apr_pcalloc(p, sizeof(*snap));
+            snap->pool = p;
+            snap->merged = apr_hash_make(p);
+            snap->cookie_names = apr_array_make(p, 1, sizeof(const char *));
+        }
+        v->slot[0] = snap;
+    }
+    apr_pool_cleanup_register(pconf, NULL, drop_snapshots, apr_pool_cleanup_null);
     return OK;
 }
 
-/* The store as this process sees it, looked at again at most once a second. */
+/* The settings store as this request sees it, or NULL. */
 msa_store_t *msa_apps_store(request_rec *r, const msa_srv_t *srv)
 {
-    apr_time_t now = apr_time_now();
-    apr_thread_mutex_lock(views_lock);
-    store_view_t *v = view_of(r->server, srv->settings_file);
-    if (now - v->checked >= apr_time_from_sec(1)) {
-        v->checked = now;
-        if (v->store == NULL || msa_settings_changed(r->pool, v->path, v->store)) {
-            msa_store_t *fresh = read_store(r->server, v->path);
-            if (fresh != NULL) {
-                v->store = fresh;
-            } else if (v->store != NULL) {
-                /* Do not report the same damage every second. */
-                apr_stat(&v->store->finfo, v->path,
-                         APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_INODE, r->pool);
-            }
-        }
-    }
-    msa_store_t *st = v->store;
-    apr_thread_mutex_unlock(views_lock);
-    return st;
+    return srv->settings_file ? snapshot_of(r, srv)->store : NULL;
 }
 
 const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char *appid)
 {
     if (srv->settings_file != NULL && appid != NULL && *appid && strcmp(appid, "default") != 0) {
-        msa_store_t *st = msa_apps_store(r, srv);
-        const msa_app_t *stored = st ? apr_hash_get(st->apps, appid, APR_HASH_KEY_STRING) : NULL;
-        if (stored != NULL) {
-            /* A stored app overrides a configured one; what it lacks comes from the root app. */
-            msa_app_t *a = msa_app_merge(r->pool, srv->root, stored);
-            if (!stored->cookie_name_set) {
-                a->cookie_name = apr_pstrcat(r->pool, "msauth-", appid, NULL);
-            }
-            return msa_app_incomplete(a) ? NULL : a;
+        const snapshot_t *snap = snapshot_of(r, srv);
+        const msa_app_t *a =
+            apr_hash_get(snap->merged, merged_key(r->pool, srv, appid), APR_HASH_KEY_STRING);
+        if (a != NULL) {
+            return a == INCOMPLETE ? NULL : a;
         }
     }
     return msa_srv_app(srv, appid);
 }
 
-apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv)
+const apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv)
 {
-    apr_array_header_t *names = apr_array_make(r->pool, 4, sizeof(const char *));
-    msa_store_t *st = srv->settings_file ? msa_apps_store(r, srv) : NULL;
-    if (st == NULL) {
-        return names;
-    }
-    for (apr_hash_index_t *hi = apr_hash_first(r->pool, st->apps); hi; hi = apr_hash_next(hi)) {
-        const msa_app_t *a;
-        apr_hash_this(hi, NULL, NULL, (void **)&a);
-        if (a->cookie_name_set) {
-            APR_ARRAY_PUSH(names, const char *) = a->cookie_name;
-        }
-    }
-    return names;
+    return srv->settings_file ? snapshot_of(r, srv)->cookie_names : NULL;
 }

@@ -8,9 +8,11 @@
 int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* The effective app for appid: a stored app first (settings store), else the configured one. */
 const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char *appid);
-/* The auth_cookie names the settings store sets (the default names are msauth-<appid>). */
-apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv);
-/* The settings store as this process sees it (read again at most once a second), or NULL. */
+/* The auth_cookie names the settings store sets (the default names are msauth-<appid>), or NULL. */
+const apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv);
+/* Starts the thread that looks at each settings file once a second. */
+void msa_apps_child_init(apr_pool_t *p, server_rec *s);
+/* The settings store as this request sees it (the file as of a second ago at most), or NULL. */
 msa_store_t *msa_apps_store(request_rec *r, const msa_srv_t *srv);
 /* Whether name is the session cookie of a configured app, in any virtual host. */
 int msa_apps_cookie_name(const char *name);

@@ -89,33 +89,69 @@ static int own_cookie(void *ctx, const char *name)
     return 0;
 }
 
-/* Sets or unsets a request header; a subrequest's copy of its main request's CGI variable too. */
-static void set_header(request_rec *r, const char *name, const char *env, const char *value)
+/* The (REDIRECT_)*HTTP_COOKIE or HTTP_AUTHORIZATION a CGI would see, as its header; else NULL. */
+static const char *credential_var(const char *k)
 {
-    if (value == NULL) {
-        apr_table_unset(r->headers_in, name);
-    } else {
-        apr_table_set(r->headers_in, name, value);
+    while (strncmp(k, "REDIRECT_", 9) == 0) {
+        k += 9;
     }
-    /* mod_include put the main request's headers into the environment the subrequest copied. */
-    if (r->main != NULL && apr_table_get(r->subprocess_env, env) != NULL) {
-        if (value == NULL) {
-            apr_table_unset(r->subprocess_env, env);
+    return strcmp(k, "HTTP_COOKIE") == 0          ? "Cookie"
+           : strcmp(k, "HTTP_AUTHORIZATION") == 0 ? "Authorization"
+                                                  : NULL;
+}
+
+/*
+ * The environment's copies of the credentials: mod_include puts the main
+ * request's headers into the environment a subrequest copies, an internal
+ * redirect keeps the earlier request's as REDIRECT_*. Cookies are stripped
+ * like the header, a Bearer token dropped.
+ */
+static void hide_env_copies(request_rec *r, const msa_dir_t *dir, const apr_array_header_t *stored)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_table_t *fixed = NULL;
+    for (int i = 0; i < arr->nelts; i++) {
+        const char *h = e[i].key ? credential_var(e[i].key) : NULL;
+        if (h == NULL || e[i].val == NULL) {
+            continue;
+        }
+        const char *v = e[i].val;
+        if (*h == 'C' && dir->strip_cookie) {
+            v = msa_cookie_strip(r->pool, v, own_cookie, (void *)stored);
+        } else if (*h == 'A' && dir->accept_bearer && strncasecmp(v, "Bearer ", 7) == 0) {
+            v = NULL;
+        }
+        if (v != e[i].val) {
+            if (fixed == NULL) {
+                fixed = apr_table_make(r->pool, 2);
+            }
+            apr_table_setn(fixed, e[i].key, v ? v : "");
+        }
+    }
+    const apr_array_header_t *fa = fixed ? apr_table_elts(fixed) : NULL;
+    for (int i = 0; fa && i < fa->nelts; i++) {
+        const apr_table_entry_t *f = &((const apr_table_entry_t *)fa->elts)[i];
+        if (*f->val) {
+            apr_table_setn(r->subprocess_env, f->key, f->val);
         } else {
-            apr_table_set(r->subprocess_env, env, value);
+            apr_table_unset(r->subprocess_env, f->key);
         }
     }
 }
 
-static void strip_cookies(request_rec *r, const msa_srv_t *srv)
+static void strip_cookies(request_rec *r, const apr_array_header_t *stored)
 {
     const char *header = apr_table_get(r->headers_in, "Cookie");
     if (header == NULL) {
         return;
     }
-    const apr_array_header_t *stored = srv->settings_file ? msa_stored_cookie_names(r, srv) : NULL;
     const char *rest = msa_cookie_strip(r->pool, header, own_cookie, (void *)stored);
-    set_header(r, "Cookie", "HTTP_COOKIE", rest);
+    if (rest == NULL) {
+        apr_table_unset(r->headers_in, "Cookie");
+    } else {
+        apr_table_set(r->headers_in, "Cookie", rest);
+    }
 }
 
 /* A value fit for an environment variable or a header: no control characters. */
@@ -297,16 +333,80 @@ static void sign_in(request_rec *r, const msa_dir_t *dir, const msa_app_t *app, 
     }
 }
 
-/* The module's cookies and a Bearer token it takes, hidden from the app. */
+/*
+ * The module's cookies and a Bearer token it takes, hidden from the app (the
+ * client's kept aside for a check under another configuration); and no shared
+ * cache may keep what the app answers.
+ */
 static void hide_credentials(request_rec *r, const msa_dir_t *dir)
 {
+    msa_req_t *q = msa_request_record(r, 1);
+    if (!q->kept) {
+        q->sent_cookie = apr_table_get(r->headers_in, "Cookie");
+        q->sent_authorization = apr_table_get(r->headers_in, "Authorization");
+        q->kept = 1;
+    }
+    const apr_array_header_t *stored = msa_stored_cookie_names(r, msa_srv_get(r->server));
     if (dir->strip_cookie) {
-        strip_cookies(r, msa_srv_get(r->server));
+        strip_cookies(r, stored);
     }
     if (dir->accept_bearer && msa_bearer_token(r) != NULL) {
-        set_header(r, "Authorization", "HTTP_AUTHORIZATION", NULL);
+        apr_table_unset(r->headers_in, "Authorization");
     }
-    msa_request_record(r, 1)->vetted = r->per_dir_config;
+    if (r->main != NULL || r->prev != NULL) {
+        hide_env_copies(r, dir, stored);
+    }
+    /* Like a response to Authorization: mod_cache and other shared caches keep none. */
+    const char *cc = apr_table_get(r->err_headers_out, "Cache-Control");
+    if (cc == NULL || ap_strcasestr(cc, "private") == NULL) {
+        apr_table_mergen(r->err_headers_out, "Cache-Control", "private");
+    }
+}
+
+/*
+ * mod_negotiation (MultiViews, in type_checker) and mod_dir (DirectoryIndex,
+ * in fixups) check a file in a subrequest and then run it in this request
+ * under the file's configuration, which this request's headers and session
+ * went through no check of. Then it is checked here as a request of its own:
+ * the identity it carries is dropped; the session it had is kept when the
+ * same app protects the file, else the client's credentials are checked
+ * under the file's app.
+ */
+static void recheck_if_moved(request_rec *r, const msa_dir_t *dir)
+{
+    msa_req_t *q = msa_request_record(r, 1);
+    if (q->checked == r->per_dir_config) {
+        return;
+    }
+    const msa_srv_t *srv = msa_srv_get(r->server);
+    const msa_app_t *app = msa_app_lookup(r, srv, dir->app);
+    msa_token_t *keep = q->token != NULL && q->app == app ? (msa_token_t *)q->token : NULL;
+    q->token = NULL;
+    q->app = NULL;
+    r->user = NULL;
+    r->ap_auth_type = NULL;
+    scrub_env(r);
+    scrub_headers(r);
+    if (q->kept) { /* the client's credentials, for the check */
+        apr_table_unset(r->headers_in, "Cookie");
+        apr_table_unset(r->headers_in, "Authorization");
+        if (q->sent_cookie != NULL) {
+            apr_table_setn(r->headers_in, "Cookie", q->sent_cookie);
+        }
+        if (q->sent_authorization != NULL) {
+            apr_table_setn(r->headers_in, "Authorization", q->sent_authorization);
+        }
+    }
+    msa_token_t *t = keep;
+    const char *jwt = NULL;
+    if (t == NULL && app != NULL &&
+        msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt) != OK) {
+        t = NULL;
+    }
+    if (t != NULL) {
+        sign_in(r, dir, app, t);
+    }
+    q->checked = r->per_dir_config;
 }
 
 /*
@@ -364,6 +464,7 @@ int msa_scrub_request(request_rec *r)
         }
     }
     scrub_headers(r);
+    q->checked = r->per_dir_config;
     return DECLINED;
 }
 
@@ -392,13 +493,8 @@ int msa_hide_credentials(request_rec *r)
 }
 
 /*
- * Last, just before the handler runs. mod_dir (DirectoryIndex) and
- * mod_negotiation (MultiViews) check a file in a subrequest and then run it
- * in the main request under the subrequest's configuration: that request's
- * headers went through none of the hooks above under this configuration. It
- * is treated as a request of its own here: whatever identity it carries is
- * dropped, its session is checked under the app that protects the file, and
- * the module's cookies and token are hidden.
+ * Last, just before the handler runs: a request mod_negotiation or mod_dir
+ * moved to a file's configuration is checked again under it.
  */
 void msa_before_handler(request_rec *r)
 {
@@ -406,24 +502,11 @@ void msa_before_handler(request_rec *r)
         return;
     }
     const msa_req_t *q = msa_request_record(r, 0);
-    if (q != NULL && q->vetted == r->per_dir_config) {
+    if (q != NULL && q->checked == r->per_dir_config) {
         return;
     }
-    const msa_srv_t *srv = msa_srv_get(r->server);
     const msa_dir_t *dir = msa_dir_get(r);
-    const msa_app_t *app = msa_app_lookup(r, srv, dir->app);
-    msa_req_t *own = msa_request_record(r, 1);
-    own->token = NULL;
-    own->app = NULL;
-    r->user = NULL;
-    r->ap_auth_type = NULL;
-    scrub_env(r);
-    scrub_headers(r);
-    msa_token_t *t = NULL;
-    const char *jwt = NULL;
-    if (app != NULL && msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt) == OK) {
-        sign_in(r, dir, app, t);
-    }
+    recheck_if_moved(r, dir);
     hide_credentials(r, dir);
 }
 

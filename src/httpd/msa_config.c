@@ -160,6 +160,7 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
 void msa_child_init(apr_pool_t *p, server_rec *s)
 {
     msa_cache_child_init(p, s);
+    msa_apps_child_init(p, s);
     /* One client per server with apps, as timeouts, CA file and proxy are per server. */
     for (server_rec *vs = s; vs; vs = vs->next) {
         msa_srv_t *srv = msa_srv_get(vs);

@@ -28,9 +28,11 @@ const char *msa_bearer_token(request_rec *r);
 const char *msa_endpoint(const char *path, const char *base);
 /* What AuthType Microsoft found for a request: the session and the app it opened. */
 typedef struct msa_req {
-    const msa_token_t *token;   /* the session accepted for this request, or NULL */
-    const msa_app_t *app;       /* the app whose session it is */
-    const void *vetted;         /* the per-directory config whose rules its headers went through */
+    const msa_token_t *token; /* the session accepted for this request, or NULL */
+    const msa_app_t *app;     /* the app whose session it is */
+    const void *checked; /* the per-directory config its headers and session were checked under */
+    const char *sent_cookie, *sent_authorization; /* the client's, once hidden from the app */
+    int kept;                                     /* sent_* hold them */
     apr_array_header_t *hidden; /* msa_hidden_user_t: users of earlier requests, put back to log */
 } msa_req_t;
 typedef struct msa_hidden_user {

@@ -151,6 +151,27 @@ START_TEST(strip_cases)
 }
 END_TEST
 
+/* httpd joins two Cookie lines with ", ": a cookie of ours opening the second goes too. */
+START_TEST(strip_joined_cookie_lines)
+{
+    const char *r;
+    r = msa_cookie_strip(pool, "a=1, msauth=tok", drop_ours, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r, "a=1");
+    r = msa_cookie_strip(pool, "a=1, msauth=tok; b=2", drop_ours, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r, "a=1; b=2");
+    r = msa_cookie_strip(pool, "a=1,  msauth_state_x=s; b=2", drop_ours, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r, "a=1; b=2");
+    ck_assert_ptr_null(msa_cookie_strip(pool, "msauth=tok, a=1", drop_ours, NULL));
+    /* A comma in the app's own value stays where it is. */
+    r = msa_cookie_strip(pool, "list=a,b; when=Mon, 01 Jan; x=msauth=1", drop_ours, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r, "list=a,b; when=Mon, 01 Jan; x=msauth=1");
+}
+END_TEST
+
 START_TEST(strip_all_gone)
 {
     ck_assert_ptr_null(msa_cookie_strip(pool, "msauth=xyz", drop_ours, NULL));
@@ -298,6 +319,7 @@ static Suite *cookie_suite(void)
     tc = msa_test_case("format");
     tcase_add_test(tc, format_basic);
     tcase_add_test(tc, format_domain_secure);
+    tcase_add_test(tc, strip_joined_cookie_lines);
     tcase_add_test(tc, format_delete);
     tcase_add_test(tc, format_long_max_age);
     tcase_add_test(tc, format_then_find);
