@@ -46,7 +46,10 @@ apr_status_t msa_login_state_seal(apr_pool_t *p, const msa_login_state_t *s,
 apr_status_t msa_login_state_open(apr_pool_t *p, const char *cookie, const unsigned char *secret,
                                   apr_size_t secret_len, msa_login_state_t *out, const char **err);
 
-/* The state cookie's name for one login: "msauth_state_" + a short digest of the state. */
+/* What every state cookie's name starts with. */
+#define MSA_STATE_COOKIE_PREFIX "msauth_state_"
+
+/* The state cookie's name for one login: MSA_STATE_COOKIE_PREFIX + a short digest of the state. */
 char *msa_login_state_cookie_name(apr_pool_t *p, const char *state);
 
 #endif

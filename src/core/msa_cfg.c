@@ -9,6 +9,7 @@
 #include <apr_strings.h>
 
 #include "msa_cfg.h"
+#include "msa_state.h"
 #include "msa_ms.h"
 #include "msa_token.h"
 #include "msa_url.h"
@@ -315,16 +316,7 @@ const char *msa_parse_tenant(const char *value)
 
 const char *msa_parse_guid(const char *value)
 {
-    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-    if (strlen(value) != sizeof(shape) - 1) {
-        return "must be a tenant GUID";
-    }
-    for (size_t i = 0; i < sizeof(shape) - 1; i++) {
-        if (shape[i] == '-' ? value[i] != '-' : !apr_isxdigit(value[i])) {
-            return "must be a tenant GUID";
-        }
-    }
-    return NULL;
+    return msa_is_guid(value) ? NULL : "must be a tenant GUID";
 }
 
 const char *msa_parse_client_id(const char *value)
@@ -342,7 +334,8 @@ const char *msa_parse_client_id(const char *value)
 
 const char *msa_parse_cookie_name(const char *value)
 {
-    if (*value == '\0' || strlen(value) > 64 || strncmp(value, "msauth_state_", 13) == 0) {
+    if (*value == '\0' || strlen(value) > 64 ||
+        strncmp(value, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) {
         return "must be a cookie name of 1 to 64 characters";
     }
     for (const char *c = value; *c; c++) {

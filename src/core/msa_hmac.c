@@ -3,8 +3,9 @@
  * heap allocations of OpenSSL's EVP_MAC or cjose. The SHA-256 primitives are
  * OpenSSL's; only the RFC 2104 construction is here.
  */
-#define OPENSSL_API_COMPAT 0x10101000L /* SHA256_Init & co: allocation-free, not deprecated here   \
-                                        */
+#define OPENSSL_API_COMPAT                                                                         \
+    0x10101000L /* SHA256_Init & co: allocation-free, not deprecated here                          \
+                 */
 
 #include <string.h>
 

@@ -263,31 +263,6 @@ static void http_release(msa_http_t *h, CURL *e)
     }
 }
 
-static int http_host_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    apr_size_t n = strlen(host);
-
-    if (strcasecmp(host, "localhost") == 0) {
-        /* curl resolves "localhost" to loopback itself, never through DNS. */
-        return 1;
-    }
-    if (inet_pton(AF_INET, host, &a4) == 1) {
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    }
-    if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
-        char buf[INET6_ADDRSTRLEN + 1];
-        if (n - 2 >= sizeof(buf)) {
-            return 0;
-        }
-        memcpy(buf, host + 1, n - 2);
-        buf[n - 2] = '\0';
-        return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
-    }
-    return 0;
-}
-
 static char *http_url_part(apr_pool_t *p, CURLU *u, CURLUPart what)
 {
     char *s = NULL, *r = NULL;
@@ -337,7 +312,7 @@ static apr_status_t http_url_allowed(apr_pool_t *p, const char *url, CURLU **pu,
         return APR_EINVAL;
     }
     if (strcmp(scheme, "https") != 0 &&
-        !(strcmp(scheme, "http") == 0 && http_host_loopback(host))) {
+        !(strcmp(scheme, "http") == 0 && msa_host_loopback(host, strlen(host)))) {
         curl_url_cleanup(u);
         *err = apr_psprintf(p, "refusing %s: only https, or http to a loopback host", *shown);
         return APR_EINVAL;

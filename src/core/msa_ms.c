@@ -28,11 +28,6 @@ static int ms_alnum(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static int ms_xdigit(char c)
-{
-    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9');
-}
-
 /*
  * The body as a JSON object, owned by p. Strict: one value, nothing after
  * it but white space, valid UTF-8. NULL with *why set when it is not.
@@ -495,20 +490,6 @@ int msa_ms_scope_has_user_read(const char *scope)
     return 0;
 }
 
-static int ms_guid(const char *s)
-{
-    if (strlen(s) != 36) {
-        return 0;
-    }
-    for (int i = 0; i < 36; i++) {
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !ms_xdigit(s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int ms_domain(const char *s)
 {
     apr_size_t len = strlen(s), label = 0;
@@ -543,7 +524,7 @@ int msa_ms_tenant_valid(const char *s)
         strcasecmp(s, "consumers") == 0) {
         return 1;
     }
-    return ms_guid(s) || ms_domain(s);
+    return msa_is_guid(s) || ms_domain(s);
 }
 
 /* Tenant rules ------------------------------------------------------------------- */
@@ -555,7 +536,7 @@ static int ms_segment(const char *t, const char *name)
 
 int msa_ms_tenant_single(const char *tenant, const apr_array_header_t *allowed)
 {
-    if (tenant != NULL && (ms_guid(tenant) || ms_domain(tenant))) {
+    if (tenant != NULL && (msa_is_guid(tenant) || ms_domain(tenant))) {
         return strcasecmp(tenant, MSA_MS_CONSUMERS_TID) != 0;
     }
     /* Personal accounts share one tenant id but no administrator: never "one tenant". */
@@ -596,7 +577,7 @@ apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph
     *err = NULL;
     out->tid = NULL;
     out->domains = apr_array_make(p, 4, sizeof(const char *));
-    if (me_id != NULL && *me_id != '\0' && !ms_guid(me_id)) {
+    if (me_id != NULL && *me_id != '\0' && !msa_is_guid(me_id)) {
         /* Graph calls work/school users by their object id, personal accounts by 16 hex digits. */
         out->tid = MSA_MS_CONSUMERS_TID;
         return APR_SUCCESS;
@@ -626,7 +607,7 @@ apr_status_t msa_ms_graph_tenant(msa_http_t *h, apr_pool_t *p, const char *graph
     if (!json_object_object_get_ex(o, "value", &value) ||
         !json_object_is_type(value, json_type_array) || json_object_array_length(value) != 1 ||
         !json_object_is_type(org = json_object_array_get_idx(value, 0), json_type_object) ||
-        msa_json_string(p, org, "id", &tid) != APR_SUCCESS || tid == NULL || !ms_guid(tid)) {
+        msa_json_string(p, org, "id", &tid) != APR_SUCCESS || tid == NULL || !msa_is_guid(tid)) {
         *err = apr_psprintf(p, "%s named no single organization with a tenant id", what);
         return APR_NOTFOUND;
     }

@@ -10,8 +10,7 @@
 #include "msa_json.h"
 #include "msa_state.h"
 
-#define STATE_COOKIE_PREFIX "msauth_state_"
-#define STATE_KEY_INFO      "mod_msauth state cookie v1"
+#define STATE_KEY_INFO "mod_msauth state cookie v1"
 
 static int appid_char(char c)
 {
@@ -174,5 +173,5 @@ char *msa_login_state_cookie_name(apr_pool_t *p, const char *state)
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)state, strlen(state), md);
-    return apr_pstrcat(p, STATE_COOKIE_PREFIX, msa_b64url_encode(p, md, 9), NULL);
+    return apr_pstrcat(p, MSA_STATE_COOKIE_PREFIX, msa_b64url_encode(p, md, 9), NULL);
 }

@@ -118,20 +118,6 @@ static void skip_blank(jscan_t *j)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Appends code point u (not a surrogate, not NUL) as UTF-8. */
 static char *put_utf8(char *o, unsigned u)
 {
@@ -191,7 +177,7 @@ static const char *scan_string(jscan_t *j)
         }
         unsigned u = 0;
         for (int k = 1; k <= 4; k++) {
-            int h = hexval(c[k]);
+            int h = msa_hex_digit((unsigned char)c[k]);
             if (h < 0) {
                 return NULL;
             }

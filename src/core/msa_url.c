@@ -30,20 +30,6 @@ static int is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_val(unsigned char c)
-{
-    if (is_digit(c)) {
-        return c - '0';
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 static unsigned char ascii_lower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
@@ -188,7 +174,8 @@ apr_status_t msa_url_decode(apr_pool_t *p, const char *s, apr_size_t len, char *
             if (len - i < 3) {
                 return APR_EINVAL;
             }
-            int h = hex_val((unsigned char)s[i + 1]), l = hex_val((unsigned char)s[i + 2]);
+            int h = msa_hex_digit((unsigned char)s[i + 1]),
+                l = msa_hex_digit((unsigned char)s[i + 2]);
             if (h < 0 || l < 0) {
                 return APR_EINVAL;
             }
@@ -366,7 +353,7 @@ static const char *split_absolute(const char *url, url_parts *u)
             unsigned char c = (unsigned char)a[i];
             if (c == ':') {
                 colon = 1;
-            } else if (c != '.' && hex_val(c) < 0) {
+            } else if (c != '.' && msa_hex_digit(c) < 0) {
                 return "has an invalid IPv6 address";
             }
         }
@@ -458,31 +445,6 @@ const char *msa_url_check(apr_pool_t *p, const char *url, int absolute_only)
 }
 
 /* 127.x.x.x written as four decimal octets: the only loopback form curl and people agree on. */
-static int is_loopback_v4(const char *h, apr_size_t len)
-{
-    if (len < 4 || memcmp(h, "127.", 4) != 0) {
-        return 0;
-    }
-    apr_size_t i = 4;
-    for (int octet = 0; octet < 3; octet++) {
-        unsigned v = 0, digits = 0;
-        while (i < len && is_digit((unsigned char)h[i]) && digits < 4) {
-            v = v * 10 + (unsigned)(h[i] - '0');
-            digits++;
-            i++;
-        }
-        if (digits == 0 || digits > 3 || v > 255) {
-            return 0;
-        }
-        if (octet < 2) {
-            if (i >= len || h[i] != '.') {
-                return 0;
-            }
-            i++;
-        }
-    }
-    return i == len;
-}
 
 int msa_url_outgoing_allowed(const char *url)
 {
@@ -502,9 +464,7 @@ int msa_url_outgoing_allowed(const char *url)
         return 1;
     }
     /* Plain http only where nobody can listen in: this machine. */
-    return (u.host_len == 9 && ascii_caseeq(u.host, "localhost", 9)) ||
-           (u.host_len == 5 && memcmp(u.host, "[::1]", 5) == 0) ||
-           is_loopback_v4(u.host, u.host_len);
+    return msa_host_loopback(u.host, u.host_len);
 }
 
 /*

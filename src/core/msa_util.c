@@ -2,6 +2,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <openssl/crypto.h>
 
 #include "msa_core.h"
@@ -30,4 +33,50 @@ int msa_word_in(const char *list, const char *word)
         w += len;
     }
     return 0;
+}
+
+int msa_hex_digit(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+int msa_is_guid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36) {
+        return 0;
+    }
+    for (int i = 0; i < 36; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : msa_hex_digit((unsigned char)s[i]) < 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int msa_host_loopback(const char *host, apr_size_t len)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (len == 9 && strncasecmp(host, "localhost", 9) == 0) {
+        return 1; /* curl resolves it to loopback itself, never through DNS */
+    }
+    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+        if (len - 2 >= sizeof(buf)) {
+            return 0;
+        }
+        memcpy(buf, host + 1, len - 2);
+        buf[len - 2] = '\0';
+        return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    if (len >= sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, host, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET, buf, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }

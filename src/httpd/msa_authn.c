@@ -20,10 +20,9 @@
 #include "msa_metrics.h"
 #include "msa_request.h"
 #include "msa_session.h"
+#include "msa_state.h"
 #include "msa_token.h"
 #include "msa_url.h"
-
-#define STATE_COOKIE_PREFIX "msauth_state_"
 
 /* Identity headers an app might trust: removed from every protected request. */
 static int spoofable(const char *name)
@@ -75,7 +74,7 @@ static int own_cookie(void *ctx, const char *name)
     if (strncmp(name, "msauth", 6) == 0 && (name[6] == '\0' || name[6] == '-')) {
         return 1;
     }
-    if (strncmp(name, STATE_COOKIE_PREFIX, sizeof(STATE_COOKIE_PREFIX) - 1) == 0) {
+    if (strncmp(name, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) {
         return 1;
     }
     if (msa_apps_cookie_name(name)) {

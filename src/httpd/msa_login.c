@@ -116,7 +116,7 @@ typedef struct prune_ctx {
 static int collect_state(void *ctx, const char *name, const char *value)
 {
     prune_ctx_t *pc = ctx;
-    if (strncmp(name, "msauth_state_", 13) == 0) {
+    if (strncmp(name, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) {
         msa_login_state_t ls;
         const char *err;
         const msa_key_t *k = &APR_ARRAY_IDX(pc->app->keys, 0, msa_key_t);
