@@ -86,7 +86,7 @@ bench_build() {
 # Makes $BENCH_DIR with the content and httpd.conf, $BENCH_PORT, and starts fakems.
 bench_prepare() {
     bench_build
-    BENCH_DIR=$(mktemp -d /tmp/msauth-bench-XXXXXX)
+    BENCH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/msauth-bench-XXXXXX")
     chmod 755 "$BENCH_DIR"
     # httpd loads a copy: a concurrent rebuild of .libs cannot change the module mid-run.
     cp "$BENCH_MODULE" "$BENCH_DIR/mod_msauth.so"
