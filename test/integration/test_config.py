@@ -193,6 +193,7 @@ def test_shmcb_not_loaded_fails_configtest(fakems):
         h.cleanup()
     assert rc != 0
     assert "MSAuthCache shmcb" in out and "LoadModule socache_shmcb_module" in out, out
+    assert "on Debian: a2enmod socache_shmcb" in out, out
 
 
 @pytest.mark.parametrize("value,why", [
