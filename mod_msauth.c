@@ -15,6 +15,7 @@
 #include "msa_authz.h"
 #include "msa_config.h"
 #include "msa_dispatch.h"
+#include "msa_health.h"
 #include "msa_metrics.h"
 #include "msa_module.h"
 #include "msa_redact.h"
@@ -39,6 +40,7 @@ static void msa_register_hooks(apr_pool_t *p)
     ap_hook_check_authn(msa_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     /* <callback>/metrics goes through Apache's access checks like any content. */
     ap_hook_handler(msa_metrics_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(msa_health_handler, NULL, NULL, APR_HOOK_FIRST);
     /* A signed-in user who fails a Require rule gets 403, not 401. */
     ap_hook_note_auth_failure(msa_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(msa_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);

@@ -59,7 +59,8 @@ enum { MSA_PASS_ENV, MSA_PASS_HEADERS, MSA_PASS_BOTH, MSA_PASS_NONE };
     X(const char *, settings_file, "MSAuthSettingsFile")                                           \
     X(const char *, admin_key, "MSAuthAdminKey")                                                   \
     X(apr_array_header_t *, cors_origins, "MSAuthCORSOrigins")                                     \
-    X(int, metrics, "MSAuthMetrics")
+    X(int, metrics, "MSAuthMetrics")                                                               \
+    X(int, health, "MSAuthHealth")
 
 /* Directory settings (context D). */
 #define MSA_DIR_FIELDS(X)                                                                          \

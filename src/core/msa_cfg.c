@@ -51,6 +51,7 @@ msa_srv_t *msa_srv_create(apr_pool_t *p)
     s->clock_skew = 60;
     s->trust_forwarded = 0;
     s->metrics = 0;
+    s->health = 0;
     return s;
 }
 

@@ -350,3 +350,15 @@ const apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_
 {
     return srv->settings_file ? snapshot_of(r, srv)->cookie_names : NULL;
 }
+
+const char *msa_apps_settings_state(request_rec *r, const msa_srv_t *srv)
+{
+    if (srv->settings_file == NULL) {
+        return NULL;
+    }
+    if (snapshot_of(r, srv)->store == NULL) {
+        return "unreadable";
+    }
+    /* Written by the watcher thread; an informational read. */
+    return view_of(srv->settings_file)->damaged.mtime != 0 ? "damaged" : "ok";
+}

@@ -14,6 +14,12 @@ const apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_
 void msa_apps_child_init(apr_pool_t *p, server_rec *s);
 /* The settings store as this request sees it (the file as of a second ago at most), or NULL. */
 msa_store_t *msa_apps_store(request_rec *r, const msa_srv_t *srv);
+/*
+ * The settings file as this process serves it: "ok", "damaged" (a change could
+ * not be read: the last good settings serve), "unreadable" (never read), or
+ * NULL without MSAuthSettingsFile.
+ */
+const char *msa_apps_settings_state(request_rec *r, const msa_srv_t *srv);
 /* Whether name is the session cookie of a configured app, in any virtual host. */
 int msa_apps_cookie_name(const char *name);
 

@@ -412,6 +412,7 @@ static const char *set_clock_skew(cmd_parms *cmd, void *d, const char *v)
     }
 SRV_FLAG(set_trust_forwarded, trust_forwarded)
 SRV_FLAG(set_metrics, metrics)
+SRV_FLAG(set_health, health)
 
 static const char *set_settings_file(cmd_parms *cmd, void *d, const char *v)
 {
@@ -569,6 +570,9 @@ const command_rec msa_cmds[] = {
                   "the settings API's bearer key (>= 32 bytes): literal, file:/path or env:NAME"),
     AP_INIT_FLAG("MSAuthMetrics", set_metrics, NULL, S_,
                  "On: Prometheus counters at <callback>/metrics (guard it with Require)"),
+    AP_INIT_FLAG("MSAuthHealth", set_health, NULL, S_,
+                 "On: JSON health at <callback>/health, 503 when logins cannot be served "
+                 "(guard it with Require)"),
     AP_INIT_ITERATE("MSAuthCORSOrigins", add_cors_origin, NULL, S_,
                     "origins allowed to call the JWT API from a browser"),
     AP_INIT_FLAG("MSAuthTrustForwarded", set_trust_forwarded, NULL, S_,
