@@ -15,11 +15,13 @@ void msa_cookie_each(apr_pool_t *p, const char *header,
                      int (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
 /*
- * The Cookie header without the cookies for which drop(ctx, name) is true;
- * NULL when nothing is left.
+ * The Cookie header without the cookies for which drop(ctx, name, value) is
+ * true (value as it stands in the header, quotes and all); NULL when nothing
+ * is left.
  */
 const char *msa_cookie_strip(apr_pool_t *p, const char *header,
-                             int (*drop)(void *ctx, const char *name), void *ctx);
+                             int (*drop)(void *ctx, const char *name, const char *value),
+                             void *ctx);
 
 typedef struct msa_cookie_attrs {
     const char *path;     /* required */

@@ -86,7 +86,7 @@ const char *msa_cookie_find(apr_pool_t *p, const char *header, const char *name)
 }
 
 const char *msa_cookie_strip(apr_pool_t *p, const char *header,
-                             int (*drop)(void *ctx, const char *name), void *ctx)
+                             int (*drop)(void *ctx, const char *name, const char *value), void *ctx)
 {
     if (header == NULL) {
         return NULL;
@@ -107,7 +107,12 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header,
             while (ne > c && (ne[-1] == ' ' || ne[-1] == '\t')) {
                 ne--;
             }
-            dropped = drop(ctx, apr_pstrmemdup(p, c, (apr_size_t)(ne - c)));
+            const char *vs = skip_ws(eq + 1), *vend = end;
+            while (vend > vs && (vend[-1] == ' ' || vend[-1] == '\t')) {
+                vend--;
+            }
+            dropped = drop(ctx, apr_pstrmemdup(p, c, (apr_size_t)(ne - c)),
+                           apr_pstrmemdup(p, vs, vend > vs ? (apr_size_t)(vend - vs) : 0));
         }
         const char *ve = end;
         /*
@@ -122,7 +127,8 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header,
                 ne++;
             }
             if (ne > n && ne < end && *ne == '=' &&
-                drop(ctx, apr_pstrmemdup(p, n, (apr_size_t)(ne - n)))) {
+                drop(ctx, apr_pstrmemdup(p, n, (apr_size_t)(ne - n)),
+                     apr_pstrmemdup(p, ne + 1, (apr_size_t)(end - ne - 1)))) {
                 ve = k;
                 break;
             }

@@ -4,10 +4,11 @@
  * second of a change, without a restart.
  *
  * Requests read an immutable snapshot of each store file (its apps merged
- * with each virtual host's root app, and their cookie names): no lock and no
- * stat on their path. A thread of each child looks at the file once a second
- * and publishes a new snapshot in the slot no request is reading; an old
- * snapshot's pool is freed once no request holds it.
+ * with each virtual host's root app, their cookie names and keys): no lock
+ * and no stat on their path. A thread of each child looks at the file once a
+ * second and publishes a new snapshot in a slot of a ring that no request is
+ * reading; an old snapshot's pool is freed once no request holds it. A long
+ * request holds only the slot it started with.
  */
 #include <apr_atomic.h>
 #include <apr_strings.h>
@@ -15,8 +16,12 @@
 #include <http_core.h>
 #include <unixd.h>
 
+#include "msa_api.h"
 #include "msa_apps.h"
+#include "msa_jose.h"
 #include "msa_settings.h"
+
+#define SLOTS 64 /* snapshots that long requests may hold while a newer one serves */
 
 /* What one store file holds, as requests see it; never changed once published. */
 typedef struct snapshot {
@@ -24,6 +29,7 @@ typedef struct snapshot {
     msa_store_t *store;               /* NULL: no good file read yet */
     apr_hash_t *merged;               /* "<srv>/<appid>" -> msa_app_t * (INCOMPLETE: unusable) */
     apr_array_header_t *cookie_names; /* the auth_cookie names the store sets */
+    apr_hash_t *keys;                 /* appid -> apr_array_header_t * of the apps' key arrays */
 } snapshot_t;
 
 static const msa_app_t incomplete_app;
@@ -31,16 +37,18 @@ static const msa_app_t incomplete_app;
 
 /*
  * One store file in this process. A reader counts itself in refs[k] of the
- * current slot k = gen & 1 before it reads slot[k]; the watcher replaces
- * only the other slot, after emptying it and seeing its count at zero.
+ * current slot k before it reads slot[k], and looks again if current moved;
+ * the watcher fills only another slot, after emptying it and seeing its
+ * count at zero, then makes it current.
  */
 typedef struct store_view {
     const char *path;
     const char *key;          /* the request pool's userdata key of the held snapshot */
     apr_array_header_t *srvs; /* msa_srv_t *: the virtual hosts that use the file */
-    snapshot_t *volatile slot[2];
-    volatile apr_uint32_t refs[2];
-    volatile apr_uint32_t gen;
+    snapshot_t *volatile slot[SLOTS];
+    volatile apr_uint32_t refs[SLOTS];
+    volatile apr_uint32_t current;
+    int waited;          /* watcher only: a publish found every slot held */
     snapshot_t *pending; /* watcher only: read, waiting for its slot to empty */
     apr_finfo_t damaged; /* watcher only: the file last found damaged */
     struct store_view *next;
@@ -76,6 +84,7 @@ static snapshot_t *read_snapshot(server_rec *s, store_view_t *v)
     snap->store = st;
     snap->merged = apr_hash_make(p);
     snap->cookie_names = apr_array_make(p, 4, sizeof(const char *));
+    snap->keys = apr_hash_make(p);
     for (apr_hash_index_t *hi = apr_hash_first(p, st->apps); hi; hi = apr_hash_next(hi)) {
         const char *appid;
         const msa_app_t *stored;
@@ -92,6 +101,14 @@ static snapshot_t *read_snapshot(server_rec *s, store_view_t *v)
             }
             apr_hash_set(snap->merged, merged_key(p, srv, appid), APR_HASH_KEY_STRING,
                          msa_app_incomplete(a) ? INCOMPLETE : a);
+            if (a->keys != NULL && a->keys->nelts > 0) {
+                apr_array_header_t *ks = apr_hash_get(snap->keys, appid, APR_HASH_KEY_STRING);
+                if (ks == NULL) {
+                    ks = apr_array_make(p, 1, sizeof(const apr_array_header_t *));
+                    apr_hash_set(snap->keys, appid, APR_HASH_KEY_STRING, ks);
+                }
+                APR_ARRAY_PUSH(ks, const apr_array_header_t *) = a->keys;
+            }
         }
     }
     return snap;
@@ -113,28 +130,40 @@ static store_view_t *view_of(const char *path)
     return v;
 }
 
-/* Publishes the pending snapshot in the slot no request reads, once no request holds it. */
-static void publish(store_view_t *v)
+/* Publishes the pending snapshot in a slot no request reads, and makes it current. */
+static void publish(server_rec *s, store_view_t *v)
 {
-    apr_uint32_t k = (apr_atomic_read32(&v->gen) + 1) & 1;
-    snapshot_t *old = apr_atomic_xchgptr((volatile void **)&v->slot[k], NULL);
-    if (apr_atomic_read32(&v->refs[k]) != 0) {
-        apr_atomic_xchgptr((volatile void **)&v->slot[k], old); /* a request still reads it */
+    apr_uint32_t cur = apr_atomic_read32(&v->current);
+    for (apr_uint32_t n = 1; n < SLOTS; n++) {
+        apr_uint32_t k = (cur + n) % SLOTS;
+        snapshot_t *old = apr_atomic_xchgptr((volatile void **)&v->slot[k], NULL);
+        if (apr_atomic_read32(&v->refs[k]) != 0) {
+            apr_atomic_xchgptr((volatile void **)&v->slot[k], old); /* a request still reads it */
+            continue;
+        }
+        if (old != NULL) {
+            apr_pool_destroy(old->pool);
+        }
+        apr_atomic_xchgptr((volatile void **)&v->slot[k], v->pending);
+        v->pending = NULL;
+        apr_atomic_set32(&v->current, k);
+        v->waited = 0;
         return;
     }
-    if (old != NULL) {
-        apr_pool_destroy(old->pool);
+    if (!v->waited) {
+        v->waited = 1;
+        MSA_SLOG(s, APLOG_WARNING, 0, "settings",
+                 "MSAuthSettingsFile %s: a change waits for one of %d older settings that "
+                 "running requests still read",
+                 v->path, SLOTS - 1);
     }
-    apr_atomic_xchgptr((volatile void **)&v->slot[k], v->pending);
-    v->pending = NULL;
-    apr_atomic_inc32(&v->gen);
 }
 
 /* The watcher's look at one file. */
 static void refresh(server_rec *s, store_view_t *v, apr_pool_t *tmp)
 {
     if (v->pending == NULL) {
-        const snapshot_t *cur = v->slot[apr_atomic_read32(&v->gen) & 1];
+        const snapshot_t *cur = v->slot[apr_atomic_read32(&v->current)];
         if (cur->store != NULL && !msa_settings_changed(tmp, v->path, cur->store)) {
             return;
         }
@@ -148,7 +177,7 @@ static void refresh(server_rec *s, store_view_t *v, apr_pool_t *tmp)
         }
         v->damaged.mtime = 0;
     }
-    publish(v);
+    publish(s, v);
 }
 
 /* A restart reads the files again: this generation's snapshots go with its pconf. */
@@ -156,7 +185,7 @@ static apr_status_t drop_snapshots(void *data)
 {
     (void)data;
     for (store_view_t *v = views; v; v = v->next) {
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < SLOTS; k++) {
             if (v->slot[k] != NULL) {
                 apr_pool_destroy(v->slot[k]->pool);
                 v->slot[k] = NULL;
@@ -230,10 +259,9 @@ static apr_status_t release(void *data)
     return APR_SUCCESS;
 }
 
-/* The snapshot this request reads (the same for all its lookups and subrequests). */
-static const snapshot_t *snapshot_of(request_rec *r, const msa_srv_t *srv)
+/* The snapshot of v this request reads (the same for all its lookups and subrequests). */
+static const snapshot_t *snapshot_of_view(request_rec *r, store_view_t *v)
 {
-    store_view_t *v = view_of(srv->settings_file);
     request_rec *top = r;
     while (top->main != NULL) {
         top = top->main;
@@ -245,22 +273,93 @@ static const snapshot_t *snapshot_of(request_rec *r, const msa_srv_t *srv)
     h = apr_palloc(top->pool, sizeof(*h));
     h->v = v;
     for (;;) {
-        apr_uint32_t g = apr_atomic_read32(&v->gen);
-        h->k = g & 1;
+        h->k = apr_atomic_read32(&v->current);
         apr_atomic_inc32(&v->refs[h->k]);
         h->snap = apr_atomic_casptr((volatile void **)&v->slot[h->k], NULL, NULL);
-        if (h->snap != NULL && apr_atomic_read32(&v->gen) == g) {
+        if (h->snap != NULL && apr_atomic_read32(&v->current) == h->k) {
             break;
         }
-        apr_atomic_dec32(&v->refs[h->k]); /* the watcher is replacing it: look again */
+        apr_atomic_dec32(&v->refs[h->k]); /* the watcher moved on: look again */
     }
     apr_pool_cleanup_register(top->pool, h, release, apr_pool_cleanup_null);
     apr_pool_userdata_setn(h, v->key, NULL, top->pool);
     return h->snap;
 }
 
+static const snapshot_t *snapshot_of(request_rec *r, const msa_srv_t *srv)
+{
+    return snapshot_of_view(r, view_of(srv->settings_file));
+}
+
 /* The session cookie names of every configured app of every virtual host. */
 static apr_hash_t *cookie_names;
+/* appid ("default" for root apps) -> apr_array_header_t * of key arrays, every virtual host. */
+static apr_hash_t *configured_keys;
+
+static void add_keys(apr_pool_t *p, apr_hash_t *by_appid, const char *appid,
+                     const apr_array_header_t *keys)
+{
+    if (keys == NULL || keys->nelts == 0) {
+        return;
+    }
+    apr_array_header_t *ks = apr_hash_get(by_appid, appid, APR_HASH_KEY_STRING);
+    if (ks == NULL) {
+        ks = apr_array_make(p, 1, sizeof(const apr_array_header_t *));
+        apr_hash_set(by_appid, appid, APR_HASH_KEY_STRING, ks);
+    }
+    APR_ARRAY_PUSH(ks, const apr_array_header_t *) = keys;
+}
+
+/* Whether jwt verifies under one of the key arrays in ks (const apr_array_header_t *). */
+static int signed_by(apr_pool_t *p, const char *jwt, const apr_array_header_t *ks)
+{
+    char *payload;
+    const char *err;
+    for (int i = 0; ks != NULL && i < ks->nelts; i++) {
+        const apr_array_header_t *keys = APR_ARRAY_IDX(ks, i, const apr_array_header_t *);
+        if (msa_jws_hs256_verify(p, jwt, (const msa_key_t *)keys->elts, keys->nelts, &payload,
+                                 &err) == APR_SUCCESS) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int msa_apps_own_token(request_rec *r, const char *value)
+{
+    /* Only a compact JWS whose claims name an app is worth a MAC. */
+    if (strncmp(value, "eyJ", 3) != 0 || strchr(value, '.') == NULL) {
+        return 0;
+    }
+    const char *appid = msa_api_peek_appid(r->pool, value);
+    if (appid == NULL) {
+        return 0;
+    }
+    if (configured_keys != NULL &&
+        signed_by(r->pool, value, apr_hash_get(configured_keys, appid, APR_HASH_KEY_STRING))) {
+        return 1;
+    }
+    for (store_view_t *v = views; v; v = v->next) {
+        const snapshot_t *snap = snapshot_of_view(r, v);
+        if (signed_by(r->pool, value, apr_hash_get(snap->keys, appid, APR_HASH_KEY_STRING))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int msa_apps_stored_cookie_name(request_rec *r, const char *name)
+{
+    for (store_view_t *v = views; v; v = v->next) {
+        const apr_array_header_t *names = snapshot_of_view(r, v)->cookie_names;
+        for (int i = 0; i < names->nelts; i++) {
+            if (strcmp(APR_ARRAY_IDX(names, i, const char *), name) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
 
 int msa_apps_cookie_name(const char *name)
 {
@@ -273,6 +372,7 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     views_pool = pconf;
     /* Browsers send a host's cookies to all its ports and virtual hosts: every app's counts. */
     cookie_names = apr_hash_make(pconf);
+    configured_keys = apr_hash_make(pconf);
     for (server_rec *vs = s; vs; vs = vs->next) {
         msa_srv_t *srv = msa_srv_get(vs);
         msa_srv_resolve(pconf, srv);
@@ -283,6 +383,7 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             if (a->cookie_name != NULL) {
                 apr_hash_set(cookie_names, a->cookie_name, APR_HASH_KEY_STRING, "");
             }
+            add_keys(pconf, configured_keys, msa_app_token_id(a), a->keys);
         }
     }
     for (server_rec *vs = s; vs; vs = vs->next) {
@@ -320,6 +421,7 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             snap->pool = p;
             snap->merged = apr_hash_make(p);
             snap->cookie_names = apr_array_make(p, 1, sizeof(const char *));
+            snap->keys = apr_hash_make(p);
         }
         v->slot[0] = snap;
     }
@@ -344,11 +446,6 @@ const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char
         }
     }
     return msa_srv_app(srv, appid);
-}
-
-const apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv)
-{
-    return srv->settings_file ? snapshot_of(r, srv)->cookie_names : NULL;
 }
 
 const char *msa_apps_settings_state(request_rec *r, const msa_srv_t *srv)

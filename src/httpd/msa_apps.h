@@ -8,8 +8,14 @@
 int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* The effective app for appid: a stored app first (settings store), else the configured one. */
 const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char *appid);
-/* The auth_cookie names the settings store sets (the default names are msauth-<appid>), or NULL. */
-const apr_array_header_t *msa_stored_cookie_names(request_rec *r, const msa_srv_t *srv);
+/* Whether name is an auth_cookie a settings store sets (any virtual host's). */
+int msa_apps_stored_cookie_name(request_rec *r, const char *name);
+/*
+ * Whether value is a token of one of the server's apps (configured in any
+ * virtual host or stored): a cookie of ours whatever its name (a renamed
+ * cookie, another port's).
+ */
+int msa_apps_own_token(request_rec *r, const char *value);
 /* Starts the thread that looks at each settings file once a second. */
 void msa_apps_child_init(apr_pool_t *p, server_rec *s);
 /* The settings store as this request sees it (the file as of a second ago at most), or NULL. */

@@ -63,13 +63,14 @@ static void scrub_headers(request_rec *r)
 }
 
 /*
- * The module's own cookies: the session cookie of any app of any virtual host
- * (browsers send a host's cookies to all its ports), of this server's
- * settings-store apps, and state cookies.
+ * The module's own cookies: state cookies, the session cookie of any app of
+ * any virtual host or settings store (browsers send a host's cookies to all
+ * its ports), and any cookie holding a token of one of the server's apps (a
+ * cookie renamed since it was set).
  */
-static int own_cookie(void *ctx, const char *name)
+static int own_cookie(void *ctx, const char *name, const char *value)
 {
-    const apr_array_header_t *stored = ctx;
+    request_rec *r = ctx;
     /* The default names: msauth, msauth-<appid> (apps from the settings store too). */
     if (strncmp(name, "msauth", 6) == 0 && (name[6] == '\0' || name[6] == '-')) {
         return 1;
@@ -77,15 +78,8 @@ static int own_cookie(void *ctx, const char *name)
     if (strncmp(name, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) {
         return 1;
     }
-    if (msa_apps_cookie_name(name)) {
-        return 1;
-    }
-    for (int i = 0; stored != NULL && i < stored->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(stored, i, const char *), name) == 0) {
-            return 1;
-        }
-    }
-    return 0;
+    return msa_apps_cookie_name(name) || msa_apps_stored_cookie_name(r, name) ||
+           msa_apps_own_token(r, value);
 }
 
 /* The (REDIRECT_)*HTTP_COOKIE or HTTP_AUTHORIZATION a CGI would see, as its header; else NULL. */
@@ -105,7 +99,7 @@ static const char *credential_var(const char *k)
  * redirect keeps the earlier request's as REDIRECT_*. Cookies are stripped
  * like the header, a Bearer token dropped.
  */
-static void hide_env_copies(request_rec *r, const msa_dir_t *dir, const apr_array_header_t *stored)
+static void hide_env_copies(request_rec *r, const msa_dir_t *dir)
 {
     const apr_array_header_t *arr = apr_table_elts(r->subprocess_env);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
@@ -117,7 +111,7 @@ static void hide_env_copies(request_rec *r, const msa_dir_t *dir, const apr_arra
         }
         const char *v = e[i].val;
         if (*h == 'C' && dir->strip_cookie) {
-            v = msa_cookie_strip(r->pool, v, own_cookie, (void *)stored);
+            v = msa_cookie_strip(r->pool, v, own_cookie, r);
         } else if (*h == 'A' && dir->accept_bearer && strncasecmp(v, "Bearer ", 7) == 0) {
             v = NULL;
         }
@@ -139,13 +133,13 @@ static void hide_env_copies(request_rec *r, const msa_dir_t *dir, const apr_arra
     }
 }
 
-static void strip_cookies(request_rec *r, const apr_array_header_t *stored)
+static void strip_cookies(request_rec *r)
 {
     const char *header = apr_table_get(r->headers_in, "Cookie");
     if (header == NULL) {
         return;
     }
-    const char *rest = msa_cookie_strip(r->pool, header, own_cookie, (void *)stored);
+    const char *rest = msa_cookie_strip(r->pool, header, own_cookie, r);
     if (rest == NULL) {
         apr_table_unset(r->headers_in, "Cookie");
     } else {
@@ -345,15 +339,14 @@ static void hide_credentials(request_rec *r, const msa_dir_t *dir)
         q->sent_authorization = apr_table_get(r->headers_in, "Authorization");
         q->kept = 1;
     }
-    const apr_array_header_t *stored = msa_stored_cookie_names(r, msa_srv_get(r->server));
     if (dir->strip_cookie) {
-        strip_cookies(r, stored);
+        strip_cookies(r);
     }
     if (dir->accept_bearer && msa_bearer_token(r) != NULL) {
         apr_table_unset(r->headers_in, "Authorization");
     }
     if (r->main != NULL || r->prev != NULL) {
-        hide_env_copies(r, dir, stored);
+        hide_env_copies(r, dir);
     }
     /* Like a response to Authorization: mod_cache and other shared caches keep none. */
     const char *cc = apr_table_get(r->err_headers_out, "Cache-Control");

@@ -32,14 +32,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static int drop_own(void *ctx, const char *name)
+static int drop_own(void *ctx, const char *name, const char *value)
 {
+    (void)value;
     (void)ctx;
     return fuzz_startswith(name, OWN_PREFIX);
 }
 
 static int collect(void *ctx, const char *name, const char *value)
 {
+    (void)value;
     apr_array_header_t *a = ctx;
     pair_t *pr = apr_array_push(a);
     pr->name = name;

@@ -95,8 +95,12 @@ def _remember_exchange(response, *args, **kwargs):
         try:
             body = json.loads(req.body)
             if isinstance(body, dict):
+                # A settings API key's "value" is a secret only for the secret keys.
+                secret_key = urllib.parse.urlsplit(req.url).path.rsplit("/", 1)[-1] in (
+                    "ms_secret", "app_secret_key")
                 for k in ("token", "value", "ms_secret", "app_secret_key"):
-                    remember(body.get(k))
+                    if k != "value" or secret_key:
+                        remember(body.get(k))
         except ValueError:
             pass
     _remember_url(response.headers.get("Location", ""))

@@ -68,6 +68,7 @@ typedef struct seen {
 
 static int collect(void *ctx, const char *name, const char *value)
 {
+    (void)value;
     seen_t *s = ctx;
     APR_ARRAY_PUSH(s->pairs, const char *) = apr_pstrcat(pool, name, "=", value, NULL);
     return s->pairs->nelts == s->stop_at;
@@ -116,14 +117,16 @@ END_TEST
 
 /* ---- msa_cookie_strip ---- */
 
-static int drop_ours(void *ctx, const char *name)
+static int drop_ours(void *ctx, const char *name, const char *value)
 {
+    (void)value;
     (void)ctx;
     return strcmp(name, "msauth") == 0 || strncmp(name, "msauth_state_", 13) == 0;
 }
 
-static int drop_named(void *ctx, const char *name)
+static int drop_named(void *ctx, const char *name, const char *value)
 {
+    (void)value;
     return strcmp(name, (const char *)ctx) == 0;
 }
 
@@ -169,6 +172,26 @@ START_TEST(strip_joined_cookie_lines)
     r = msa_cookie_strip(pool, "list=a,b; when=Mon, 01 Jan; x=msauth=1", drop_ours, NULL);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(r, "list=a,b; when=Mon, 01 Jan; x=msauth=1");
+}
+END_TEST
+
+/* The value each pair is judged by, as it stands: a drop by value (a token of ours by any name). */
+static int drop_tokens(void *ctx, const char *name, const char *value)
+{
+    (void)ctx;
+    (void)name;
+    return strncmp(value, "tok-", 4) == 0;
+}
+
+START_TEST(strip_by_value)
+{
+    const char *r = msa_cookie_strip(pool, "a=1; renamed = tok-9 ; b=\"q\"", drop_tokens, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r, "a=1; b=\"q\"");
+    r = msa_cookie_strip(pool, "a=1, other=tok-2; b=2", drop_tokens, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r, "a=1; b=2");
+    ck_assert_ptr_null(msa_cookie_strip(pool, "x=tok-", drop_tokens, NULL));
 }
 END_TEST
 
@@ -320,6 +343,7 @@ static Suite *cookie_suite(void)
     tcase_add_test(tc, format_basic);
     tcase_add_test(tc, format_domain_secure);
     tcase_add_test(tc, strip_joined_cookie_lines);
+    tcase_add_test(tc, strip_by_value);
     tcase_add_test(tc, format_delete);
     tcase_add_test(tc, format_long_max_age);
     tcase_add_test(tc, format_then_find);
