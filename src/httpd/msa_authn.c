@@ -473,9 +473,16 @@ int msa_hide_credentials(request_rec *r)
         return DECLINED;
     }
     const msa_dir_t *dir = msa_dir_get(r);
-    if (msa_request_token(r) == NULL && parent_of(r) != NULL) {
-        const msa_app_t *app = msa_app_lookup(r, msa_srv_get(r->server), dir->app);
-        msa_token_t *t = app ? inherited(r, app) : NULL;
+    if (msa_request_token(r) == NULL) {
+        const msa_srv_t *srv = msa_srv_get(r->server);
+        const msa_app_t *app = msa_app_lookup(r, srv, dir->app);
+        msa_token_t *t = app && parent_of(r) ? inherited(r, app) : NULL;
+        const char *jwt = NULL;
+        /* MSAuthUnauthAction pass is an optional login: a session, where there is one, counts. */
+        if (t == NULL && app != NULL && dir->unauth_action == MSA_UNAUTH_PASS &&
+            msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt) != OK) {
+            t = NULL;
+        }
         if (t != NULL) {
             sign_in(r, dir, app, t);
         }
@@ -538,7 +545,8 @@ int msa_check_authn(request_rec *r)
 
     switch (dir->unauth_action) {
     case MSA_UNAUTH_PASS:
-        return OK;
+        /* On, without a user: a Require that needs one answers 401 (no login), not a 500. */
+        goto unauthorized;
     case MSA_UNAUTH_LOGIN:
         break;
     case MSA_UNAUTH_401:

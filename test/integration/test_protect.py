@@ -24,6 +24,7 @@ LOCATIONS = {
     "/p401/": "MSAuthUnauthAction 401",
     "/plogin/": "MSAuthUnauthAction login",
     "/pass/": "MSAuthUnauthAction pass",
+    "/passuser/": "MSAuthUnauthAction pass",
     "/headers/": "MSAuthPassClaims headers\n    MSAuthEasyAuthHeaders On",
     "/both/": "MSAuthPassClaims both",
     "/upn/": "MSAuthRemoteUserClaim upn",
@@ -464,6 +465,20 @@ def test_unauth_actions(httpd, fakems):
     r = requests.get(httpd.url("/pass/whoami.cgi"), headers=NAV, allow_redirects=False, timeout=10)
     assert r.status_code == 200
     assert "REMOTE_USER" not in env_of(r.text)
+    # pass is an optional login: a signed-in user is known there, cookie or Bearer.
+    b = Browser(httpd, fakems)
+    b.login()
+    s = b.s
+    r = s.get(httpd.url("/pass/whoami.cgi"), headers=NAV, allow_redirects=False, timeout=10)
+    assert r.status_code == 200 and env_of(r.text).get("REMOTE_USER") == "alice@contoso.example"
+    r = requests.get(httpd.url("/pass/whoami.cgi"), allow_redirects=False, timeout=10,
+                     headers={"Authorization": "Bearer " + s.cookies["msauth"]})
+    assert env_of(r.text).get("REMOTE_USER") == "alice@contoso.example", r.text
+    # Under a Require that needs a user, pass cannot let an anonymous request in: 401, no
+    # login, never Apache's 500 for a request authenticated by nobody.
+    r = requests.get(httpd.url("/passuser/whoami.cgi"), headers=NAV, allow_redirects=False,
+                     timeout=10)
+    assert r.status_code == 401 and "Location" not in r.headers, (r.status_code, r.headers)
 
 
 @pytest.mark.parametrize("cookie", [
