@@ -518,10 +518,11 @@ int msa_check_authn(request_rec *r)
     const msa_dir_t *dir = msa_dir_get(r);
     const msa_app_t *app = msa_app_lookup(r, srv, dir->app);
     if (app == NULL) {
+        /* configtest catches a configured one: this is a stored app removed at run time. */
         MSA_RLOG(r, APLOG_ERR, "config",
                  "AuthType Microsoft for %s, but app '%s' is not configured in this server", r->uri,
                  *dir->app ? dir->app : "(root)");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return HTTP_SERVICE_UNAVAILABLE;
     }
 
     /*
