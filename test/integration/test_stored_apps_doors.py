@@ -244,9 +244,9 @@ def test_a_renamed_stored_cookie_still_never_reaches_the_app(request, fakems):
 # 4. Stored apps churned through the settings API while requests run ----------------------
 
 def test_stored_apps_churned_while_requests_run(request, fakems):
-    """Held (coverage the suite lacked: the snapshot registry under concurrent churn).
-    Four threads GET /stored/ (alice's session of stored app `runtime`) and /open/ while
-    the admin PUTs and DELETEs `runtime` 40 times (10 a second). No child dies, no 500 (a deleted app's location answers 503),
+    """The snapshot registry under concurrent churn: four threads GET /stored/ (alice's
+    session of stored app `runtime`) and /open/ while the admin PUTs and DELETEs `runtime`
+    40 times (10 a second). No child dies, no 500 (a deleted app's location answers 503),
     and every answer is alice's 200 or a refusal; once `runtime` is deleted for good her
     session opens nothing within about a second."""
     def prepare(h):
