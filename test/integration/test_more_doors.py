@@ -268,7 +268,7 @@ Alias /cgi/ @DIR@/htdocs/cgi/
 
 
 def test_return_to_placeholders_are_never_filled(request, fakems):
-    """Held. INTERFACE 4.3: only MSAuthSigninSuccess is rewritten. A login link whose
+    """INTERFACE 4.3: only MSAuthSigninSuccess is rewritten. A login link whose
     return_to (same host, or an allowed MSAuthRedirectAllow prefix) carries jwt=? or jwt=id
     would otherwise put the victim's session or ID token into a URL the attacker chose
     (Referer, logs): the placeholders come back as written."""
@@ -286,7 +286,7 @@ def test_return_to_placeholders_are_never_filled(request, fakems):
 
 
 def test_cors_look_alike_origins_get_no_credentials(request, fakems):
-    """Held. MSAuthCORSOrigins https://good.example: a suffix look-alike, another case, a
+    """MSAuthCORSOrigins https://good.example: a suffix look-alike, another case, a
     trailing slash and `null` get no Access-Control-Allow-Origin on GET /jwt_auth (Bearer)
     or its preflight, so no page of theirs reads a fresh session token."""
     h = start(request, HELD_CONF, fakems, name="held-cors")

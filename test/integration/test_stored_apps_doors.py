@@ -345,7 +345,7 @@ def _htaccess(h):
 
 
 def test_htaccess_if_pass_head_and_options_hold(request, fakems):
-    """Held (coverage the suite lacked). AuthType Microsoft from an .htaccess (AllowOverride
+    """AuthType Microsoft from an .htaccess (AllowOverride
     AuthConfig) and from an <If> block: anonymous gets 401, alice gets in with her own
     identity and no forged header, no session cookie reaches the CGI. MSAuthUnauthAction
     pass with MSAuthPassClaims headers and Easy Auth, proxied: forged X-MSAuth-* and
