@@ -256,7 +256,7 @@ def test_a_session_cookie_in_a_second_cookie_line_never_reaches_the_app(request,
 
 # Placeholders and origins -------------------------------------------------------------
 
-HELD_CONF = FAKEMS_APP + """MSAuthSecretKey @KEY@
+ORIGINS_CONF = FAKEMS_APP + """MSAuthSecretKey @KEY@
 MSAuthCORSOrigins https://good.example
 MSAuthRedirectAllow https://partner.example.com/apps
 Alias /cgi/ @DIR@/htdocs/cgi/
@@ -272,7 +272,7 @@ def test_return_to_placeholders_are_never_filled(request, fakems):
     return_to (same host, or an allowed MSAuthRedirectAllow prefix) carries jwt=? or jwt=id
     would otherwise put the victim's session or ID token into a URL the attacker chose
     (Referer, logs): the placeholders come back as written."""
-    h = start(request, HELD_CONF, fakems, name="held-rt")
+    h = start(request, ORIGINS_CONF, fakems, name="held-rt")
     for rt in ("/static.txt?jwt=?", "/static.txt?jwt=id", "/static.txt?a=1&jwt=%3F",
                "https://partner.example.com/apps?jwt=?"):
         b = Browser(h, fakems)
@@ -289,7 +289,7 @@ def test_cors_look_alike_origins_get_no_credentials(request, fakems):
     """MSAuthCORSOrigins https://good.example: a suffix look-alike, another case, a
     trailing slash and `null` get no Access-Control-Allow-Origin on GET /jwt_auth (Bearer)
     or its preflight, so no page of theirs reads a fresh session token."""
-    h = start(request, HELD_CONF, fakems, name="held-cors")
+    h = start(request, ORIGINS_CONF, fakems, name="held-cors")
     tok = Browser(h, fakems).login("alice", "/cgi/whoami.cgi")
     for origin in ("https://good.example.evil.com", "https://good.examplE", "null",
                    "https://good.example/", "http://good.example"):
