@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-void msa_hmac_sha256(const unsigned char *key, size_t keylen, const unsigned char *msg,
-                     size_t len, unsigned char out[32]);
+void msa_hmac_sha256(const unsigned char *key, size_t keylen, const unsigned char *msg, size_t len,
+                     unsigned char out[32]);
 
 #endif

@@ -46,7 +46,7 @@ apr_status_t msa_http_create(msa_http_t **ph, apr_pool_t *p, const msa_http_opts
  * APR_EINVAL for a URL that is not https (or http to loopback).
  */
 apr_status_t msa_http_call(msa_http_t *h, apr_pool_t *p, const char *url, const char *bearer,
-                           const char *form_body, const char *basic_user,
-                           const char *basic_pass, msa_http_response_t *resp, const char **err);
+                           const char *form_body, const char *basic_user, const char *basic_pass,
+                           msa_http_response_t *resp, const char **err);
 
 #endif

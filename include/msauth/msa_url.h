@@ -33,8 +33,8 @@ apr_status_t msa_query_get1(const apr_table_t *t, const char *name, const char *
  * "jwt=?", "cause=?") with `param=<encoded value>`. Returns url unchanged
  * when the placeholder is absent.
  */
-const char *msa_url_fill(apr_pool_t *p, const char *url, const char *param,
-                         const char *placeholder, const char *value);
+const char *msa_url_fill(apr_pool_t *p, const char *url, const char *param, const char *placeholder,
+                         const char *value);
 
 /*
  * Checks a URL given in configuration. absolute_only: must be http(s)://host...
