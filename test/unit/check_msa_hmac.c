@@ -57,14 +57,30 @@ START_TEST(rfc4231_case7_long_key_and_data)
 }
 END_TEST
 
+/* Keys of 0x00, 0x01, ... around SHA-256's 64-byte block: RFC 2104 uses a key of up to one
+ * block as is and hashes a longer one. The expected MACs are Python's hmac module's and
+ * `openssl dgst -sha256 -mac HMAC` agrees:
+ *   hmac.new(bytes(range(n)), b"Test With Block-Size Key", hashlib.sha256).hexdigest() */
+static void check_counting_key(size_t keylen, const char *want)
+{
+    unsigned char key[65];
+    for (size_t i = 0; i < keylen; i++) {
+        key[i] = (unsigned char)i;
+    }
+    check(key, keylen, "Test With Block-Size Key", want);
+}
+
 START_TEST(key_of_exactly_one_block)
 {
-    /* 64 bytes: used as is, not hashed (the boundary of the long-key rule). */
-    unsigned char key[64], a[32], b[32];
-    memset(key, 'k', sizeof(key));
-    msa_hmac_sha256(key, 64, (const unsigned char *)"m", 1, a);
-    msa_hmac_sha256(key, 63, (const unsigned char *)"m", 1, b);
-    ck_assert(memcmp(a, b, 32) != 0);
+    /* 64 bytes: used as is, not hashed first. */
+    check_counting_key(64, "1738225f3170738a07e9687d7bb2eeab13875f0e2c7443d5ba60afa9a46dcba9");
+}
+END_TEST
+
+START_TEST(keys_either_side_of_one_block)
+{
+    check_counting_key(63, "bba12d417502831d340eca019c6c00258cbc0b30a032d3ee20f6b70a4341db0f");
+    check_counting_key(65, "e6fa69ded288faf937967be693b717bd59b0922ece601d1b854412ab1edb8045");
 }
 END_TEST
 
@@ -77,6 +93,7 @@ int main(void)
     tcase_add_test(tc, rfc4231_case6_long_key);
     tcase_add_test(tc, rfc4231_case7_long_key_and_data);
     tcase_add_test(tc, key_of_exactly_one_block);
+    tcase_add_test(tc, keys_either_side_of_one_block);
     suite_add_tcase(s, tc);
     return msa_test_run(s);
 }
