@@ -15,6 +15,7 @@ import requests
 
 from msauth import (Httpd, free_port, query_of, seed_authorize_url, start_group, stop_group,
                     wait_port, FAKEMS_APP)
+from test_shared_state import fresh_store_epoch
 
 CONF = """
 """ + FAKEMS_APP + """MSAuthSecretKey @KEY@
@@ -65,6 +66,7 @@ def cluster(request, fakems):
     for name in ("a", "b"):
         h = Httpd(CONF % store.spec, fakems, modules=["socache_" + request.param],
                   name="cluster-" + name, server_name="app.test:443").start()
+        h.expect_warn(fresh_store_epoch(store.spec))  # the store starts empty
         request.addfinalizer(h.cleanup)
         servers.append(h)
     yield store, servers[0], servers[1]

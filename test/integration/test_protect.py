@@ -92,9 +92,9 @@ def httpd(request, fakems):
 
 
 @pytest.fixture(autouse=True)
-def _log(httpd, log_check):
+def _log(httpd):
+    """httpd.new_log() in a test starts at that test's own lines."""
     httpd.new_log()
-    log_check.append(httpd)
 
 
 NAV = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
@@ -311,6 +311,7 @@ def test_tampered_state_cookie_is_refused(httpd, fakems):
                                   "iss_tid_mismatch", "wrong_nonce", "no_nonce", "expired",
                                   "future"])
 def test_bad_id_tokens_are_refused(httpd, fakems, knob):
+    httpd.expect_warn(r"msauth: login_failed: cause=invalid_id_token appid=default: ")
     b = Browser(httpd, fakems)
     auth = b.start("/cgi/whoami.cgi")
     fakems.faults(id_token=knob)
@@ -320,6 +321,8 @@ def test_bad_id_tokens_are_refused(httpd, fakems, knob):
 
 
 def test_tenant_outside_the_allow_list(httpd, fakems):
+    httpd.expect_warn(r"msauth: login_failed: cause=tenant_not_allowed appid=contoso: tenant %s "
+                      r"is not allowed" % FABRIKAM_TID)
     b = Browser(httpd, fakems)
     auth = b.start("/contoso/whoami.cgi")
     r = b.finish(auth, user="carol")  # fabrikam, not allowed
@@ -346,6 +349,8 @@ def test_key_rollover_refetches_the_jwks_once(request, fakems):
     fakems.faults(id_token="unknown_kid", count=1)
     assert cause_of(b.finish(auth)) == "invalid_id_token"
     assert fakems.stats()["jwks_fetches"] == 2
+    h.expect_warn(r"msauth: login_failed: cause=invalid_id_token appid=default: kid not in JWKS "
+                  r"\(refreshed less than a minute ago\)")
     for _ in range(3):
         Browser(h, fakems).login()
     assert fakems.stats()["jwks_fetches"] == 2

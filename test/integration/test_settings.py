@@ -176,6 +176,8 @@ def test_incomplete_app_refused(httpd, request, fakems):
 @pytest.mark.parametrize("key", [None, "wrong-admin-key-0123456789-abcdefghij", ADMIN + "x",
                                  ADMIN[:-1]])
 def test_wrong_or_missing_admin_key(httpd, key):
+    httpd.expect_warn(r"msauth: settings_forbidden: (GET|PUT|DELETE) /microsoft_auth/_settings"
+                      r"[^ ]* refused: %s admin key" % ("wrong" if key else "no"))
     for method, path in (("GET", ""), ("PUT", "/x"), ("DELETE", "/x"), ("GET", "/x/ms_secret")):
         r = admin(httpd, method, path, APP if method == "PUT" else None, key=key)
         assert r.status_code == 403
@@ -260,6 +262,7 @@ def test_kill_9_of_children_mid_write_never_truncates(httpd):
         assert app["ms_app_id"] == CLIENT_ID
     httpd.expect_error(r"AH00052|child pid \d+ exit signal")
     httpd.expect_error(r"AH01239: cgid daemon process died")  # killed with the others
+    httpd.expect_warn(r"AH10392: children are killed successively")  # the MPM notices
 
 
 def test_corrupt_file_reported_and_last_good_kept(request, fakems):

@@ -68,6 +68,8 @@ def test_an_evicting_memcached_begins_a_new_epoch(fakems, stores, httpds):
     assert exchange(h, gone_id).status_code == 401
     assert protected(h, live).status_code == 401  # everyone signs in again
     h.wait_log(r"msauth: cache_epoch: .*evicted records")
+    h.expect_warn(r"msauth: cache_epoch: MSAuthCache memcache:127\.0\.0\.1:%d evicted records"
+                  % store.port)
     signed_in_within(h, fakems, COMEBACK)
 
 
@@ -94,6 +96,8 @@ def test_redis_restored_from_a_snapshot_forgets_no_revocation(fakems, stores, ht
     assert exchange(h, gone_id).status_code in (401, 503)
     signed_in_within(h, fakems, COMEBACK)
     h.wait_log(r"msauth: cache_epoch: .*restarted or failed over")
+    h.expect_warn(r"msauth: cache_epoch: MSAuthCache redis:127\.0\.0\.1:%d was restarted or "
+                  r"failed over since its epoch began" % store.port)
 
 
 def stopped_login(h, fakems):
