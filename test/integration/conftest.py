@@ -40,8 +40,8 @@ def _log_hygiene(request):
     every = {os.path.basename(p) for p in glob.glob(os.path.join(HERE, "test_*.py"))}
     if every <= ran:  # the whole tier: it handles dozens of them
         assert len(SECRETS) > 20, "too few secrets recorded to mean anything: %d" % len(SECRETS)
-    assert not leaks, "secrets in httpd logs:\n" + "\n".join(leaks[:20])
-    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
+    assert not leaks, "at the end of the session: secrets in httpd logs:\n" + "\n".join(leaks[:20])
+    assert not reports, "at the end of the session: sanitizer reports:\n" + "\n".join(reports)
 
 
 @pytest.fixture(scope="session")

@@ -565,7 +565,8 @@ Timeout 30
         return new
 
     def expect_error(self, regex):
-        """Declares that an [error] (or worse) line matching regex may come before the next check."""
+        """Declares that an [error] (or worse) line matching regex may come before the next
+        check."""
         self.expected.append((ERROR_LEVELS, re.compile(regex)))
 
     def expect_warn(self, regex):

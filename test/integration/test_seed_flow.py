@@ -268,7 +268,8 @@ def test_code_used_twice(fakems, httpd):
 @pytest.mark.parametrize("knob", ["500", "garbage", "truncated", "html", "empty", "big",
                                   "invalid_grant"])
 def test_token_endpoint_failures(fakems, httpd, knob):
-    if knob != "invalid_grant":  # Microsoft failing; invalid_grant is its answer to any made-up code
+    # Microsoft failing. (invalid_grant is its answer to any made-up code: not a WARN line.)
+    if knob != "invalid_grant":
         httpd.expect_warn(r"msauth: login_failed: cause=token_exchange_failed appid=app1: "
                           r"token endpoint")
     back = fakems.pick_user(seed_authorize_url(fakems, httpd, "app1"))
