@@ -609,6 +609,12 @@ def unexpected_report(httpd, bad, most=20):
     return "%s: unexpected error-log lines:\n%s%s" % (httpd.dir, "\n".join(bad[:most]), more)
 
 
+def fresh_store_epoch(cache):
+    """For expect_warn: what the first server to use a memcached or redis nobody has used
+    yet logs (it cannot tell a new store from one that lost its records)."""
+    return r"msauth: cache_epoch: MSAuthCache %s has no epoch record " % re.escape(cache)
+
+
 def check_live_logs():
     """check_log on every httpd still running, all of them checked before any failure."""
     failures = []

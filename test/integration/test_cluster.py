@@ -13,9 +13,8 @@ import time
 import pytest
 import requests
 
-from msauth import (Httpd, free_port, query_of, seed_authorize_url, start_group, stop_group,
-                    wait_port, FAKEMS_APP)
-from test_shared_state import fresh_store_epoch
+from msauth import (Httpd, free_port, fresh_store_epoch, query_of, seed_authorize_url,
+                    start_group, stop_group, wait_port, FAKEMS_APP)
 
 CONF = """
 """ + FAKEMS_APP + """MSAuthSecretKey @KEY@

@@ -19,8 +19,8 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import (CLIENT_SECRET, CONTOSO_TID, ROOT, Httpd, free_port, query_of,
-                    seed_authorize_url, start_group, stop_group, wait_port)
+from msauth import (CLIENT_SECRET, CONTOSO_TID, ROOT, Httpd, free_port, fresh_store_epoch,
+                    query_of, seed_authorize_url, start_group, stop_group, wait_port)
 
 EXAMPLES = os.path.join(ROOT, "conf-examples")
 
@@ -128,11 +128,13 @@ def example_httpd(request, fakems, tmp_path, name):
     text = text.replace("/etc/apache2/msauth/", str(tmp_path) + "/")
     text = text.replace("https://www.example.com/microsoft_auth", "@ORIGIN@/microsoft_auth")
     text = text.replace("/usr/lib/cgi-bin/timesheets/", "@DIR@/htdocs/cgi/")
+    fresh = []
     for kind, addr in (("memcache", "10.0.0.5:11211"), ("redis", "10.0.0.5:6379")):
         if "MSAuthCache %s:%s" % (kind, addr) in text:
             store = Store(kind)
             request.addfinalizer(store.stop)
             text = text.replace(addr, "127.0.0.1:%d" % store.port)
+            fresh.append("%s:127.0.0.1:%d" % (kind, store.port))
     if "http://127.0.0.1:3000/" in text:
         backend = Backend()
         request.addfinalizer(backend.stop)
@@ -140,6 +142,8 @@ def example_httpd(request, fakems, tmp_path, name):
     modules = ["proxy", "proxy_http"] if "ProxyPass" in text else []
     conf = "MSAuthLoginHost @FAKEMS@\nMSAuthGraphHost @FAKEMS@\nMSAuthHTTPTimeout 3 2\n" + text
     h = Httpd(conf, fakems, modules=modules, name="ex-" + name[:-5])
+    for cache in fresh:  # started empty
+        h.expect_warn(fresh_store_epoch(cache))
     for d in ("intranet", "portal", "app", "api"):
         os.makedirs(os.path.join(h.htdocs, d), exist_ok=True)
         with open(os.path.join(h.htdocs, d, "index.html"), "w") as f:

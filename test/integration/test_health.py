@@ -6,7 +6,8 @@ import os
 
 import requests
 
-from msauth import FAKEMS_APP, Httpd, free_port, start_group, stop_group, wait_port
+from msauth import (FAKEMS_APP, Httpd, free_port, fresh_store_epoch, start_group, stop_group,
+                    wait_port)
 
 CONF = FAKEMS_APP + """MSAuthSecretKey @KEY@
 MSAuthHealth %s
@@ -67,6 +68,7 @@ def test_a_store_that_cannot_answer_is_503(request, fakems):
     h = Httpd(CONF % ("On", "MSAuthCache memcache:127.0.0.1:%d" % port, "all granted"), fakems,
               modules=["socache_memcache"], name="health-memcache").start()
     request.addfinalizer(h.cleanup)
+    h.expect_warn(fresh_store_epoch("memcache:127.0.0.1:%d" % port))  # started empty
     status, doc = health(h)
     assert status == 200 and doc["cache"]["reachable"] is True, doc
     stop_group(mc)

@@ -15,7 +15,6 @@ import concurrent.futures
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -28,8 +27,8 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import (Httpd, free_port, jwt_parts, query_of, remember, seed_authorize_url, start_group,
-                    stop_group, wait_port, FAKEMS_APP)
+from msauth import (FAKEMS_APP, Httpd, free_port, fresh_store_epoch, jwt_parts, query_of, remember,
+                    seed_authorize_url, start_group, stop_group, wait_port)
 
 CONF = """
 """ + FAKEMS_APP + """MSAuthSecretKey @KEY@
@@ -55,12 +54,6 @@ TRIES = 10               # requests while the store is down or has come back emp
 COMEBACK = 10            # seconds a new login may take to work after the store is back
 # What the module and the socache provider log while the store is away.
 STORE_ERRORS = (r"msauth: cache_", r"\[socache_(memcache|redis):(error|crit)\]")
-
-
-def fresh_store_epoch(cache):
-    """What the first server to use a store nobody has used yet logs (at WARN): it cannot
-    tell a new store from one that lost its records."""
-    return r"msauth: cache_epoch: MSAuthCache %s has no epoch record " % re.escape(cache)
 
 
 # The store: a real memcached or redis, killed and restarted on its port -------------
