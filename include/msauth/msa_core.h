@@ -19,6 +19,8 @@
 #define MSA_ENOKEY       (APR_OS_START_USERERR + 104) /* JWS kid not in the key set */
 #define MSA_EDENIED      (APR_OS_START_USERERR + 105) /* the peer refused our credentials */
 #define MSA_EEXPIRED     (APR_OS_START_USERERR + 106) /* a token outside its time window */
+#define MSA_EREFUSED                                                                               \
+    (APR_OS_START_USERERR + 107) /* the peer refused what a client sent (invalid_grant) */
 
 /* Caps on outside input. */
 #define MSA_MAX_RESPONSE (1024 * 1024) /* Microsoft's answers */

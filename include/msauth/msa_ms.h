@@ -45,8 +45,10 @@ char *msa_ms_jwks_url(apr_pool_t *p, const msa_ms_client_t *c);
 /*
  * Redeems an authorization code at L/T/oauth2/v2.0/token (client_secret_post).
  * code_verifier is NULL for a client-built login. MSA_EUNREACHABLE when
- * Microsoft cannot be reached; MSA_EPROTO for an error answer or one without
- * an access token (err then holds Microsoft's error code and AADSTS number).
+ * Microsoft cannot be reached; MSA_EREFUSED when Microsoft refused the code
+ * itself (invalid_grant: made up, expired, used, or another client's), which
+ * anyone can cause; MSA_EPROTO for another error answer or one without an
+ * access token (err then holds Microsoft's error code and AADSTS number).
  */
 apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
                                 const char *code, const char *code_verifier, msa_ms_tokens_t *out,

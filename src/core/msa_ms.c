@@ -257,7 +257,8 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
     json_object *e = NULL;
     if (resp.status != 200 || (json_object_object_get_ex(o, "error", &e) && e != NULL)) {
         *err = ms_oauth_error(p, what, resp.status, o);
-        return MSA_EPROTO;
+        const char *code = msa_json_str(p, o, "error");
+        return code != NULL && strcmp(code, "invalid_grant") == 0 ? MSA_EREFUSED : MSA_EPROTO;
     }
     if (msa_json_string(p, o, "access_token", &out->access_token) != APR_SUCCESS ||
         out->access_token == NULL || *out->access_token == '\0') {

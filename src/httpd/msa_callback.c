@@ -202,7 +202,9 @@ int msa_callback_handler(request_rec *r, const msa_srv_t *srv)
         return msa_login_fail(r, srv, app, "idp_unreachable", APLOG_WARNING, detail);
     }
     if (rv != APR_SUCCESS) {
-        return msa_login_fail(r, srv, app, "token_exchange_failed", APLOG_WARNING, detail);
+        /* A code Microsoft refuses is anyone's to send: INFO, so it cannot flood the log. */
+        return msa_login_fail(r, srv, app, "token_exchange_failed",
+                              rv == MSA_EREFUSED ? APLOG_INFO : APLOG_WARNING, detail);
     }
 
     msa_identity_t ident = {0};

@@ -200,7 +200,7 @@ START_TEST(test_redeem_microsoft_error)
         "0b6c2f0e Correlation ID: 7a1c Timestamp: 2024-01-01 00:00:00Z\","
         "\"error_codes\":[70008],\"timestamp\":\"2024-01-01 00:00:00Z\","
         "\"trace_id\":\"0b6c2f0e\",\"correlation_id\":\"7a1c\"}");
-    ck_assert_int_eq(msa_ms_redeem_code(f.h, pool, &f.c, CODE, "v", &t, &err), MSA_EPROTO);
+    ck_assert_int_eq(msa_ms_redeem_code(f.h, pool, &f.c, CODE, "v", &t, &err), MSA_EREFUSED);
     ck_assert_ptr_null(t.access_token);
     assert_clean_err(err);
     ck_assert_str_eq(err, "token endpoint answered 400: invalid_grant (AADSTS70008)");
