@@ -16,7 +16,7 @@ int msa_apps_stored_cookie_name(request_rec *r, const char *name);
  * cookie, another port's).
  */
 int msa_apps_own_token(request_rec *r, const char *value);
-/* Starts the thread that looks at each settings file once a second. */
+/* Starts the thread that looks at each settings file five times a second. */
 void msa_apps_child_init(apr_pool_t *p, server_rec *s);
 /* The settings store as this request sees it (the file as of a second ago at most), or NULL. */
 msa_store_t *msa_apps_store(request_rec *r, const msa_srv_t *srv);
