@@ -89,4 +89,36 @@ apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *k
                               const char *use, const char *appid, const char *aud, apr_int64_t now,
                               apr_int64_t skew, msa_token_t *t, const char **err);
 
+/*
+ * The process's memory of tokens it verified: a browser sends the same session
+ * token with every request, and neither its MAC nor its claims need to be
+ * worked out again. A slot holds the token's text, a digest of the keys that
+ * verified it and its parsed claims; a hit needs the same text (its MAC
+ * compared in constant time) and the same keys, and hands back a copy of the
+ * claims in the caller's pool. The checks of msa_token_verify that depend on
+ * the request (use, appid, aud, times) run on every call. Shared by the
+ * process's threads (a lock per group of slots); until msa_token_memory_init
+ * every call verifies from scratch.
+ */
+apr_status_t msa_token_memory_init(apr_pool_t *p, unsigned slots);
+
+/*
+ * What a caller remembers about a token with it (e.g. when it last found the
+ * token not revoked): the stamp it recorded, 0 for none, and where.
+ */
+typedef struct msa_token_memo {
+    apr_uint64_t stamp;
+    unsigned slot;
+    apr_uint32_t version;
+} msa_token_memo_t;
+
+/* msa_token_verify through the memory; *memo tells what was recorded with the token. */
+apr_status_t msa_token_verify_memo(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
+                                   const char *use, const char *appid, const char *aud,
+                                   apr_int64_t now, apr_int64_t skew, msa_token_t *t,
+                                   msa_token_memo_t *memo, const char **err);
+
+/* Records stamp with the token memo came from (nothing when its slot was reused since). */
+void msa_token_memo_set(const msa_token_memo_t *memo, apr_uint64_t stamp);
+
 #endif

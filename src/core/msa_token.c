@@ -3,9 +3,14 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
+#if APR_HAS_THREADS
+#include <apr_thread_mutex.h>
+#endif
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 
 #include "msa_json.h"
 #include "msa_token.h"
@@ -408,16 +413,282 @@ apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t
     return msa_jws_hs256_sign(p, key, msa_token_to_json(p, t), jwt, err);
 }
 
-apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
-                              const char *use, const char *appid, const char *aud, apr_int64_t now,
-                              apr_int64_t skew, msa_token_t *t, const char **err)
+/* The memory of verified tokens ---------------------------------------------------------- */
+
+#define MEMORY_STRIPES 64
+#define MEMORY_BYTES   3072 /* a slot's token text and claims; longer tokens are not kept */
+#define MAC_CHARS      43   /* an HS256 MAC in base64url */
+#define KEYS_BYTES     264  /* the keys of a slot, keys_join */
+
+/* Every string claim, so that a copy out of a slot points into the caller's pool. */
+static const size_t string_claims[] = {
+    offsetof(msa_token_t, sub),     offsetof(msa_token_t, identifier),
+    offsetof(msa_token_t, appid),   offsetof(msa_token_t, aud),
+    offsetof(msa_token_t, idp),     offsetof(msa_token_t, name),
+    offsetof(msa_token_t, email),   offsetof(msa_token_t, upn),
+    offsetof(msa_token_t, tid),     offsetof(msa_token_t, oid),
+    offsetof(msa_token_t, picture), offsetof(msa_token_t, verified),
+    offsetof(msa_token_t, jti),     offsetof(msa_token_t, token_use),
+    offsetof(msa_token_t, epoch),
+};
+#define STRING_CLAIMS (sizeof(string_claims) / sizeof(string_claims[0]))
+
+typedef struct memory_slot {
+    apr_uint32_t version; /* changes whenever the slot is filled */
+    apr_size_t keys_len;  /* the keys that verified the token, keys_join */
+    unsigned char keys[KEYS_BYTES];
+    apr_uint64_t stamp; /* the caller's, msa_token_memo_set */
+    apr_size_t token_len, used;
+    int ngroups;
+    msa_token_t claims; /* strings as offsets into bytes + 1 (0: absent) */
+    char bytes[MEMORY_BYTES];
+} memory_slot_t;
+
+static struct {
+    unsigned nslots;
+    memory_slot_t *slots;
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *locks[MEMORY_STRIPES];
+#endif
+} memory;
+
+apr_status_t msa_token_memory_init(apr_pool_t *p, unsigned slots)
 {
+    memory.nslots = 0;
+    if (slots == 0) {
+        return APR_SUCCESS;
+    }
+    apr_status_t rv = APR_SUCCESS;
+#if APR_HAS_THREADS
+    for (int i = 0; i < MEMORY_STRIPES; i++) {
+        rv = apr_thread_mutex_create(&memory.locks[i], APR_THREAD_MUTEX_DEFAULT, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+#endif
+    memory.slots = apr_pcalloc(p, sizeof(memory_slot_t) * slots);
+    memory.nslots = slots;
+    return APR_SUCCESS;
+}
+
+static void memory_lock(unsigned slot)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(memory.locks[slot % MEMORY_STRIPES]);
+#else
+    (void)slot;
+#endif
+}
+
+static void memory_unlock(unsigned slot)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(memory.locks[slot % MEMORY_STRIPES]);
+#else
+    (void)slot;
+#endif
+}
+
+/*
+ * The keys a token was verified with, as one string of bytes: length and bytes
+ * of each; 0 when they do not fit in a slot (the token is then not kept).
+ */
+static apr_size_t keys_join(const msa_key_t *keys, int nkeys, unsigned char *out)
+{
+    apr_size_t n = 0;
+    for (int i = 0; i < nkeys; i++) {
+        if (keys[i].len > 255 || n + 1 + keys[i].len > KEYS_BYTES) {
+            return 0;
+        }
+        out[n++] = (unsigned char)keys[i].len;
+        memcpy(out + n, keys[i].data, keys[i].len);
+        n += keys[i].len;
+    }
+    return n;
+}
+
+/* Whether keys are the keys joined in out[0..n) (in constant time: they are secrets). */
+static int keys_same(const msa_key_t *keys, int nkeys, const unsigned char *joined, apr_size_t n)
+{
+    apr_size_t at = 0;
+    int diff = 0;
+    for (int i = 0; i < nkeys; i++) {
+        if (at >= n || joined[at] != keys[i].len || at + 1 + keys[i].len > n) {
+            return 0;
+        }
+        diff |= CRYPTO_memcmp(joined + at + 1, keys[i].data, keys[i].len);
+        at += 1 + keys[i].len;
+    }
+    return at == n && diff == 0;
+}
+
+/* The slot of a token, by its MAC: what no one can aim at without the key. */
+static unsigned memory_slot_of(const char *jwt, apr_size_t len)
+{
+    apr_uint32_t h = 2166136261u;
+    for (apr_size_t i = len - 16; i < len; i++) {
+        h = (h ^ (unsigned char)jwt[i]) * 16777619u;
+    }
+    return h % memory.nslots;
+}
+
+static int memory_holds(const memory_slot_t *m, const char *jwt, apr_size_t len,
+                        const msa_key_t *keys, int nkeys)
+{
+    return m->version != 0 && m->token_len == len &&
+           CRYPTO_memcmp(m->bytes + len - MAC_CHARS, jwt + len - MAC_CHARS, MAC_CHARS) == 0 &&
+           memcmp(m->bytes, jwt, len - MAC_CHARS) == 0 &&
+           keys_same(keys, nkeys, m->keys, m->keys_len);
+}
+
+/* The slot's claims, copied into p. */
+static void memory_copy_out(apr_pool_t *p, const memory_slot_t *m, msa_token_t *t)
+{
+    apr_size_t n = m->used - m->token_len;
+    char *block = apr_pmemdup(p, m->bytes + m->token_len, n);
+    *t = m->claims;
+    for (size_t i = 0; i < STRING_CLAIMS; i++) {
+        const char **f = (const char **)((char *)t + string_claims[i]);
+        apr_size_t off = (apr_size_t)(apr_uintptr_t)*f;
+        *f = off == 0 ? NULL : block + (off - 1 - m->token_len);
+    }
+    t->groups = NULL;
+    if (m->ngroups >= 0) {
+        t->groups = apr_array_make(p, m->ngroups > 0 ? m->ngroups : 1, sizeof(const char *));
+        const char *g = block + ((apr_size_t)(apr_uintptr_t)m->claims.groups - 1 - m->token_len);
+        for (int i = 0; i < m->ngroups; i++) {
+            APR_ARRAY_PUSH(t->groups, const char *) = g;
+            g += strlen(g) + 1;
+        }
+    }
+}
+
+/* Appends s to the slot: its offset + 1, 0 for NULL; -1 when the slot is full. */
+static apr_ssize_t memory_put(memory_slot_t *m, const char *s)
+{
+    if (s == NULL) {
+        return 0;
+    }
+    apr_size_t n = strlen(s) + 1;
+    if (m->used + n > MEMORY_BYTES) {
+        return -1;
+    }
+    memcpy(m->bytes + m->used, s, n);
+    m->used += n;
+    return (apr_ssize_t)(m->used - n + 1);
+}
+
+/* Fills the slot with a verified token and its claims (nothing when they do not fit). */
+static void memory_keep(memory_slot_t *m, const char *jwt, apr_size_t len, const msa_key_t *keys,
+                        int nkeys, const msa_token_t *t)
+{
+    m->version = 0; /* empty until complete */
+    m->keys_len = keys_join(keys, nkeys, m->keys);
+    if (len >= MEMORY_BYTES || m->keys_len == 0) {
+        return;
+    }
+    memcpy(m->bytes, jwt, len);
+    m->token_len = m->used = len;
+    m->claims = *t;
+    for (size_t i = 0; i < STRING_CLAIMS; i++) {
+        const char *const *from = (const char *const *)((const char *)t + string_claims[i]);
+        apr_ssize_t off = memory_put(m, *from);
+        if (off < 0) {
+            return;
+        }
+        *(const char **)((char *)&m->claims + string_claims[i]) = (const char *)(apr_uintptr_t)off;
+    }
+    m->ngroups = -1;
+    m->claims.groups = NULL;
+    if (t->groups != NULL) {
+        m->ngroups = t->groups->nelts;
+        m->claims.groups = (apr_array_header_t *)(apr_uintptr_t)(m->used + 1);
+        for (int i = 0; i < t->groups->nelts; i++) {
+            if (memory_put(m, APR_ARRAY_IDX(t->groups, i, const char *)) < 0) {
+                return;
+            }
+        }
+    }
+    static volatile apr_uint32_t fills;
+    apr_uint32_t version = apr_atomic_inc32(&fills) + 1;
+    m->stamp = 0;
+    m->version = version != 0 ? version : apr_atomic_inc32(&fills) + 1;
+}
+
+void msa_token_memo_set(const msa_token_memo_t *memo, apr_uint64_t stamp)
+{
+    if (memo == NULL || memo->version == 0 || memo->slot >= memory.nslots) {
+        return;
+    }
+    memory_lock(memo->slot);
+    memory_slot_t *m = &memory.slots[memo->slot];
+    if (m->version == memo->version) {
+        m->stamp = stamp;
+    }
+    memory_unlock(memo->slot);
+}
+
+/* The signature and the claims: from the memory, else verified and parsed (and kept). */
+static apr_status_t verified_claims(apr_pool_t *p, const char *jwt, const msa_key_t *keys,
+                                    int nkeys, msa_token_t *t, msa_token_memo_t *memo,
+                                    const char **err)
+{
+    apr_size_t len = strlen(jwt);
+    int kept = memory.nslots > 0 && len > MAC_CHARS;
+    unsigned slot = 0;
+    if (kept) {
+        slot = memory_slot_of(jwt, len);
+        memory_lock(slot);
+        memory_slot_t *m = &memory.slots[slot];
+        if (memory_holds(m, jwt, len, keys, nkeys)) {
+            memory_copy_out(p, m, t);
+            if (memo != NULL) {
+                memo->stamp = m->stamp;
+                memo->slot = slot;
+                memo->version = m->version;
+            }
+            memory_unlock(slot);
+            return APR_SUCCESS;
+        }
+        memory_unlock(slot);
+    }
     char *payload = NULL;
     apr_status_t rv = msa_jws_hs256_verify(p, jwt, keys, nkeys, &payload, err);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     rv = msa_token_from_json(p, payload, t, err);
+    if (rv != APR_SUCCESS || !kept) {
+        return rv;
+    }
+    memory_lock(slot);
+    memory_slot_t *m = &memory.slots[slot];
+    memory_keep(m, jwt, len, keys, nkeys, t);
+    if (memo != NULL) {
+        memo->slot = slot;
+        memo->version = m->version;
+    }
+    memory_unlock(slot);
+    return APR_SUCCESS;
+}
+
+apr_status_t msa_token_verify(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
+                              const char *use, const char *appid, const char *aud, apr_int64_t now,
+                              apr_int64_t skew, msa_token_t *t, const char **err)
+{
+    return msa_token_verify_memo(p, jwt, keys, nkeys, use, appid, aud, now, skew, t, NULL, err);
+}
+
+apr_status_t msa_token_verify_memo(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int nkeys,
+                                   const char *use, const char *appid, const char *aud,
+                                   apr_int64_t now, apr_int64_t skew, msa_token_t *t,
+                                   msa_token_memo_t *memo, const char **err)
+{
+    if (memo != NULL) {
+        memset(memo, 0, sizeof(*memo));
+    }
+    apr_status_t rv = verified_claims(p, jwt, keys, nkeys, t, memo, err);
     if (rv != APR_SUCCESS) {
         return rv;
     }

@@ -153,16 +153,20 @@ static const char *clean(request_rec *r, const char *v)
     if (v == NULL) {
         return "";
     }
-    char *out = NULL;
-    for (const char *c = v; *c; c++) {
+    static const char controls[] = "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e"
+                                   "\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b"
+                                   "\x1c\x1d\x1e\x1f\x7f";
+    size_t at = strcspn(v, controls);
+    if (v[at] == '\0') {
+        return v; /* the common case: nothing to replace */
+    }
+    char *out = apr_pstrdup(r->pool, v);
+    for (char *c = out + at; *c; c++) {
         if ((unsigned char)*c < 0x20 || *c == 0x7f) {
-            if (out == NULL) {
-                out = apr_pstrdup(r->pool, v);
-            }
-            out[c - v] = ' ';
+            *c = ' ';
         }
     }
-    return out ? out : v;
+    return out;
 }
 
 /*

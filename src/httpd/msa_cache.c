@@ -7,7 +7,10 @@
 #include <ap_mpm.h>
 #include <ap_provider.h>
 #include <ap_socache.h>
+#include <apr_atomic.h>
+#include <apr_shm.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <util_mutex.h>
 
 #include "msa_hmac.h"
@@ -21,15 +24,208 @@
 static const struct {
     const char *kind;
     msa_class_t cls;
+    int revokes; /* a write ends tokens: verdicts remembered before it are void */
 } records[] = {
-    [MSA_REC_STATE] = {"state", MSA_CLASS_TRANSIENT},
-    [MSA_REC_CODE] = {"code", MSA_CLASS_TRANSIENT},
-    [MSA_REC_JWKS] = {"jwks", MSA_CLASS_BULK},
-    [MSA_REC_SPENT_ID] = {"idjti", MSA_CLASS_DURABLE},
-    [MSA_REC_REVOKED] = {"revoked", MSA_CLASS_DURABLE},
-    [MSA_REC_USER_NBF] = {"revoked_user", MSA_CLASS_DURABLE},
-    [MSA_REC_GROUPS] = {"groups", MSA_CLASS_BULK},
+    [MSA_REC_STATE] = {"state", MSA_CLASS_TRANSIENT, 0},
+    [MSA_REC_CODE] = {"code", MSA_CLASS_TRANSIENT, 0},
+    [MSA_REC_JWKS] = {"jwks", MSA_CLASS_BULK, 0},
+    [MSA_REC_SPENT_ID] = {"idjti", MSA_CLASS_DURABLE, 0},
+    [MSA_REC_REVOKED] = {"revoked", MSA_CLASS_DURABLE, 1},
+    [MSA_REC_USER_NBF] = {"revoked_user", MSA_CLASS_DURABLE, 1},
+    [MSA_REC_GROUPS] = {"groups", MSA_CLASS_BULK, 0},
 };
+
+/*
+ * Remembered verdicts. A browser presents the same session token with every
+ * request; asking the store each time whether it was revoked costs a lock
+ * (shmcb) or a round trip (memcache, redis). Instead a verdict "live" is kept
+ * with the token (msa_token_memo_set) under a stamp, and holds while the stamp
+ * does not change:
+ *   - revocations: a counter in this server's shared memory, kept across
+ *     graceful restarts, that every revocation this server writes and every new
+ *     epoch of a store bumps: on this server a revocation takes effect at once,
+ *     read without a lock;
+ *   - for stores other servers share, a generation record in each shard that
+ *     every revocation rewrites with a random value after its own record, and
+ *     the shard's epoch: each process reads both again when its view is older
+ *     than MSA_REVOCATION_BOUND, so another server's revocation, or the store
+ *     losing its state, takes effect within that bound. A shard without a
+ *     generation record (new, restarted, evicted) is asked on every request
+ *     until it has one.
+ * A store that cannot answer when the view is due fails the request (503).
+ */
+#define MSA_REVOCATION_BOUND apr_time_from_sec(1)
+#define GENERATION_KIND      "generation"
+#define GENERATION_ID        "store"
+#define REVOCATIONS_KEY      "msauth-revocations"
+
+static volatile apr_uint32_t *revocations; /* NULL: no shared memory, nothing remembered */
+
+typedef struct shard_view {
+    apr_time_t read;  /* 0: due */
+    apr_uint32_t seq; /* changes whenever generation or epoch did */
+    int known;        /* the shard had a generation record */
+    char generation[MSA_EPOCH_LEN + 1], epoch[MSA_EPOCH_LEN + 1];
+} shard_view_t;
+
+struct msa_store_view {
+    int n;
+    shard_view_t *shards;
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *lock;
+#endif
+};
+
+static void view_lock(struct msa_store_view *v)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(v->lock);
+#else
+    (void)v;
+#endif
+}
+
+static void view_unlock(struct msa_store_view *v)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(v->lock);
+#else
+    (void)v;
+#endif
+}
+
+/* The counter of revocations, made once per server process (graceful restarts keep it). */
+static void revocations_make(server_rec *s)
+{
+    apr_pool_t *proc = s->process->pool;
+    void *found = NULL;
+    apr_pool_userdata_get(&found, REVOCATIONS_KEY, proc);
+    if (found == NULL) {
+        apr_shm_t *shm;
+        if (apr_shm_create(&shm, sizeof(apr_uint32_t), NULL, proc) != APR_SUCCESS) {
+            MSA_SLOG(s, APLOG_NOTICE, 0, "cache",
+                     "no shared memory for remembered revocation checks: every protected "
+                     "request asks MSAuthCache");
+            revocations = NULL;
+            return;
+        }
+        found = apr_shm_baseaddr_get(shm);
+        apr_atomic_set32(found, 0);
+        apr_pool_userdata_set(found, REVOCATIONS_KEY, apr_pool_cleanup_null, proc);
+    }
+    revocations = found;
+}
+
+static void view_make(msa_store_t *st, apr_pool_t *pchild)
+{
+    if (st->ops->shards == NULL) {
+        return;
+    }
+    struct msa_store_view *v = apr_pcalloc(pchild, sizeof(*v));
+    v->n = st->ops->shards(st);
+    v->shards = apr_pcalloc(pchild, sizeof(*v->shards) * (apr_size_t)(v->n > 0 ? v->n : 1));
+#if APR_HAS_THREADS
+    if (apr_thread_mutex_create(&v->lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) {
+        return; /* no view: every verdict is asked */
+    }
+#endif
+    st->view = v;
+}
+
+/* The store's shard for owner as this process sees it, read again when due: APR_SUCCESS. */
+static apr_status_t view_of(request_rec *r, msa_store_t *st, const char *owner, shard_view_t *out)
+{
+    struct msa_store_view *v = st->view;
+    shard_view_t *sv = &v->shards[v->n > 1 ? msa_store_shard(owner, v->n) : 0];
+    apr_time_t now = apr_time_now();
+    view_lock(v);
+    *out = *sv;
+    view_unlock(v);
+    if (out->read != 0 && now - out->read < MSA_REVOCATION_BOUND && now >= out->read) {
+        return APR_SUCCESS;
+    }
+    const char *const kinds[] = {GENERATION_KIND};
+    const char *const ids[] = {GENERATION_ID};
+    char *vals[1] = {NULL};
+    char epoch[MSA_EPOCH_LEN + 1];
+    apr_status_t rv = st->ops->lookup(st, r, owner, 1, kinds, ids, vals, epoch);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    const char *generation = vals[0];
+    if (generation == NULL) {
+        /* Revocations written from now on change it; until it is read back, ask every time. */
+        char fresh[MSA_EPOCH_LEN + 1];
+        if (msa_store_new_epoch(fresh) == APR_SUCCESS) {
+            st->ops->put(st, r, MSA_CLASS_DURABLE, owner, GENERATION_KIND, GENERATION_ID, fresh, 0);
+        }
+    }
+    view_lock(v);
+    if (sv->known != (generation != NULL) || strcmp(sv->epoch, epoch) != 0 ||
+        (generation != NULL && strncmp(sv->generation, generation, MSA_EPOCH_LEN) != 0)) {
+        sv->seq++;
+        sv->known = generation != NULL;
+        apr_cpystrn(sv->generation, generation ? generation : "", sizeof(sv->generation));
+        apr_cpystrn(sv->epoch, epoch, sizeof(sv->epoch));
+    }
+    sv->read = now;
+    *out = *sv;
+    view_unlock(v);
+    return APR_SUCCESS;
+}
+
+/*
+ * The stamp a live verdict for owner's token is remembered under now; 0 when it
+ * cannot be (*rv: APR_SUCCESS, or the store cannot answer).
+ */
+static apr_uint64_t verdict_stamp(request_rec *r, msa_store_t *st, const char *owner,
+                                  apr_status_t *rv)
+{
+    *rv = APR_SUCCESS;
+    if (revocations == NULL) {
+        return 0;
+    }
+    /* revocations here (32 bits), the shard's changes (24), the store (7) and a 1: never 0. */
+    apr_uint64_t stamp =
+        ((apr_uint64_t)apr_atomic_read32(revocations) << 32) | (st->ordinal & 0x7f) | 0x80u;
+    if (st->ops->shards == NULL) {
+        return stamp;
+    }
+    if (st->view == NULL) {
+        return 0;
+    }
+    shard_view_t sv;
+    *rv = view_of(r, st, owner, &sv);
+    if (*rv != APR_SUCCESS || !sv.known) {
+        return 0;
+    }
+    return stamp | ((apr_uint64_t)(sv.seq & 0xffffff) << 8);
+}
+
+/* After a revocation was written: verdicts remembered before it no longer hold. */
+static apr_status_t revocation_written(request_rec *r, msa_store_t *st, const char *owner)
+{
+    if (revocations != NULL) {
+        apr_atomic_inc32(revocations);
+    }
+    if (st->ops->shards == NULL) {
+        return APR_SUCCESS;
+    }
+    /* Other servers: the shard's generation changes after the record it speaks for is in. */
+    char generation[MSA_EPOCH_LEN + 1];
+    apr_status_t rv = msa_store_new_epoch(generation);
+    if (rv == APR_SUCCESS) {
+        rv = st->ops->put(st, r, MSA_CLASS_DURABLE, owner, GENERATION_KIND, GENERATION_ID,
+                          generation, 0);
+    }
+    if (st->view != NULL) {
+        struct msa_store_view *v = st->view;
+        view_lock(v);
+        v->shards[v->n > 1 ? msa_store_shard(owner, v->n) : 0].read = 0;
+        view_unlock(v);
+    }
+    return rv;
+}
 
 static const msa_store_ops_t *const stores[] = {&msa_store_shmcb, &msa_store_memcache,
                                                 &msa_store_redis};
@@ -81,6 +277,8 @@ const char *msa_cache_check(apr_pool_t *p, const msa_srv_t *srv)
 apr_status_t msa_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     apr_hash_t *made = apr_hash_make(ptemp);
+    unsigned ordinal = 0;
+    revocations_make(s);
     for (server_rec *vs = s; vs; vs = vs->next) {
         msa_srv_t *srv = msa_srv_get(vs);
         if (!msa_srv_has_apps(srv)) {
@@ -96,6 +294,7 @@ apr_status_t msa_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_
             }
             st = apr_pcalloc(pconf, sizeof(*st));
             st->spec = srv->cache;
+            st->ordinal = ++ordinal;
             st->ops = store_of(ptemp, srv->cache, &arg);
             apr_status_t rv = st->ops->create(st, arg, pconf, ptemp, vs);
             if (rv != APR_SUCCESS) {
@@ -115,6 +314,7 @@ void msa_cache_child_init(apr_pool_t *p, server_rec *s)
         msa_store_t *st = (msa_store_t *)msa_srv_get(vs)->cache_handle;
         if (st != NULL && apr_hash_get(done, &st, sizeof(st)) == NULL) {
             st->ops->child_init(st, p, vs);
+            view_make(st, p);
             apr_hash_set(done, &st, sizeof(st), st);
         }
     }
@@ -154,6 +354,9 @@ apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, 
     }
     apr_status_t rv =
         st->ops->put(st, r, records[rec].cls, owner, records[rec].kind, id, val, expiry);
+    if (rv == APR_SUCCESS && records[rec].revokes) {
+        rv = revocation_written(r, st, owner);
+    }
     count_error(rv);
     return rv;
 }
@@ -201,19 +404,30 @@ apr_status_t msa_cache_state_epoch(request_rec *r, const msa_srv_t *srv, const c
     return epoch_of(r, srv, MSA_CLASS_TRANSIENT, state, epoch);
 }
 
-msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
+msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t,
+                                      const msa_token_memo_t *memo)
 {
     msa_store_t *st = store(srv);
     if (st == NULL) {
         return MSA_TOKEN_UNKNOWN;
     }
     const char *owner = msa_cache_owner(r->pool, t->appid, t->sub);
+    /* Read before the records: a revocation after this read changes the stamp. */
+    apr_status_t rv = APR_SUCCESS;
+    apr_uint64_t stamp = memo != NULL ? verdict_stamp(r, st, owner, &rv) : 0;
+    if (memo != NULL && rv != APR_SUCCESS) {
+        msa_metric_cache_error();
+        return MSA_TOKEN_UNKNOWN;
+    }
+    if (stamp != 0 && memo->stamp == stamp) {
+        return MSA_TOKEN_LIVE;
+    }
     /* The token's own jti, and the time up to which all the user's tokens are dead. */
     const char *const kinds[] = {records[MSA_REC_REVOKED].kind, records[MSA_REC_USER_NBF].kind};
     const char *const ids[] = {t->jti, owner};
     char *vals[2] = {NULL, NULL};
     char epoch[MSA_EPOCH_LEN + 1];
-    apr_status_t rv = st->ops->lookup(st, r, owner, 2, kinds, ids, vals, epoch);
+    rv = st->ops->lookup(st, r, owner, 2, kinds, ids, vals, epoch);
     if (rv != APR_SUCCESS) {
         msa_metric_cache_error();
         return MSA_TOKEN_UNKNOWN;
@@ -224,6 +438,9 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
     }
     if (vals[0] != NULL || (vals[1] != NULL && t->iat <= apr_atoi64(vals[1]))) {
         return MSA_TOKEN_REVOKED;
+    }
+    if (stamp != 0) {
+        msa_token_memo_set(memo, stamp);
     }
     return MSA_TOKEN_LIVE;
 }
@@ -331,6 +548,9 @@ int msa_store_threads(void)
 
 void msa_store_epoch_changed(server_rec *s, const char *spec, const char *why)
 {
+    if (revocations != NULL) {
+        apr_atomic_inc32(revocations); /* verdicts remembered in the old epoch no longer hold */
+    }
     msa_metric_cache_epoch();
     MSA_SLOG(s, APLOG_WARNING, 0, "cache_epoch",
              "MSAuthCache %s %s: a new epoch begins; tokens issued before it are refused and "

@@ -51,7 +51,12 @@ typedef enum msa_verdict {
     MSA_TOKEN_STALE,   /* issued before the store's epoch: the store may have lost its records */
     MSA_TOKEN_UNKNOWN, /* the store cannot answer */
 } msa_verdict_t;
-/* The revocation check of every protected request: one lock or one round trip. */
-msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t);
+/*
+ * The revocation check of every protected request: one lock or one round trip,
+ * none when memo (the token's, from msa_token_verify_memo; may be NULL) holds a
+ * live verdict whose stamp still holds (see msa_cache.c).
+ */
+msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t,
+                                      const msa_token_memo_t *memo);
 
 #endif

@@ -157,9 +157,16 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     return OK;
 }
 
+/* Tokens a child remembers verified (about 3 KiB each): the sessions it serves at once. */
+#define MSA_TOKEN_MEMORY_SLOTS 1024
+
 void msa_child_init(apr_pool_t *p, server_rec *s)
 {
     msa_cache_child_init(p, s);
+    if (msa_token_memory_init(p, MSA_TOKEN_MEMORY_SLOTS) != APR_SUCCESS) {
+        MSA_SLOG(s, APLOG_NOTICE, 0, "config",
+                 "no memory of verified tokens in this process: every request verifies its token");
+    }
     msa_apps_child_init(p, s);
     /* One client per server with apps, as timeouts, CA file and proxy are per server. */
     for (server_rec *vs = s; vs; vs = vs->next) {

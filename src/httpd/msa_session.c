@@ -61,12 +61,12 @@ const char *msa_request_audience(request_rec *r, const msa_app_t *app)
 
 apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                                   const char *jwt, const char *use, apr_int64_t now, msa_token_t *t,
-                                  const char **err)
+                                  msa_token_memo_t *memo, const char **err)
 {
     /* Bound to the app that issued it: this virtual host, this appid, this client id. */
-    apr_status_t rv = msa_token_verify(r->pool, jwt, (const msa_key_t *)app->keys->elts,
-                                       app->keys->nelts, use, msa_app_token_id(app),
-                                       msa_request_audience(r, app), now, srv->clock_skew, t, err);
+    apr_status_t rv = msa_token_verify_memo(
+        r->pool, jwt, (const msa_key_t *)app->keys->elts, app->keys->nelts, use,
+        msa_app_token_id(app), msa_request_audience(r, app), now, srv->clock_skew, t, memo, err);
     if (rv == APR_SUCCESS && !msa_app_tenant_allowed(app, t->tid)) {
         *err = t->tid ? "the token's tenant is not allowed by the app"
                       : "the token has no tenant and the app restricts tenants";
@@ -86,14 +86,15 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
         return HTTP_UNAUTHORIZED;
     }
     msa_token_t *t = apr_palloc(r->pool, sizeof(*t));
+    msa_token_memo_t memo;
     apr_status_t rv = msa_app_token_verify(r, srv, app, jwt, MSA_USE_SESSION,
-                                           apr_time_sec(r->request_time), t, &err);
+                                           apr_time_sec(r->request_time), t, &memo, &err);
     if (rv != APR_SUCCESS) {
         msa_metric_token_refused(rv == MSA_EEXPIRED ? "expired" : "invalid");
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), err);
         return HTTP_UNAUTHORIZED;
     }
-    switch (msa_cache_token_verdict(r, srv, t)) {
+    switch (msa_cache_token_verdict(r, srv, t, &memo)) {
     case MSA_TOKEN_LIVE:
         break;
     case MSA_TOKEN_UNKNOWN:
@@ -200,7 +201,7 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
         return HTTP_UNAUTHORIZED;
     }
     msa_token_t t;
-    if (msa_app_token_verify(r, srv, app, token, MSA_USE_ID, apr_time_sec(apr_time_now()), &t,
+    if (msa_app_token_verify(r, srv, app, token, MSA_USE_ID, apr_time_sec(apr_time_now()), &t, NULL,
                              &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: ID token: %s", msa_app_token_id(app),
                  err);
@@ -220,7 +221,8 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
      * Then what a session token must pass too, read after the claim: the store's epoch (a
      * store that lost its spent ids shows a new one by now) and the user's revocations.
      */
-    msa_verdict_t v = rv == APR_SUCCESS ? msa_cache_token_verdict(r, srv, &t) : MSA_TOKEN_UNKNOWN;
+    msa_verdict_t v =
+        rv == APR_SUCCESS ? msa_cache_token_verdict(r, srv, &t, NULL) : MSA_TOKEN_UNKNOWN;
     if (v == MSA_TOKEN_UNKNOWN) {
         MSA_RLOG(r, APLOG_ERR, "cache_error",
                  "MSAuthCache %s cannot record a spent ID token: request refused", srv->cache);

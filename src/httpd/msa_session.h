@@ -11,11 +11,12 @@ const char *msa_request_audience(request_rec *r, const msa_app_t *app);
 /*
  * Verifies a token of app (msa_token_verify with the app's appid and the
  * audience of this virtual host), then applies the app's tenant rule to its
- * tid. MSA_EEXPIRED or APR_EINVAL with *err, as msa_token_verify.
+ * tid. MSA_EEXPIRED or APR_EINVAL with *err, as msa_token_verify; memo (may
+ * be NULL) as msa_token_verify_memo.
  */
 apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                                   const char *jwt, const char *use, apr_int64_t now, msa_token_t *t,
-                                  const char **err);
+                                  msa_token_memo_t *memo, const char **err);
 /*
  * The app's valid session in the request (Bearer when accept_bearer, else the
  * cookie): OK with *out, HTTP_UNAUTHORIZED when absent, invalid or revoked,

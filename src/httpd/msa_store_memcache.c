@@ -310,6 +310,11 @@ static apr_status_t memcache_add(msa_store_t *st, request_rec *r, msa_class_t cl
     return rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv;
 }
 
+static int memcache_shards(const msa_store_t *st)
+{
+    return ((const mc_t *)st->impl)->hosts->nelts;
+}
+
 const msa_store_ops_t msa_store_memcache = {
     .name = "memcache",
     .check = memcache_check,
@@ -320,4 +325,5 @@ const msa_store_ops_t msa_store_memcache = {
     .add = memcache_add,
     .lookup = memcache_lookup,
     .epoch = memcache_epoch,
+    .shards = memcache_shards,
 };

@@ -47,6 +47,9 @@ MODDIR = "/usr/lib/apache2/modules"
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 CLIENT_SECRET = "fakems-client-secret-0123456789"
+# How stale a live verdict a server may serve from a store other servers share (README
+# "Revocation"): another server's revocation, or the store failing, shows within it.
+REVOCATION_BOUND = 1.0
 KEY = "integration-test-key-0123456789-abcdef"
 OLD_KEY = "integration-test-old-key-0123456789-xyz"
 CONTOSO_TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -559,6 +559,118 @@ START_TEST(claims_reader_edge_cases)
 }
 END_TEST
 
+/* ---- the memory of verified tokens ---- */
+
+/* A session token with every claim set: what a copy out of the memory must give back whole. */
+static char *full_session(const char *jti, msa_token_t *t)
+{
+    msa_identity_t id = alice();
+    id.oid = "11111111-2222-3333-4444-555555555555";
+    ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 3600, 300, t), APR_SUCCESS);
+    t->jti = jti;
+    t->aud = "client:myapp@app.test:443";
+    t->epoch = "0123456789abcdef";
+    char *jwt = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_sign(pool, t, &key_new, &jwt, &err), APR_SUCCESS);
+    return jwt;
+}
+
+static apr_status_t remembered(apr_pool_t *p, const char *jwt, const msa_key_t *keys, int n,
+                               msa_token_t *out, msa_token_memo_t *memo)
+{
+    const char *err = NULL;
+    return msa_token_verify_memo(p, jwt, keys, n, "session", "myapp", NULL, NOW + 10, SKEW, out,
+                                 memo, &err);
+}
+
+START_TEST(memory_gives_back_every_claim)
+{
+    ck_assert_int_eq(msa_token_memory_init(pool, 1), APR_SUCCESS);
+    msa_token_t t, back;
+    msa_token_memo_t memo;
+    char *jwt = full_session("jti-one", &t);
+    const char *want = msa_token_to_json(pool, &t);
+    /* Verified in a pool that is then cleared and written over. */
+    apr_pool_t *first;
+    apr_pool_create(&first, pool);
+    ck_assert_int_eq(remembered(first, jwt, &key_new, 1, &back, &memo), APR_SUCCESS);
+    ck_assert_int_eq(memo.stamp, 0);
+    apr_pool_clear(first);
+    for (int i = 0; i < 256; i++) {
+        memset(apr_palloc(first, 256), 'X', 256);
+    }
+    ck_assert_int_eq(remembered(pool, jwt, &key_new, 1, &back, &memo), APR_SUCCESS);
+    ck_assert_str_eq(msa_token_to_json(pool, &back), want);
+    assert_same_token(&t, &back);
+    /* The copy is the caller's: another token taking the slot leaves it whole. */
+    msa_token_t other, gone;
+    char *jwt2 = full_session("jti-two", &other);
+    ck_assert_int_eq(remembered(pool, jwt2, &key_new, 1, &gone, NULL), APR_SUCCESS);
+    ck_assert_int_eq(remembered(pool, jwt2, &key_new, 1, &gone, NULL), APR_SUCCESS);
+    ck_assert_str_eq(gone.jti, "jti-two");
+    ck_assert_str_eq(msa_token_to_json(pool, &back), want);
+}
+END_TEST
+
+START_TEST(memory_needs_the_same_keys_and_text)
+{
+    ck_assert_int_eq(msa_token_memory_init(pool, 4), APR_SUCCESS);
+    msa_token_t t, back;
+    char *jwt = full_session("jti-one", &t);
+    const msa_key_t both[] = {key_new, key_old};
+    ck_assert_int_eq(remembered(pool, jwt, both, 2, &back, NULL), APR_SUCCESS);
+    ck_assert_int_eq(remembered(pool, jwt, both, 2, &back, NULL), APR_SUCCESS);
+    /* The key that signed it is gone from the configuration: refused, remembered or not. */
+    ck_assert_int_eq(remembered(pool, jwt, &key_evil, 1, &back, NULL), APR_EINVAL);
+    ck_assert_int_eq(remembered(pool, jwt, &key_old, 1, &back, NULL), APR_EINVAL);
+    ck_assert_int_eq(remembered(pool, jwt, both, 0, &back, NULL), APR_EINVAL);
+    /* One character of the MAC, or of the claims, changed: not the remembered token. */
+    char *mac = apr_pstrdup(pool, jwt), *body = apr_pstrdup(pool, jwt);
+    mac[strlen(mac) - 2] = mac[strlen(mac) - 2] == 'A' ? 'B' : 'A';
+    body[40] = body[40] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(remembered(pool, mac, both, 2, &back, NULL), APR_EINVAL);
+    ck_assert_int_eq(remembered(pool, body, both, 2, &back, NULL), APR_EINVAL);
+    /* The checks of the request still run on a remembered token. */
+    const char *err = NULL;
+    ck_assert_int_eq(
+        msa_token_verify(pool, jwt, both, 2, "session", "otherapp", NULL, NOW, SKEW, &back, &err),
+        APR_EINVAL);
+    ck_assert_int_eq(
+        msa_token_verify(pool, jwt, both, 2, "id", "myapp", NULL, NOW, SKEW, &back, &err),
+        APR_EINVAL);
+    ck_assert_int_eq(msa_token_verify(pool, jwt, both, 2, "session", "myapp", "other-aud", NOW,
+                                      SKEW, &back, &err),
+                     APR_EINVAL);
+    ck_assert_int_eq(msa_token_verify(pool, jwt, both, 2, "session", "myapp", NULL,
+                                      NOW + 3600 + SKEW + 1, SKEW, &back, &err),
+                     MSA_EEXPIRED);
+}
+END_TEST
+
+START_TEST(memory_keeps_the_stamp_with_its_token)
+{
+    ck_assert_int_eq(msa_token_memory_init(pool, 1), APR_SUCCESS);
+    msa_token_t t, back;
+    msa_token_memo_t memo, again;
+    char *jwt = full_session("jti-one", &t);
+    ck_assert_int_eq(remembered(pool, jwt, &key_new, 1, &back, &memo), APR_SUCCESS);
+    ck_assert_int_eq(memo.stamp, 0);
+    msa_token_memo_set(&memo, 42);
+    ck_assert_int_eq(remembered(pool, jwt, &key_new, 1, &back, &again), APR_SUCCESS);
+    ck_assert_uint_eq(again.stamp, 42);
+    /* Another token takes the slot: a stamp recorded through the old memo is not its. */
+    char *jwt2 = full_session("jti-two", &t);
+    ck_assert_int_eq(remembered(pool, jwt2, &key_new, 1, &back, &again), APR_SUCCESS);
+    msa_token_memo_set(&memo, 43);
+    ck_assert_int_eq(remembered(pool, jwt2, &key_new, 1, &back, &again), APR_SUCCESS);
+    ck_assert_uint_eq(again.stamp, 0);
+    /* And the first token, back in the slot, starts with no stamp. */
+    ck_assert_int_eq(remembered(pool, jwt, &key_new, 1, &back, &again), APR_SUCCESS);
+    ck_assert_uint_eq(again.stamp, 0);
+}
+END_TEST
+
 static Suite *token_suite(void)
 {
     Suite *s = suite_create("msa_token");
@@ -591,6 +703,12 @@ static Suite *token_suite(void)
     tcase_add_test(tc, verify_garbage);
     tcase_add_test(tc, claims_round_trip_with_escapes);
     tcase_add_test(tc, claims_reader_edge_cases);
+    suite_add_tcase(s, tc);
+
+    tc = msa_test_case("memory");
+    tcase_add_test(tc, memory_gives_back_every_claim);
+    tcase_add_test(tc, memory_needs_the_same_keys_and_text);
+    tcase_add_test(tc, memory_keeps_the_stamp_with_its_token);
     suite_add_tcase(s, tc);
 
     return s;
