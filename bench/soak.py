@@ -8,7 +8,8 @@ requests and logins, so its stack and allocator are in use), wrk at 64 connectio
 file, both with a valid session cookie) while four loops sign users in through
 fakems. Afterwards: zero unexpected non-2xx responses, zero [error]/[crit]
 lines, and the worker children's RSS growing under 5 % between the first and
-the last 20 s. Exit status 0 when all three hold.
+the last 20 s. Exit status 0 when all three hold. MSAuthMetrics is on: the
+first line printed is "metrics: <URL>" (contrib/grafana/render.py scrapes it).
 """
 
 import os
@@ -55,6 +56,11 @@ Alias /files/ @DIR@/htdocs/
     AuthType Microsoft
     Require valid-user
 </Location>
+# The counters, scraped during the run by contrib/grafana/render.py.
+MSAuthMetrics On
+<Location /microsoft_auth/metrics>
+    Require ip 127.0.0.1
+</Location>
 """
 
 
@@ -90,6 +96,7 @@ def main():
         conf = conf.replace("<Location /cgi/>\n    AuthType Microsoft\n    Require valid-user",
                             "<Location /cgi/>\n    Require all granted")
     h = Httpd(conf, ms, name="soak").start()
+    print("metrics: %s" % h.url("/microsoft_auth/metrics"), flush=True)
     try:
         # A session cookie from a real login.
         s = requests.Session()
