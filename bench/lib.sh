@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034
-# Shared by bench/protected.sh and bench/callgrind.sh (sourced, not run).
+# Shared by the bench/*.sh scripts (sourced, not run).
 #
 # bench_prepare   builds the module if needed, makes $BENCH_DIR with the content,
 #                 the httpd config, and fakems started
@@ -15,6 +15,17 @@
 #   /protected/file.txt   AuthType Microsoft + Require valid-user (the root app)
 # MSAuthLoginHost/GraphHost point at fakems, used once per server start to sign
 # in (bench_login); a valid session cookie never makes the module call out.
+#
+# Set before bench_prepare:
+#   BENCH_OPENIDC=1     also /openidc/file.txt behind mod_auth_openidc (AuthType
+#                       openid-connect, Require valid-user, default shm session cache,
+#                       fakems as the provider); bench_login_openidc signs in to it
+#   BENCH_SERVER_EXTRA  lines added at server level (more apps, MSAuthSettingsFile, ...)
+#   BENCH_PROT_EXTRA    lines added inside <Location /protected>
+BENCH_OPENIDC_MODULE=/usr/lib/apache2/modules/mod_auth_openidc.so
+BENCH_OPENIDC_PKG=libapache2-mod-auth-openidc
+# alice's tenant (fakems's built-in directory): the provider openidc is pointed at.
+BENCH_TENANT=72f988bf-86f1-41af-91ab-2d7cd011db47
 
 BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_MODULE=${MSAUTH_MODULE:-$BENCH_ROOT/.libs/mod_msauth.so}
@@ -61,6 +72,34 @@ bench_login() {
     BENCH_TOKEN=${BENCH_COOKIE#msauth=}
 }
 
+# Installs Debian's mod_auth_openidc when it is missing (waits for another apt's lock).
+bench_need_openidc() {
+    [ -f "$BENCH_OPENIDC_MODULE" ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "mod_auth_openidc is missing: apt-get install $BENCH_OPENIDC_PKG (as root)" >&2
+        exit 1
+    fi
+    echo "== installing $BENCH_OPENIDC_PKG"
+    local apt=(apt-get install -y -q -o DPkg::Lock::Timeout=300 "$BENCH_OPENIDC_PKG")
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null; }
+    [ -f "$BENCH_OPENIDC_MODULE" ] || { echo "no $BENCH_OPENIDC_MODULE after apt-get" >&2; exit 1; }
+}
+
+bench_openidc_id() {
+    echo "mod_auth_openidc $(dpkg-query -W -f='${Version}' "$BENCH_OPENIDC_PKG" 2>/dev/null || echo '?')" \
+        "($BENCH_OPENIDC_PKG), $(basename "$BENCH_OPENIDC_MODULE") sha256" \
+        "$(sha256sum "$BENCH_OPENIDC_MODULE" | cut -c1-12)"
+}
+
+# A session of mod_auth_openidc for the running server: $BENCH_OIDC_COOKIE
+# ("mod_auth_openidc_session=<id>"), through its redirect flow and fakems.
+bench_login_openidc() {
+    BENCH_OIDC_COOKIE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/login_openidc.py" \
+        "$BENCH_ORIGIN/openidc/file.txt" "${1:-alice}") ||
+        { echo "could not sign in to mod_auth_openidc" >&2; return 1; }
+}
+
 # Which module is measured: the .so's hash and time, the commit, and whether the
 # sources differ from it (read-only git: --no-optional-locks never touches the index).
 bench_module_id() {
@@ -86,6 +125,7 @@ bench_build() {
 # Makes $BENCH_DIR with the content and httpd.conf, $BENCH_PORT, and starts fakems.
 bench_prepare() {
     bench_build
+    [ -z "${BENCH_OPENIDC:-}" ] || bench_need_openidc
     BENCH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/msauth-bench-XXXXXX")
     chmod 755 "$BENCH_DIR"
     # httpd loads a copy: a concurrent rebuild of .libs cannot change the module mid-run.
@@ -93,9 +133,10 @@ bench_prepare() {
     BENCH_PORT=$(bench_free_port)
     bench_start_fakems
     BENCH_ORIGIN="http://127.0.0.1:$BENCH_PORT"
-    mkdir -p "$BENCH_DIR/htdocs/open" "$BENCH_DIR/htdocs/protected"
+    mkdir -p "$BENCH_DIR/htdocs/open" "$BENCH_DIR/htdocs/protected" "$BENCH_DIR/htdocs/openidc"
     head -c "$BENCH_SIZE" /dev/zero | tr '\0' 'x' >"$BENCH_DIR/htdocs/open/file.txt"
     cp "$BENCH_DIR/htdocs/open/file.txt" "$BENCH_DIR/htdocs/protected/file.txt"
+    cp "$BENCH_DIR/htdocs/open/file.txt" "$BENCH_DIR/htdocs/openidc/file.txt"
     chmod -R a+rX "$BENCH_DIR/htdocs"
     local user=""
     if [ "$(id -u)" = 0 ]; then
@@ -109,6 +150,24 @@ Group www-data"
         loads="$loads
 LoadModule ${m}_module $BENCH_MODDIR/mod_${m}.so"
     done
+    local openidc_load="" openidc_loc=""
+    if [ -n "${BENCH_OPENIDC:-}" ]; then
+        openidc_load="LoadModule auth_openidc_module $BENCH_OPENIDC_MODULE"
+        # Defaults otherwise (OIDCCacheType shm, claims passed as headers and env);
+        # the session timeouts only keep the one login valid for the whole run.
+        openidc_loc="OIDCProviderMetadataURL $BENCH_FAKEMS/$BENCH_TENANT/v2.0/.well-known/openid-configuration
+OIDCClientID 11111111-2222-3333-4444-555555555555
+OIDCClientSecret fakems-client-secret-0123456789
+OIDCRedirectURI $BENCH_ORIGIN/openidc/redirect_uri
+OIDCCryptoPassphrase bench-openidc-passphrase-0123456789
+OIDCScope \"openid email profile\"
+OIDCSessionInactivityTimeout 86400
+OIDCSessionMaxDuration 86400
+<Location /openidc>
+    AuthType openid-connect
+    Require valid-user
+</Location>"
+    fi
     cat >"$BENCH_DIR/httpd.conf" <<EOF
 ServerRoot "$BENCH_DIR"
 DefaultRuntimeDir "$BENCH_DIR"
@@ -117,6 +176,7 @@ Listen 127.0.0.1:$BENCH_PORT
 ServerName 127.0.0.1:$BENCH_PORT
 $loads
 LoadModule msauth_module $BENCH_DIR/mod_msauth.so
+$openidc_load
 $user
 ErrorLog "$BENCH_DIR/error.log"
 LogLevel ${LOGLEVEL:-warn}
@@ -151,10 +211,13 @@ DocumentRoot "$BENCH_DIR/htdocs"
     AllowOverride None
     Require all granted
 </Directory>
+${BENCH_SERVER_EXTRA:-}
 <Location /protected>
     AuthType Microsoft
     Require valid-user
+${BENCH_PROT_EXTRA:-}
 </Location>
+$openidc_loc
 EOF
 }
 
@@ -176,11 +239,29 @@ bench_status() { # $1: path, then curl options
     curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$@" "$BENCH_ORIGIN$path"
 }
 
+# The cookie header every path gets: $BENCH_COOKIE, and openidc's session when signed in.
+bench_cookie_header() {
+    echo "Cookie: $BENCH_COOKIE${BENCH_OIDC_COOKIE:+; $BENCH_OIDC_COOKIE}${BENCH_MORE_COOKIES:-}"
+}
+
 bench_check() {
-    local a b c
-    a=$(bench_status /open/file.txt -H "Cookie: $BENCH_COOKIE")
-    b=$(bench_status /protected/file.txt -H "Cookie: $BENCH_COOKIE")
+    local a b c d e cookie
+    cookie=$(bench_cookie_header)
+    a=$(bench_status /open/file.txt -H "$cookie")
+    b=$(bench_status /protected/file.txt -H "$cookie")
     c=$(bench_status /protected/file.txt -H 'Accept: application/json')
+    if [ -n "${BENCH_OPENIDC:-}" ]; then
+        d=$(bench_status /openidc/file.txt -H "$cookie")
+        e=$(bench_status /openidc/file.txt -H 'Accept: text/html')
+        echo "check: open=$a protected+cookie=$b protected-without-cookie=$c" \
+            "openidc+cookie=$d openidc-without-cookie=$e"
+        if [ "$a" != 200 ] || [ "$b" != 200 ] || [ "$c" != 401 ] || [ "$d" != 200 ] ||
+            [ "$e" != 302 ]; then
+            echo "check FAILED: want 200, 200, 401, 200 and 302" >&2
+            return 1
+        fi
+        return 0
+    fi
     echo "check: open=$a protected+cookie=$b protected-without-cookie=$c"
     if [ "$a" != 200 ] || [ "$b" != 200 ] || [ "$c" != 401 ]; then
         echo "check FAILED: want 200, 200 and 401" >&2
