@@ -65,9 +65,11 @@ bench_stop_fakems() {
     fi
 }
 
-# A real session for the running server: $BENCH_COOKIE ("msauth=<token>").
+# A real session for the running server: $BENCH_COOKIE ("msauth=<token>"), of
+# $BENCH_USER (fakems's login name; default alice).
 bench_login() {
-    BENCH_COOKIE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/login.py" "$BENCH_ORIGIN" "$BENCH_FAKEMS") ||
+    BENCH_COOKIE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/login.py" "$BENCH_ORIGIN" "$BENCH_FAKEMS" \
+        11111111-2222-3333-4444-555555555555 "${BENCH_USER:-alice}") ||
         { echo "could not sign in to the bench server" >&2; return 1; }
     BENCH_TOKEN=${BENCH_COOKIE#msauth=}
 }
@@ -138,6 +140,12 @@ bench_prepare() {
     cp "$BENCH_DIR/htdocs/open/file.txt" "$BENCH_DIR/htdocs/protected/file.txt"
     cp "$BENCH_DIR/htdocs/open/file.txt" "$BENCH_DIR/htdocs/openidc/file.txt"
     chmod -R a+rX "$BENCH_DIR/htdocs"
+    bench_write_conf
+}
+
+# (Re)writes $BENCH_DIR/httpd.conf from the settings above; $BENCH_PROCS, when set,
+# is the number of children (64 threads each).
+bench_write_conf() {
     local user=""
     if [ "$(id -u)" = 0 ]; then
         user="User www-data
@@ -146,6 +154,7 @@ Group www-data"
     local loads="" m procs
     procs=$(((2 * ${CONNECTIONS:-32} + 63) / 64))
     [ "$procs" -ge 2 ] || procs=2
+    procs=${BENCH_PROCS:-$procs}
     for m in mpm_event authn_core authz_core authz_user mime socache_shmcb; do
         loads="$loads
 LoadModule ${m}_module $BENCH_MODDIR/mod_${m}.so"

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Signs in to a bench server through fakems and prints its session cookie.
 
-bench/login.py ORIGIN FAKEMS_BASE [CLIENT_ID]: the seed's client-built login
-(MSAuthLegacyState On) for the root app, as alice, and prints "name=value" of
+bench/login.py ORIGIN FAKEMS_BASE [CLIENT_ID [USER]]: the seed's client-built login
+(MSAuthLegacyState On) for the root app, as USER (default alice), and prints "name=value" of
 the session cookie the callback sets. Session tokens carry the epoch of the
 server's MSAuthCache, so a benchmark signs in for real rather than minting one.
 """
@@ -13,6 +13,7 @@ import urllib.parse
 
 origin, fakems = sys.argv[1], sys.argv[2]
 client_id = sys.argv[3] if len(sys.argv) > 3 else "11111111-2222-3333-4444-555555555555"
+user = sys.argv[4] if len(sys.argv) > 4 else "alice"
 
 
 def request(method, url, body=None, headers=None):
@@ -30,7 +31,7 @@ def request(method, url, body=None, headers=None):
 
 fields = {"response_type": "code", "client_id": client_id,
           "scope": "https://graph.microsoft.com/user.read",
-          "redirect_uri": origin + "/microsoft_auth", "user": "alice"}
+          "redirect_uri": origin + "/microsoft_auth", "user": user}
 path = fakems + "/common/oauth2/v2.0/authorize"
 resp = request("POST", path, urllib.parse.urlencode(fields),
                {"Content-Type": "application/x-www-form-urlencoded"})
