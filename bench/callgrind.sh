@@ -15,6 +15,9 @@
 #      mod_auth_openidc request (the whole server: parsing, the file, the
 #      response, the module), and each module's added Ir (its path minus open);
 #      every path gets the same request (one Cookie header with both sessions);
+#      then mod_msauth with TURN (5) sessions of alice in turn, one per request:
+#      more than the 4 tokens a thread remembers, so each token is verified as a
+#      first-seen one (MAC computed, payload decoded);
 #   2. --collect-atstart=no --toggle-collect=msa_check_authn: only what runs
 #      inside msa_check_authn (AuthType Microsoft's check_authn hook), so the
 #      function list is the subtree of the check, not its callers.
@@ -24,6 +27,12 @@ set -eu
 N=${N:-200}
 TOP=${TOP:-15}
 WARMUP=${WARMUP:-5}
+TURN=${TURN:-5}
+# One worker thread: every request meets the same thread's memo of the 4 tokens it
+# verified last (src/core/msa_jose.c), so a repeated cookie is a hit on every
+# request after the warm-up. With 64 threads, which thread takes a request is
+# chance, and the count moved by 25k Ir per request between runs.
+BENCH_THREADS=${CG_THREADS:-1}
 if [ "${OPENIDC:-1}" != 0 ]; then
     BENCH_OPENIDC=1
 fi
@@ -47,13 +56,21 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 SECONDS=0
-echo "== httpd -X under callgrind, $BENCH_ORIGIN, N=$N requests per path (+$WARMUP warm-up)"
+echo "== httpd -X under callgrind, $BENCH_ORIGIN, N=$N requests per path (+$WARMUP warm-up)," \
+    "$BENCH_THREADS worker thread(s)"
 echo "== $(bench_module_id)"
 [ -z "${BENCH_OPENIDC:-}" ] || echo "== $(bench_openidc_id)"
 
 # 1. The whole process.
 cg_start whole
 bench_check
+FIRST_COOKIE=$BENCH_COOKIE
+TURN_COOKIES=()
+for _ in $(seq "$TURN"); do
+    bench_login
+    TURN_COOKIES+=("$BENCH_COOKIE")
+done
+BENCH_COOKIE=$FIRST_COOKIE
 echo "== request Cookie header: $(bench_cookie_header | wc -c) bytes"
 cg_requests /open/file.txt "$WARMUP"
 cg_requests /protected/file.txt "$WARMUP"
@@ -68,10 +85,17 @@ if [ -n "${BENCH_OPENIDC:-}" ]; then
     cg_requests /openidc/file.txt "$N"
     cg_control -d openidc
 fi
+cg_requests_turn /protected/file.txt "$N" "${TURN_COOKIES[@]}"
+cg_control -d turn
 cg_stop
 WHOLE_OPEN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.1")
 WHOLE_PROT=$(cg_totals "$BENCH_DIR/callgrind.out.whole.2")
-[ -z "${BENCH_OPENIDC:-}" ] || WHOLE_OIDC=$(cg_totals "$BENCH_DIR/callgrind.out.whole.3")
+WHOLE_TURN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.4")
+if [ -n "${BENCH_OPENIDC:-}" ]; then
+    WHOLE_OIDC=$(cg_totals "$BENCH_DIR/callgrind.out.whole.3")
+else
+    WHOLE_TURN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.3")
+fi
 
 # 2. Only inside msa_check_authn (no openidc login: its module stays loaded, the
 # config and the Cookie header are those of run 1, but only /protected is asked for).
@@ -89,21 +113,27 @@ AUTHN=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root-only "$AUTHN_FILE")
 
 CHECK_WHOLE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root-only "$BENCH_DIR/callgrind.out.whole.2")
 
-"$BENCH_PYTHON" - "$N" "$WHOLE_OPEN" "$WHOLE_PROT" "$AUTHN" "$CHECK_WHOLE" "$WHOLE_OIDC" <<'EOF'
+"$BENCH_PYTHON" - "$N" "$WHOLE_OPEN" "$WHOLE_PROT" "$AUTHN" "$CHECK_WHOLE" "$WHOLE_OIDC" "$WHOLE_TURN" \
+    "$TURN" <<'EOF'
 import sys
-n, whole_open, whole_prot, authn, check_whole, whole_oidc = (int(x) for x in sys.argv[1:7])
+n, whole_open, whole_prot, authn, check_whole, whole_oidc, whole_turn, turn = \
+    (int(x) for x in sys.argv[1:9])
 print()
 print("Ir per request, whole httpd process (run 1):")
-print("  %-22s %9s %9s %7s" % ("path", "Ir/req", "added", "x open"))
+print("  %-26s %9s %9s %7s" % ("path", "Ir/req", "added", "x open"))
 rows = [("open", whole_open), ("msauth (/protected)", whole_prot)]
 if whole_oidc:
     rows.append(("openidc (/openidc)", whole_oidc))
+rows.append(("msauth, %d tokens in turn" % turn, whole_turn))
 for i, (name, total) in enumerate(rows):
     added = "-" if i == 0 else "+%.0f" % ((total - whole_open) / n)
-    print("  %-22s %9.0f %9s %7.2f" % (name, total / n, added, total / whole_open))
+    print("  %-26s %9.0f %9s %7.2f" % (name, total / n, added, total / whole_open))
 if whole_oidc:
-    print("  added Ir, msauth / openidc: %.3f"
-          % ((whole_prot - whole_open) / max(1, whole_oidc - whole_open)))
+    print("  added Ir, msauth / openidc: %.3f (repeated cookie), %.3f (tokens in turn)"
+          % ((whole_prot - whole_open) / max(1, whole_oidc - whole_open),
+             (whole_turn - whole_open) / max(1, whole_oidc - whole_open)))
+print("  added Ir / open request's Ir: msauth %.1f%% (repeated cookie), %.1f%% (tokens in turn)"
+      % (100.0 * (whole_prot - whole_open) / whole_open, 100.0 * (whole_turn - whole_open) / whole_open))
 print("msa_check_authn, inclusive Ir per protected request:")
 print("  %9.0f   run 2 (--toggle-collect=msa_check_authn)" % (authn / n))
 print("  %9.0f   run 1 (its call tree in the whole-process profile)" % (check_whole / n))

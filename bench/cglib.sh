@@ -92,3 +92,31 @@ cg_stop() {
 }
 
 cg_totals() { sed -n 's/^totals: *//p' "$1"; }
+
+# cg_requests_turn PATH COUNT COOKIE...: COUNT GETs on one connection, each with the
+# next COOKIE in turn (then "; $BENCH_OIDC_COOKIE" when set); exits unless every
+# answer is 200 with the file.
+cg_requests_turn() {
+    local path=$1 count=$2
+    shift 2
+    "$BENCH_PYTHON" - "$BENCH_PORT" "$path" "$count" "$BENCH_SIZE" "${BENCH_OIDC_COOKIE:-}" \
+        "curl/$(curl --version | awk 'NR == 1 {print $2}')" "$@" <<'PY'
+import http.client, sys
+port, path, count, size, oidc = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ua, cookies = sys.argv[6], sys.argv[7:]
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+for i in range(count):
+    c = cookies[i % len(cookies)] + ("; " + oidc if oidc else "")
+    # The request curl sends (cg_requests), header for header.
+    conn.putrequest("GET", path, skip_accept_encoding=True)
+    conn.putheader("User-Agent", ua)
+    conn.putheader("Accept", "*/*")
+    conn.putheader("Cookie", c)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status != 200 or len(body) != size:
+        sys.exit("%s: request %d answered %d with %d bytes" % (path, i, resp.status, len(body)))
+conn.close()
+PY
+}

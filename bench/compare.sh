@@ -27,17 +27,7 @@ BENCH_OPENIDC=1
 
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v wrk >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "wrk is missing: apt-get install wrk (as root)" >&2
-        exit 1
-    fi
-    echo "== installing wrk"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 wrk >/dev/null ||
-        { apt-get update -q >/dev/null &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 wrk >/dev/null; }
-fi
-
+bench_need_wrk
 bench_prepare
 HTTPD_PID=""
 cleanup() {

@@ -66,12 +66,28 @@ bench_stop_fakems() {
 }
 
 # A real session for the running server: $BENCH_COOKIE ("msauth=<token>"), of
-# $BENCH_USER (fakems's login name; default alice).
+# $BENCH_USER (fakems's login name; default alice), asking for $BENCH_SCOPE (default
+# Graph's user.read alone, as the seed's login does).
 bench_login() {
     BENCH_COOKIE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/login.py" "$BENCH_ORIGIN" "$BENCH_FAKEMS" \
-        11111111-2222-3333-4444-555555555555 "${BENCH_USER:-alice}") ||
+        11111111-2222-3333-4444-555555555555 "${BENCH_USER:-alice}" \
+        "${BENCH_SCOPE:-https://graph.microsoft.com/user.read}") ||
         { echo "could not sign in to the bench server" >&2; return 1; }
     BENCH_TOKEN=${BENCH_COOKIE#msauth=}
+}
+
+# Installs wrk when it is missing.
+bench_need_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "wrk is missing: apt-get install wrk (as root)" >&2
+        exit 1
+    fi
+    echo "== installing wrk"
+    local apt=(apt-get install -y -q -o DPkg::Lock::Timeout=300 wrk)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null; }
+    command -v wrk >/dev/null 2>&1 || { echo "no wrk after apt-get" >&2; exit 1; }
 }
 
 # Installs Debian's mod_auth_openidc when it is missing (waits for another apt's lock).
@@ -144,7 +160,7 @@ bench_prepare() {
 }
 
 # (Re)writes $BENCH_DIR/httpd.conf from the settings above; $BENCH_PROCS, when set,
-# is the number of children (64 threads each).
+# is the number of children, $BENCH_THREADS the threads of each (default 64).
 bench_write_conf() {
     local user=""
     if [ "$(id -u)" = 0 ]; then
@@ -155,6 +171,7 @@ Group www-data"
     procs=$(((2 * ${CONNECTIONS:-32} + 63) / 64))
     [ "$procs" -ge 2 ] || procs=2
     procs=${BENCH_PROCS:-$procs}
+    local threads=${BENCH_THREADS:-64}
     for m in mpm_event authn_core authz_core authz_user mime socache_shmcb; do
         loads="$loads
 LoadModule ${m}_module $BENCH_MODDIR/mod_${m}.so"
@@ -201,10 +218,10 @@ Timeout 30
 StartServers $procs
 ServerLimit $procs
 ThreadLimit 64
-ThreadsPerChild 64
+ThreadsPerChild $threads
 MinSpareThreads 1
-MaxSpareThreads $((procs * 64))
-MaxRequestWorkers $((procs * 64))
+MaxSpareThreads $((procs * threads))
+MaxRequestWorkers $((procs * threads))
 MaxConnectionsPerChild 0
 
 MSAuthLoginHost $BENCH_FAKEMS

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Signs in to a bench server through fakems and prints its session cookie.
 
-bench/login.py ORIGIN FAKEMS_BASE [CLIENT_ID [USER]]: the seed's client-built login
+bench/login.py ORIGIN FAKEMS_BASE [CLIENT_ID [USER [SCOPE]]]: the seed's client-built login
 (MSAuthLegacyState On) for the root app, as USER (default alice), and prints "name=value" of
 the session cookie the callback sets. Session tokens carry the epoch of the
 server's MSAuthCache, so a benchmark signs in for real rather than minting one.
@@ -14,6 +14,9 @@ import urllib.parse
 origin, fakems = sys.argv[1], sys.argv[2]
 client_id = sys.argv[3] if len(sys.argv) > 3 else "11111111-2222-3333-4444-555555555555"
 user = sys.argv[4] if len(sys.argv) > 4 else "alice"
+# The seed's login asks for Graph's user.read alone (no id_token); with openid in the
+# scope the id_token's claims (groups with MSAuthGroups Token) reach the session too.
+scope = sys.argv[5] if len(sys.argv) > 5 else "https://graph.microsoft.com/user.read"
 
 
 def request(method, url, body=None, headers=None):
@@ -30,7 +33,7 @@ def request(method, url, body=None, headers=None):
 
 
 fields = {"response_type": "code", "client_id": client_id,
-          "scope": "https://graph.microsoft.com/user.read",
+          "scope": scope,
           "redirect_uri": origin + "/microsoft_auth", "user": user}
 path = fakems + "/common/oauth2/v2.0/authorize"
 resp = request("POST", path, urllib.parse.urlencode(fields),
