@@ -2,6 +2,7 @@
 """Where a function's instructions go: the call tree under ROOT in a callgrind.out file.
 
     bench/cgtree.py [--root msa_check_authn] [--requests N] [--top 15] [--root-only] FILE
+    bench/cgtree.py --sum F1,F2,... FILE    the summed inclusive Ir of F1, F2, ...
 
 Reads the callgrind format itself (callgrind_annotate lists callers as well as
 callees in its inclusive view, and with --toggle-collect it books the frames
@@ -78,8 +79,8 @@ def parse(path):
     return self_cost, call_cost, call_count, totals
 
 
-def tree(path, root):
-    self_cost, call_cost, call_count, totals = parse(path)
+def tree(path, root, parsed=None):
+    self_cost, call_cost, call_count, totals = parsed or parse(path)
     edges = collections.defaultdict(set)
     for (a, b), n in call_count.items():
         if n > 0:
@@ -139,7 +140,17 @@ def main():
     ap.add_argument("--requests", type=int, default=1)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--root-only", action="store_true", help="print ROOT's inclusive Ir only")
+    ap.add_argument("--sum", metavar="F1,F2,...",
+                    help="print the sum of the inclusive Ir of these functions (those present)")
     a = ap.parse_args()
+    if a.sum:
+        parsed = parse(a.file)
+        total = 0
+        for f in a.sum.split(","):
+            roots, _, incl, _, _ = tree(a.file, f, parsed)
+            total += sum(incl[k] for k in roots)
+        print(total)
+        return
     roots, self_cost, incl, callers, totals = tree(a.file, a.root)
     if not roots:
         sys.exit("%s: no function %s" % (a.file, a.root))

@@ -121,15 +121,17 @@ bench_login_openidc() {
 # Which module is measured: the .so's hash and time, the commit, and whether the
 # sources differ from it (read-only git: --no-optional-locks never touches the index).
 bench_module_id() {
-    local sha when head dirty=""
+    local sha when head src dirty=""
     sha=$(sha256sum "$BENCH_MODULE" | cut -c1-12)
     when=$(date -r "$BENCH_MODULE" '+%Y-%m-%d %H:%M:%S')
     head=$(git -C "$BENCH_ROOT" --no-optional-locks rev-parse --short HEAD 2>/dev/null || echo "?")
+    src=$(git -C "$BENCH_ROOT" --no-optional-locks log -1 --format=%h -- src include mod_msauth.c \
+        2>/dev/null || echo "?")
     if ! git -C "$BENCH_ROOT" --no-optional-locks diff --quiet HEAD -- src include mod_msauth.c \
         2>/dev/null; then
         dirty=" + uncommitted changes in src"
     fi
-    echo "mod_msauth.so sha256 $sha built $when; source: $head$dirty"
+    echo "mod_msauth.so sha256 $sha built $when; source: $head (sources last changed in $src)$dirty"
 }
 
 bench_build() {
