@@ -71,7 +71,8 @@ for _ in $(seq "$TURN"); do
     TURN_COOKIES+=("$BENCH_COOKIE")
 done
 BENCH_COOKIE=$FIRST_COOKIE
-echo "== request Cookie header: $(bench_cookie_header | wc -c) bytes"
+COOKIE=$(bench_cookie_header)
+echo "== request Cookie header: ${#COOKIE} bytes (both sessions)"
 cg_requests /open/file.txt "$WARMUP"
 cg_requests /protected/file.txt "$WARMUP"
 [ -z "${BENCH_OPENIDC:-}" ] || cg_requests /openidc/file.txt "$WARMUP"
