@@ -56,7 +56,7 @@ if ! bench_wait_port "$HTTPD_PID" 20; then
 fi
 
 bench_login
-bench_login_openidc
+bench_login_openidc alice
 COOKIE=$(bench_cookie_header)
 
 echo "== httpd $("$BENCH_APACHE" -v | sed -n 's/^Server version: //p'), mpm_event, $BENCH_ORIGIN"

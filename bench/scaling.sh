@@ -42,6 +42,7 @@
 # fails (a 401 where a 200 was expected, an app or group count that is not the
 # case's, a login that does not come back with a session).
 set -eu
+# shellcheck disable=SC2034  # BENCH_* settings are read by bench/lib.sh
 
 N=${N:-200}
 WARMUP=${WARMUP:-5}
@@ -309,7 +310,8 @@ ch_wrk() { # PATH: req/s; exits on a non-2xx answer or a socket error
 SECONDS=0
 echo "== scaling of a protected request, $BENCH_ORIGIN; N=$N requests per path (+$WARMUP warm-up)"
 echo "== $(bench_module_id)"
-echo "== cases: $(echo $CASES)"
+# shellcheck disable=SC2086  # one line of case names
+echo "== cases:" $CASES
 for c in $CASES; do
     case "$c" in
     children) children_case ;;
