@@ -89,6 +89,7 @@ typedef struct msa_srv {
     apr_hash_t *resolved;  /* appid ("" = root) -> effective msa_app_t *; see msa_srv_resolve */
     struct msa_http *http; /* this server's HTTP client, made per process */
     struct msa_cache *cache_handle; /* this server's shared cache, made in post_config */
+    const char *vhost_name;         /* its name in the audience of its tokens, post_config */
     MSA_SRV_FIELDS(MSA_CFG_MEMBER)
 } msa_srv_t;
 

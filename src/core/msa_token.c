@@ -416,7 +416,7 @@ apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t
 /* The memory of verified tokens ---------------------------------------------------------- */
 
 #define MEMORY_STRIPES 64
-#define MEMORY_BYTES   3072 /* a slot's token text and claims; longer tokens are not kept */
+#define MEMORY_BYTES   8192 /* a slot's token text and claims: a cookie's 4,000 bytes fit */
 #define MAC_CHARS      43   /* an HS256 MAC in base64url */
 #define KEYS_BYTES     264  /* the keys of a slot, keys_join */
 

@@ -148,22 +148,27 @@ static void strip_cookies(request_rec *r)
 }
 
 /* A value fit for an environment variable or a header: no control characters. */
+static int control_char(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
 static const char *clean(request_rec *r, const char *v)
 {
     if (v == NULL) {
         return "";
     }
-    static const char controls[] = "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e"
-                                   "\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b"
-                                   "\x1c\x1d\x1e\x1f\x7f";
-    size_t at = strcspn(v, controls);
-    if (v[at] == '\0') {
+    const unsigned char *c = (const unsigned char *)v;
+    while (*c && !control_char(*c)) {
+        c++;
+    }
+    if (*c == '\0') {
         return v; /* the common case: nothing to replace */
     }
     char *out = apr_pstrdup(r->pool, v);
-    for (char *c = out + at; *c; c++) {
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
-            *c = ' ';
+    for (char *o = out + ((const char *)c - v); *o; o++) {
+        if (control_char((unsigned char)*o)) {
+            *o = ' ';
         }
     }
     return out;
@@ -176,20 +181,23 @@ static const char *clean(request_rec *r, const char *v)
  */
 static const char *remote_user(request_rec *r, const msa_dir_t *dir, const msa_token_t *t)
 {
-    const char *id =
-        t->tid ? apr_pstrcat(r->pool, t->oid ? t->oid : t->sub, "@", t->tid, NULL) : t->sub;
-    const char *email = t->email && msa_address_trusted(r, t, "email") ? t->email : NULL;
-    const char *upn = t->upn && msa_address_trusted(r, t, "upn") ? t->upn : NULL;
     switch (dir->remote_user_claim) {
-    case MSA_CLAIM_UPN:
-        return upn ? upn : id;
     case MSA_CLAIM_ID:
         return t->sub;
     case MSA_CLAIM_NAME:
         return t->name ? t->name : t->sub;
+    case MSA_CLAIM_UPN:
+        break;
     default:
-        return email ? email : upn ? upn : id;
+        if (t->email && msa_address_trusted(r, t, "email")) {
+            return t->email;
+        }
+        break;
     }
+    if (t->upn && msa_address_trusted(r, t, "upn")) {
+        return t->upn;
+    }
+    return t->tid ? apr_pstrcat(r->pool, t->oid ? t->oid : t->sub, "@", t->tid, NULL) : t->sub;
 }
 
 static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_t *t)
@@ -218,14 +226,19 @@ static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_
         }
     }
     if (t->groups != NULL) {
-        const char *joined = "";
+        /* Linear in the groups: one join, and names no earlier step of the request set. */
+        apr_array_header_t *clean_groups =
+            apr_array_make(r->pool, t->groups->nelts > 0 ? t->groups->nelts : 1, sizeof(char *));
         for (int i = 0; i < t->groups->nelts; i++) {
             const char *g = clean(r, APR_ARRAY_IDX(t->groups, i, const char *));
-            joined = i ? apr_pstrcat(r->pool, joined, ",", g, NULL) : g;
+            APR_ARRAY_PUSH(clean_groups, const char *) = g;
             if (env) {
-                apr_table_setn(r->subprocess_env, apr_psprintf(r->pool, "MSAUTH_GROUPS_%d", i), g);
+                char name[32];
+                apr_snprintf(name, sizeof(name), "MSAUTH_GROUPS_%d", i);
+                apr_table_addn(r->subprocess_env, apr_pstrdup(r->pool, name), g);
             }
         }
+        const char *joined = apr_array_pstrcat(r->pool, clean_groups, ',');
         if (env) {
             apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS", joined);
             apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS_N",

@@ -151,14 +151,17 @@ int msa_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     msa_apps_post_config(pconf, ptemp, s);
+    for (server_rec *vs = s; vs; vs = vs->next) {
+        msa_srv_get(vs)->vhost_name = msa_vhost_name(pconf, vs);
+    }
     if (msa_metrics_post_config(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
 }
 
-/* Tokens a child remembers verified (about 3 KiB each): the sessions it serves at once. */
-#define MSA_TOKEN_MEMORY_SLOTS 1024
+/* Tokens a child remembers verified (8 KiB each, 4 MiB): the sessions it serves at once. */
+#define MSA_TOKEN_MEMORY_SLOTS 512
 
 void msa_child_init(apr_pool_t *p, server_rec *s)
 {

@@ -56,7 +56,8 @@ const char *msa_vhost_name(apr_pool_t *p, const server_rec *s)
 
 const char *msa_request_audience(request_rec *r, const msa_app_t *app)
 {
-    return msa_app_audience(r->pool, app, msa_vhost_name(r->pool, r->server));
+    const char *name = msa_srv_get(r->server)->vhost_name;
+    return msa_app_audience(r->pool, app, name ? name : msa_vhost_name(r->pool, r->server));
 }
 
 apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
