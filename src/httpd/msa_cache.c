@@ -55,6 +55,7 @@ static const struct {
  * A store that cannot answer when the view is due fails the request (503).
  */
 #define MSA_REVOCATION_BOUND apr_time_from_sec(1)
+#define MSA_VERDICT_MAX_AGE  60 /* seconds: a live verdict is asked again at least this often */
 #define GENERATION_KIND      "generation"
 #define GENERATION_ID        "store"
 #define REVOCATIONS_KEY      "msauth-revocations"
@@ -92,6 +93,17 @@ static void view_unlock(struct msa_store_view *v)
 #else
     (void)v;
 #endif
+}
+
+/* A 64-bit mix (splitmix64's finaliser): stamps that differ in any input differ. */
+static apr_uint64_t mix64(apr_uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
 }
 
 /* The counter of revocations, made once per server process (graceful restarts keep it). */
@@ -185,21 +197,28 @@ static apr_uint64_t verdict_stamp(request_rec *r, msa_store_t *st, const char *o
     if (revocations == NULL) {
         return 0;
     }
-    /* revocations here (32 bits), the shard's changes (24), the store (7) and a 1: never 0. */
-    apr_uint64_t stamp =
-        ((apr_uint64_t)apr_atomic_read32(revocations) << 32) | (st->ordinal & 0x7f) | 0x80u;
-    if (st->ops->shards == NULL) {
-        return stamp;
+    apr_uint32_t seq = 0;
+    if (st->ops->shards != NULL) {
+        if (st->view == NULL) {
+            return 0;
+        }
+        shard_view_t sv;
+        *rv = view_of(r, st, owner, &sv);
+        if (*rv != APR_SUCCESS || !sv.known) {
+            return 0;
+        }
+        seq = sv.seq;
     }
-    if (st->view == NULL) {
-        return 0;
-    }
-    shard_view_t sv;
-    *rv = view_of(r, st, owner, &sv);
-    if (*rv != APR_SUCCESS || !sv.known) {
-        return 0;
-    }
-    return stamp | ((apr_uint64_t)(sv.seq & 0xffffff) << 8);
+    /*
+     * This server's revocations, the shard's changes, the store, and the minute: a verdict
+     * is asked again at least once a minute whatever else (a server of an earlier version
+     * sharing the store writes no generation record).
+     */
+    apr_uint64_t minute = (apr_uint64_t)(apr_time_sec(apr_time_now()) / MSA_VERDICT_MAX_AGE);
+    apr_uint64_t stamp = mix64(((apr_uint64_t)apr_atomic_read32(revocations) << 32) ^
+                               ((apr_uint64_t)seq << 8) ^ st->ordinal) ^
+                         mix64(minute + 0x9e3779b97f4a7c15ULL);
+    return stamp != 0 ? stamp : 1;
 }
 
 /* After a revocation was written: verdicts remembered before it no longer hold. */
