@@ -153,6 +153,25 @@ static int control_char(unsigned char c)
     return c < 0x20 || c == 0x7f;
 }
 
+/* "MSAUTH_GROUPS_<i>". */
+static const char *group_var(apr_pool_t *p, int i)
+{
+    static const char prefix[] = "MSAUTH_GROUPS_";
+    char digits[16];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i > 0 && n < (int)sizeof(digits));
+    char *name = apr_palloc(p, sizeof(prefix) + (apr_size_t)n), *at = name + sizeof(prefix) - 1;
+    memcpy(name, prefix, sizeof(prefix) - 1);
+    while (n > 0) {
+        *at++ = digits[--n];
+    }
+    *at = '\0';
+    return name;
+}
+
 static const char *clean(request_rec *r, const char *v)
 {
     if (v == NULL) {
@@ -227,22 +246,29 @@ static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_
     }
     if (t->groups != NULL) {
         /* Linear in the groups: one join, and names no earlier step of the request set. */
-        apr_array_header_t *clean_groups =
-            apr_array_make(r->pool, t->groups->nelts > 0 ? t->groups->nelts : 1, sizeof(char *));
-        for (int i = 0; i < t->groups->nelts; i++) {
-            const char *g = clean(r, APR_ARRAY_IDX(t->groups, i, const char *));
-            APR_ARRAY_PUSH(clean_groups, const char *) = g;
-            if (env) {
-                char name[32];
-                apr_snprintf(name, sizeof(name), "MSAUTH_GROUPS_%d", i);
-                apr_table_addn(r->subprocess_env, apr_pstrdup(r->pool, name), g);
-            }
+        int n = t->groups->nelts;
+        const char **clean_groups = apr_palloc(r->pool, sizeof(char *) * (apr_size_t)(n + 1));
+        apr_size_t total = 1;
+        for (int i = 0; i < n; i++) {
+            clean_groups[i] = clean(r, APR_ARRAY_IDX(t->groups, i, const char *));
+            total += strlen(clean_groups[i]) + 1;
         }
-        const char *joined = apr_array_pstrcat(r->pool, clean_groups, ',');
+        char *joined = apr_palloc(r->pool, total), *at = joined;
+        for (int i = 0; i < n; i++) {
+            apr_size_t len = strlen(clean_groups[i]);
+            if (i > 0) {
+                *at++ = ',';
+            }
+            memcpy(at, clean_groups[i], len);
+            at += len;
+        }
+        *at = '\0';
         if (env) {
             apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS", joined);
-            apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS_N",
-                           apr_itoa(r->pool, t->groups->nelts));
+            apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS_N", apr_itoa(r->pool, n));
+            for (int i = 0; i < n; i++) {
+                apr_table_addn(r->subprocess_env, group_var(r->pool, i), clean_groups[i]);
+            }
         }
         if (hdr) {
             apr_table_setn(r->headers_in, "X-MSAuth-Groups", joined);
