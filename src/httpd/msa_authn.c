@@ -172,20 +172,36 @@ static const char *group_var(apr_pool_t *p, int i)
     return name;
 }
 
+/* Whether any of the 8 bytes in w is below 0x20 or is 0x7f (a guess that may say yes wrongly). */
+static int may_hold_control(apr_uint64_t w)
+{
+    const apr_uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    apr_uint64_t del = w ^ (0x7f * ones);
+    return (((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs;
+}
+
 static const char *clean(request_rec *r, const char *v)
 {
     if (v == NULL) {
         return "";
     }
-    const unsigned char *c = (const unsigned char *)v;
-    while (*c && !control_char(*c)) {
-        c++;
+    size_t len = strlen(v), at = 0;
+    /* Eight bytes at a time; only a word that may hold one is looked at byte by byte. */
+    for (; at + 8 <= len; at += 8) {
+        apr_uint64_t w;
+        memcpy(&w, v + at, 8);
+        if (may_hold_control(w)) {
+            break;
+        }
     }
-    if (*c == '\0') {
+    while (at < len && !control_char((unsigned char)v[at])) {
+        at++;
+    }
+    if (at == len) {
         return v; /* the common case: nothing to replace */
     }
-    char *out = apr_pstrdup(r->pool, v);
-    for (char *o = out + ((const char *)c - v); *o; o++) {
+    char *out = apr_pstrmemdup(r->pool, v, len);
+    for (char *o = out + at; *o; o++) {
         if (control_char((unsigned char)*o)) {
             *o = ' ';
         }
@@ -219,6 +235,19 @@ static const char *remote_user(request_rec *r, const msa_dir_t *dir, const msa_t
     return t->tid ? apr_pstrcat(r->pool, t->oid ? t->oid : t->sub, "@", t->tid, NULL) : t->sub;
 }
 
+/* Whether the environment holds a name of the module's (MSAUTH_*) already. */
+static int has_module_var(const apr_table_t *env)
+{
+    const apr_array_header_t *arr = apr_table_elts(env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    for (int i = 0; i < arr->nelts; i++) {
+        if (e[i].key != NULL && strncasecmp(e[i].key, "MSAUTH_", 7) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_t *t)
 {
     int env = dir->pass_claims == MSA_PASS_ENV || dir->pass_claims == MSA_PASS_BOTH;
@@ -233,11 +262,15 @@ static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_
         {"MSAUTH_UPN", "X-MSAuth-Upn", t->upn},
         {"MSAUTH_TID", "X-MSAuth-Tid", t->tid},
         {"MSAUTH_APPID", "X-MSAuth-Appid", t->appid},
-        {"MSAUTH_EXPIRES", NULL, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, t->exp)},
+        {"MSAUTH_EXPIRES", NULL, apr_ltoa(r->pool, (long)t->exp)},
     };
+    /* httpd's table compares names by their first four letters first, all "MSAU" here. */
+    int fresh = env && !has_module_var(r->subprocess_env);
     for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++) {
         const char *v = clean(r, vars[i].value);
-        if (env) {
+        if (fresh) {
+            apr_table_addn(r->subprocess_env, vars[i].env, v);
+        } else if (env) {
             apr_table_setn(r->subprocess_env, vars[i].env, v);
         }
         if (hdr && vars[i].header != NULL) {

@@ -434,6 +434,19 @@ def test_control_characters_never_reach_the_app(httpd, fakems):
     assert env["HTTP_X_MSAUTH_NAME"].startswith("Mal  X-Injected: yes")
 
 
+def test_a_lone_control_character_deep_in_a_value_is_replaced(httpd, fakems):
+    """A DEL or a tab alone, past the first eight bytes of the value: found all the same."""
+    requests.post(fakems.base + "/_fakems/users", json={
+        "name": "trudy", "tid": CONTOSO_TID, "oid": "11111111-0000-4000-8000-00000000000b",
+        "displayName": "Trudy Tester of the\x7fteam\tX", "mail": "trudy@contoso.example",
+        "upn": "trudy@contoso.example"}, timeout=5).raise_for_status()
+    b = Browser(httpd, fakems)
+    b.login("/both/whoami.cgi", user="trudy")
+    env = env_of(b.get("/both/whoami.cgi").text)
+    assert env["MSAUTH_NAME"] == "Trudy Tester of the team X", env["MSAUTH_NAME"]
+    assert env["HTTP_X_MSAUTH_NAME"] == "Trudy Tester of the team X"
+
+
 # Without a session --------------------------------------------------------------------
 
 @pytest.mark.parametrize("headers", [
