@@ -4,6 +4,8 @@
  * cjose allocates with malloc; every cjose object made here is released
  * before returning, and results are copied into the caller's pool.
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_lib.h>
@@ -337,6 +339,74 @@ out:
     return found;
 }
 
+/*
+ * Keys imported lately from a JWKS document. Every login verifies its id_token
+ * with a key of a document that changes rarely: while the document is the same
+ * text, neither parsing it nor importing the key is done again. cjose counts
+ * references without atomics, so every retain and release of a remembered key
+ * is made under the lock.
+ */
+#define JWK_SLOTS 8
+
+typedef struct jwk_slot {
+    char *doc, *kid;
+    size_t doc_len;
+    cjose_jwk_t *jwk;
+} jwk_slot_t;
+
+static jwk_slot_t jwk_slots[JWK_SLOTS];
+static unsigned jwk_next;
+static pthread_mutex_t jwk_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static cjose_jwk_t *jwk_remembered(const char *jwks, const char *kid)
+{
+    size_t len = strlen(jwks);
+    cjose_jwk_t *found = NULL;
+    cjose_err cerr;
+    pthread_mutex_lock(&jwk_lock);
+    for (int i = 0; i < JWK_SLOTS && found == NULL; i++) {
+        const jwk_slot_t *s = &jwk_slots[i];
+        if (s->jwk != NULL && s->doc_len == len && strcmp(s->kid, kid) == 0 &&
+            memcmp(s->doc, jwks, len) == 0) {
+            found = cjose_jwk_retain(s->jwk, &cerr);
+        }
+    }
+    pthread_mutex_unlock(&jwk_lock);
+    return found;
+}
+
+static void jwk_release(cjose_jwk_t *jwk)
+{
+    if (jwk != NULL) {
+        pthread_mutex_lock(&jwk_lock);
+        cjose_jwk_release(jwk);
+        pthread_mutex_unlock(&jwk_lock);
+    }
+}
+
+static void jwk_remember(const char *jwks, const char *kid, cjose_jwk_t *jwk)
+{
+    size_t len = strlen(jwks);
+    char *doc = malloc(len + 1), *k = strdup(kid);
+    cjose_err cerr;
+    if (doc == NULL || k == NULL) {
+        free(doc);
+        free(k);
+        return;
+    }
+    memcpy(doc, jwks, len + 1);
+    pthread_mutex_lock(&jwk_lock);
+    jwk_slot_t *s = &jwk_slots[jwk_next++ % JWK_SLOTS], old = *s;
+    s->doc = doc;
+    s->kid = k;
+    s->doc_len = len;
+    s->jwk = cjose_jwk_retain(jwk, &cerr);
+    cjose_jwk_release(old.jwk);
+    pthread_mutex_unlock(&jwk_lock);
+    free(old.doc);
+    free(old.kid);
+}
+
 apr_status_t msa_jws_rs256_verify(apr_pool_t *p, const char *compact, const char *jwks,
                                   char **payload, const char **err)
 {
@@ -357,23 +427,28 @@ apr_status_t msa_jws_rs256_verify(apr_pool_t *p, const char *compact, const char
         *err = "id_token has no kid";
         goto out;
     }
-    const char *jwk_json = jwks_find(p, jwks, kid, &rv, err);
-    if (jwk_json == NULL) {
-        goto out;
+    jwk = jwk_remembered(jwks, kid);
+    if (jwk == NULL) {
+        const char *jwk_json = jwks_find(p, jwks, kid, &rv, err);
+        if (jwk_json == NULL) {
+            goto out;
+        }
+        rv = APR_EINVAL;
+        jwk = cjose_jwk_import(jwk_json, strlen(jwk_json), &cerr);
+        if (jwk == NULL || cjose_jwk_get_kty(jwk, &cerr) != CJOSE_JWK_KTY_RSA) {
+            *err = JOSE_ERR(p, "JWKS key import", cerr);
+            goto out;
+        }
+        jwk_remember(jwks, kid, jwk);
     }
     rv = APR_EINVAL;
-    jwk = cjose_jwk_import(jwk_json, strlen(jwk_json), &cerr);
-    if (jwk == NULL || cjose_jwk_get_kty(jwk, &cerr) != CJOSE_JWK_KTY_RSA) {
-        *err = JOSE_ERR(p, "JWKS key import", cerr);
-        goto out;
-    }
     if (!cjose_jws_verify(jws, jwk, &cerr)) {
         *err = "id_token signature does not verify";
         goto out;
     }
     rv = jws_payload(p, jws, payload, err);
 out:
-    cjose_jwk_release(jwk);
+    jwk_release(jwk);
     cjose_jws_release(jws);
     return rv;
 }

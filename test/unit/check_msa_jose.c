@@ -520,6 +520,33 @@ START_TEST(rs256_good)
 }
 END_TEST
 
+START_TEST(rs256_remembered_key)
+{
+    char *payload = NULL;
+    const char *err = NULL;
+    char *jws = rs256_by_hand(rs_header, claims);
+    const char *jwks = jwks_with("k1", "RSA", rsa_n());
+    for (int i = 0; i < 3; i++) { /* imported once, then remembered */
+        ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_SUCCESS);
+        ck_assert_str_eq(payload, claims);
+    }
+    /* A remembered key still checks the signature. */
+    char *bad = apr_pstrdup(pool, jws);
+    size_t n = strlen(bad);
+    bad[n - 3] = bad[n - 3] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, bad, jwks, &payload, &err), APR_EINVAL);
+    /* The same kid with another key in a newer document: the old key is not used. */
+    char *other_n = apr_pstrdup(pool, rsa_n());
+    other_n[10] = other_n[10] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(
+        msa_jws_rs256_verify(pool, jws, jwks_with("k1", "RSA", other_n), &payload, &err),
+        APR_EINVAL);
+    /* Nor is a key for the kid of a document that no longer has it. */
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, "{\"keys\":[]}", &payload, &err), MSA_ENOKEY);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_SUCCESS);
+}
+END_TEST
+
 START_TEST(rs256_unknown_kid)
 {
     char *payload = NULL;
@@ -1046,6 +1073,7 @@ static Suite *jose_suite(void)
     tcase_add_unchecked_fixture(tc, rsa_setup, rsa_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, rs256_good);
+    tcase_add_test(tc, rs256_remembered_key);
     tcase_add_test(tc, rs256_unknown_kid);
     tcase_add_test(tc, rs256_no_kid);
     tcase_add_test(tc, rs256_jwks_garbage);
