@@ -238,6 +238,14 @@ void msa_apps_child_init(apr_pool_t *p, server_rec *s)
     if (views == NULL) {
         return;
     }
+    /* A new child serves nothing older than the files: it looks before its first request. */
+    apr_pool_t *tmp;
+    apr_pool_create(&tmp, p);
+    for (store_view_t *v = views; v; v = v->next) {
+        refresh(s, v, tmp);
+        apr_pool_clear(tmp);
+    }
+    apr_pool_destroy(tmp);
     apr_atomic_set32(&stopping, 0);
     if (apr_thread_create(&watcher_thread, NULL, watcher, s, p) != APR_SUCCESS) {
         MSA_SLOG(s, APLOG_CRIT, 0, "settings",

@@ -468,7 +468,7 @@ static void recheck_if_moved(request_rec *r, const msa_dir_t *dir)
     msa_token_t *t = keep;
     const char *jwt = NULL;
     if (t == NULL && app != NULL &&
-        msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt) != OK) {
+        msa_session_check(r, srv, app, dir->accept_bearer, 1, &t, &jwt) != OK) {
         t = NULL;
     }
     if (t != NULL) {
@@ -556,7 +556,7 @@ int msa_hide_credentials(request_rec *r)
         const char *jwt = NULL;
         /* MSAuthUnauthAction pass is an optional login: a session, where there is one, counts. */
         if (t == NULL && app != NULL && dir->unauth_action == MSA_UNAUTH_PASS &&
-            msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt) != OK) {
+            msa_session_check(r, srv, app, dir->accept_bearer, 1, &t, &jwt) != OK) {
             t = NULL;
         }
         if (t != NULL) {
@@ -609,7 +609,7 @@ int msa_check_authn(request_rec *r)
     const char *jwt = NULL;
     msa_token_t *t = inherited(r, app);
     if (t == NULL) {
-        int rc = msa_session_check(r, srv, app, dir->accept_bearer, &t, &jwt);
+        int rc = msa_session_check(r, srv, app, dir->accept_bearer, 1, &t, &jwt);
         if (rc == HTTP_SERVICE_UNAVAILABLE) {
             return rc;
         }

@@ -10,7 +10,6 @@
 #include <apr_atomic.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
 #include <util_mutex.h>
 
 #include "msa_hmac.h"
@@ -40,60 +39,24 @@ static const struct {
  * request; asking the store each time whether it was revoked costs a lock
  * (shmcb) or a round trip (memcache, redis). Instead a verdict "live" is kept
  * with the token (msa_token_memo_set) under a stamp, and holds while the stamp
- * does not change:
- *   - revocations: a counter in this server's shared memory, kept across
- *     graceful restarts, that every revocation this server writes and every new
- *     epoch of a store bumps: on this server a revocation takes effect at once,
- *     read without a lock;
- *   - for stores other servers share, a generation record in each shard that
- *     every revocation rewrites with a random value after its own record, and
- *     the shard's epoch: each process reads both again when its view is older
- *     than MSA_REVOCATION_BOUND, so another server's revocation, or the store
- *     losing its state, takes effect within that bound. A shard without a
- *     generation record (new, restarted, evicted) is asked on every request
- *     until it has one.
- * A store that cannot answer when the view is due fails the request (503).
+ * does not change. The stamp is made of
+ *   - a counter in this server's shared memory, kept across graceful restarts,
+ *     that every revocation this server writes and every new epoch of a store
+ *     bumps: on this server a revocation takes effect at once, read without a
+ *     lock;
+ *   - the current second (MSA_REVOCATION_BOUND): each child asks the store
+ *     about each token it serves at least once a second, so a revocation
+ *     written by another server sharing the store, or the store losing its
+ *     state or going away, takes effect within the second. Nothing but the
+ *     token's own records speaks for it: no second record that a failed or
+ *     partial write could leave behind.
+ * Only protected requests use remembered verdicts: whatever issues a token
+ * (a refresh) or ends one asks the store.
  */
-#define MSA_REVOCATION_BOUND apr_time_from_sec(1)
-#define MSA_VERDICT_MAX_AGE  60 /* seconds: a live verdict is asked again at least this often */
-#define GENERATION_KIND      "generation"
-#define GENERATION_ID        "store"
+#define MSA_REVOCATION_BOUND 1 /* second */
 #define REVOCATIONS_KEY      "msauth-revocations"
 
 static volatile apr_uint32_t *revocations; /* NULL: no shared memory, nothing remembered */
-
-typedef struct shard_view {
-    apr_time_t read;  /* 0: due */
-    apr_uint32_t seq; /* changes whenever generation or epoch did */
-    int known;        /* the shard had a generation record */
-    char generation[MSA_EPOCH_LEN + 1], epoch[MSA_EPOCH_LEN + 1];
-} shard_view_t;
-
-struct msa_store_view {
-    int n;
-    shard_view_t *shards;
-#if APR_HAS_THREADS
-    apr_thread_mutex_t *lock;
-#endif
-};
-
-static void view_lock(struct msa_store_view *v)
-{
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(v->lock);
-#else
-    (void)v;
-#endif
-}
-
-static void view_unlock(struct msa_store_view *v)
-{
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(v->lock);
-#else
-    (void)v;
-#endif
-}
 
 /* A 64-bit mix (splitmix64's finaliser): stamps that differ in any input differ. */
 static apr_uint64_t mix64(apr_uint64_t x)
@@ -128,122 +91,24 @@ static void revocations_make(server_rec *s)
     revocations = found;
 }
 
-static void view_make(msa_store_t *st, apr_pool_t *pchild)
+/* The stamp a live verdict of a token is remembered under now; 0 when it cannot be. */
+static apr_uint64_t verdict_stamp(const msa_store_t *st)
 {
-    if (st->ops->shards == NULL) {
-        return;
-    }
-    struct msa_store_view *v = apr_pcalloc(pchild, sizeof(*v));
-    v->n = st->ops->shards(st);
-    v->shards = apr_pcalloc(pchild, sizeof(*v->shards) * (apr_size_t)(v->n > 0 ? v->n : 1));
-#if APR_HAS_THREADS
-    if (apr_thread_mutex_create(&v->lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) {
-        return; /* no view: every verdict is asked */
-    }
-#endif
-    st->view = v;
-}
-
-/* The store's shard for owner as this process sees it, read again when due: APR_SUCCESS. */
-static apr_status_t view_of(request_rec *r, msa_store_t *st, const char *owner, shard_view_t *out)
-{
-    struct msa_store_view *v = st->view;
-    shard_view_t *sv = &v->shards[v->n > 1 ? msa_store_shard(owner, v->n) : 0];
-    apr_time_t now = apr_time_now();
-    view_lock(v);
-    *out = *sv;
-    view_unlock(v);
-    if (out->read != 0 && now - out->read < MSA_REVOCATION_BOUND && now >= out->read) {
-        return APR_SUCCESS;
-    }
-    const char *const kinds[] = {GENERATION_KIND};
-    const char *const ids[] = {GENERATION_ID};
-    char *vals[1] = {NULL};
-    char epoch[MSA_EPOCH_LEN + 1];
-    apr_status_t rv = st->ops->lookup(st, r, owner, 1, kinds, ids, vals, epoch);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    const char *generation = vals[0];
-    if (generation == NULL) {
-        /* Revocations written from now on change it; until it is read back, ask every time. */
-        char fresh[MSA_EPOCH_LEN + 1];
-        if (msa_store_new_epoch(fresh) == APR_SUCCESS) {
-            st->ops->put(st, r, MSA_CLASS_DURABLE, owner, GENERATION_KIND, GENERATION_ID, fresh, 0);
-        }
-    }
-    view_lock(v);
-    if (sv->known != (generation != NULL) || strcmp(sv->epoch, epoch) != 0 ||
-        (generation != NULL && strncmp(sv->generation, generation, MSA_EPOCH_LEN) != 0)) {
-        sv->seq++;
-        sv->known = generation != NULL;
-        apr_cpystrn(sv->generation, generation ? generation : "", sizeof(sv->generation));
-        apr_cpystrn(sv->epoch, epoch, sizeof(sv->epoch));
-    }
-    sv->read = now;
-    *out = *sv;
-    view_unlock(v);
-    return APR_SUCCESS;
-}
-
-/*
- * The stamp a live verdict for owner's token is remembered under now; 0 when it
- * cannot be (*rv: APR_SUCCESS, or the store cannot answer).
- */
-static apr_uint64_t verdict_stamp(request_rec *r, msa_store_t *st, const char *owner,
-                                  apr_status_t *rv)
-{
-    *rv = APR_SUCCESS;
     if (revocations == NULL) {
         return 0;
     }
-    apr_uint32_t seq = 0;
-    if (st->ops->shards != NULL) {
-        if (st->view == NULL) {
-            return 0;
-        }
-        shard_view_t sv;
-        *rv = view_of(r, st, owner, &sv);
-        if (*rv != APR_SUCCESS || !sv.known) {
-            return 0;
-        }
-        seq = sv.seq;
-    }
-    /*
-     * This server's revocations, the shard's changes, the store, and the minute: a verdict
-     * is asked again at least once a minute whatever else (a server of an earlier version
-     * sharing the store writes no generation record).
-     */
-    apr_uint64_t minute = (apr_uint64_t)(apr_time_sec(apr_time_now()) / MSA_VERDICT_MAX_AGE);
-    apr_uint64_t stamp = mix64(((apr_uint64_t)apr_atomic_read32(revocations) << 32) ^
-                               ((apr_uint64_t)seq << 8) ^ st->ordinal) ^
-                         mix64(minute + 0x9e3779b97f4a7c15ULL);
+    apr_uint64_t second = (apr_uint64_t)(apr_time_sec(apr_time_now()) / MSA_REVOCATION_BOUND);
+    apr_uint64_t stamp = mix64(((apr_uint64_t)apr_atomic_read32(revocations) << 8) ^ st->ordinal) ^
+                         mix64(second + 0x9e3779b97f4a7c15ULL);
     return stamp != 0 ? stamp : 1;
 }
 
-/* After a revocation was written: verdicts remembered before it no longer hold. */
-static apr_status_t revocation_written(request_rec *r, msa_store_t *st, const char *owner)
+/* After a revocation was written: verdicts this server remembered before it no longer hold. */
+static void revocation_written(void)
 {
     if (revocations != NULL) {
         apr_atomic_inc32(revocations);
     }
-    if (st->ops->shards == NULL) {
-        return APR_SUCCESS;
-    }
-    /* Other servers: the shard's generation changes after the record it speaks for is in. */
-    char generation[MSA_EPOCH_LEN + 1];
-    apr_status_t rv = msa_store_new_epoch(generation);
-    if (rv == APR_SUCCESS) {
-        rv = st->ops->put(st, r, MSA_CLASS_DURABLE, owner, GENERATION_KIND, GENERATION_ID,
-                          generation, 0);
-    }
-    if (st->view != NULL) {
-        struct msa_store_view *v = st->view;
-        view_lock(v);
-        v->shards[v->n > 1 ? msa_store_shard(owner, v->n) : 0].read = 0;
-        view_unlock(v);
-    }
-    return rv;
 }
 
 static const msa_store_ops_t *const stores[] = {&msa_store_shmcb, &msa_store_memcache,
@@ -333,7 +198,6 @@ void msa_cache_child_init(apr_pool_t *p, server_rec *s)
         msa_store_t *st = (msa_store_t *)msa_srv_get(vs)->cache_handle;
         if (st != NULL && apr_hash_get(done, &st, sizeof(st)) == NULL) {
             st->ops->child_init(st, p, vs);
-            view_make(st, p);
             apr_hash_set(done, &st, sizeof(st), st);
         }
     }
@@ -374,7 +238,7 @@ apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, 
     apr_status_t rv =
         st->ops->put(st, r, records[rec].cls, owner, records[rec].kind, id, val, expiry);
     if (rv == APR_SUCCESS && records[rec].revokes) {
-        rv = revocation_written(r, st, owner);
+        revocation_written();
     }
     count_error(rv);
     return rv;
@@ -430,23 +294,18 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
     if (st == NULL) {
         return MSA_TOKEN_UNKNOWN;
     }
-    const char *owner = msa_cache_owner(r->pool, t->appid, t->sub);
     /* Read before the records: a revocation after this read changes the stamp. */
-    apr_status_t rv = APR_SUCCESS;
-    apr_uint64_t stamp = memo != NULL ? verdict_stamp(r, st, owner, &rv) : 0;
-    if (memo != NULL && rv != APR_SUCCESS) {
-        msa_metric_cache_error();
-        return MSA_TOKEN_UNKNOWN;
-    }
+    apr_uint64_t stamp = memo != NULL ? verdict_stamp(st) : 0;
     if (stamp != 0 && memo->stamp == stamp) {
         return MSA_TOKEN_LIVE;
     }
+    const char *owner = msa_cache_owner(r->pool, t->appid, t->sub);
     /* The token's own jti, and the time up to which all the user's tokens are dead. */
     const char *const kinds[] = {records[MSA_REC_REVOKED].kind, records[MSA_REC_USER_NBF].kind};
     const char *const ids[] = {t->jti, owner};
     char *vals[2] = {NULL, NULL};
     char epoch[MSA_EPOCH_LEN + 1];
-    rv = st->ops->lookup(st, r, owner, 2, kinds, ids, vals, epoch);
+    apr_status_t rv = st->ops->lookup(st, r, owner, 2, kinds, ids, vals, epoch);
     if (rv != APR_SUCCESS) {
         msa_metric_cache_error();
         return MSA_TOKEN_UNKNOWN;

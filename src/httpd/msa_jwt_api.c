@@ -151,7 +151,7 @@ static int bearer_session(request_rec *r, const msa_srv_t *srv, const msa_app_t 
         return error(r, HTTP_UNAUTHORIZED, "invalid token");
     }
     const char *presented;
-    int rc = msa_session_check(r, srv, *app, 1, t, &presented);
+    int rc = msa_session_check(r, srv, *app, 1, 0, t, &presented);
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
         return error(r, rc, "the token store is unavailable");
     }

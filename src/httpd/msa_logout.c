@@ -34,7 +34,7 @@ int msa_logout_handler(request_rec *r, const msa_srv_t *srv)
     }
     msa_token_t *t = NULL;
     const char *presented;
-    int rc = msa_session_check(r, srv, app, 1, &t, &presented);
+    int rc = msa_session_check(r, srv, app, 1, 0, &t, &presented);
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
         return rc;
     }
@@ -79,7 +79,7 @@ int msa_me_handler(request_rec *r, const msa_srv_t *srv)
     }
     msa_token_t *t = NULL;
     const char *presented;
-    int rc = msa_session_check(r, srv, app, 1, &t, &presented);
+    int rc = msa_session_check(r, srv, app, 1, 0, &t, &presented);
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
         return msa_answer_error(r, rc, "session store unavailable");
     }

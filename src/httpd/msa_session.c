@@ -68,6 +68,16 @@ apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const ms
     apr_status_t rv = msa_token_verify_memo(
         r->pool, jwt, (const msa_key_t *)app->keys->elts, app->keys->nelts, use,
         msa_app_token_id(app), msa_request_audience(r, app), now, srv->clock_skew, t, memo, err);
+    /*
+     * A session lives at most the app's timeout as it is now: a timeout shortened
+     * since the token was issued shortens it too (and a user's revocation record,
+     * kept for that long, outlives every session it speaks for).
+     */
+    if (rv == APR_SUCCESS && strcmp(use, MSA_USE_SESSION) == 0 &&
+        t->iat + app->session_timeout + srv->clock_skew <= now) {
+        *err = "token older than the app's session timeout";
+        rv = MSA_EEXPIRED;
+    }
     if (rv == APR_SUCCESS && !msa_app_tenant_allowed(app, t->tid)) {
         *err = t->tid ? "the token's tenant is not allowed by the app"
                       : "the token has no tenant and the app restricts tenants";
@@ -77,7 +87,7 @@ apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const ms
 }
 
 int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, int accept_bearer,
-                      msa_token_t **out, const char **presented)
+                      int remembered, msa_token_t **out, const char **presented)
 {
     const char *err = NULL;
     const char *jwt = presented_token(r, accept_bearer, app);
@@ -95,7 +105,7 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), err);
         return HTTP_UNAUTHORIZED;
     }
-    switch (msa_cache_token_verdict(r, srv, t, &memo)) {
+    switch (msa_cache_token_verdict(r, srv, t, remembered ? &memo : NULL)) {
     case MSA_TOKEN_LIVE:
         break;
     case MSA_TOKEN_UNKNOWN:

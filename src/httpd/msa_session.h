@@ -21,10 +21,12 @@ apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const ms
  * The app's valid session in the request (Bearer when accept_bearer, else the
  * cookie): OK with *out, HTTP_UNAUTHORIZED when absent, invalid or revoked,
  * HTTP_SERVICE_UNAVAILABLE when the cache cannot answer. *presented is the
- * token text, or NULL when none was presented.
+ * token text, or NULL when none was presented. remembered: a live verdict
+ * this child remembers may answer (at most a second old, see msa_cache.c);
+ * else the store is asked, as whatever issues or ends a token must.
  */
 int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, int accept_bearer,
-                      msa_token_t **out, const char **presented);
+                      int remembered, msa_token_t **out, const char **presented);
 
 /*
  * Issues a session token for ident (groups that would make the cookie too big

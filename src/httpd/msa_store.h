@@ -60,11 +60,6 @@ typedef struct msa_store_ops {
      */
     apr_status_t (*epoch)(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
                           char *epoch);
-    /*
-     * The number of shards of a store that other servers share (owners are placed with
-     * msa_store_shard); NULL for a store of this server alone.
-     */
-    int (*shards)(const msa_store_t *st);
 } msa_store_ops_t;
 
 struct msa_store {

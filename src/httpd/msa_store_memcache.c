@@ -118,9 +118,12 @@ static void look_at_evictions(msa_store_t *st, request_rec *r, const char *owner
                      count, val));
 }
 
-/* memcached's exptime: seconds from now up to 30 days, a Unix time beyond. */
+/* memcached's exptime: seconds from now up to 30 days, a Unix time beyond; 0 for never. */
 static apr_uint32_t exptime(apr_time_t expiry)
 {
+    if (expiry == 0) {
+        return 0; /* never */
+    }
     apr_int64_t at = apr_time_sec(expiry + APR_USEC_PER_SEC - 1);
     apr_int64_t ttl = at - apr_time_sec(apr_time_now());
     if (ttl <= 0) {
@@ -310,11 +313,6 @@ static apr_status_t memcache_add(msa_store_t *st, request_rec *r, msa_class_t cl
     return rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv;
 }
 
-static int memcache_shards(const msa_store_t *st)
-{
-    return ((const mc_t *)st->impl)->hosts->nelts;
-}
-
 const msa_store_ops_t msa_store_memcache = {
     .name = "memcache",
     .check = memcache_check,
@@ -325,5 +323,4 @@ const msa_store_ops_t msa_store_memcache = {
     .add = memcache_add,
     .lookup = memcache_lookup,
     .epoch = memcache_epoch,
-    .shards = memcache_shards,
 };

@@ -396,11 +396,6 @@ static apr_status_t redis_add(msa_store_t *st, request_rec *r, msa_class_t cls, 
     return set(st, r, owner, msa_store_text_key(r->pool, kind, id), "1", expiry, 1);
 }
 
-static int redis_shards(const msa_store_t *st)
-{
-    return ((const rd_t *)st->impl)->n;
-}
-
 const msa_store_ops_t msa_store_redis = {
     .name = "redis",
     .check = redis_check,
@@ -411,5 +406,4 @@ const msa_store_ops_t msa_store_redis = {
     .add = redis_add,
     .lookup = redis_lookup,
     .epoch = redis_epoch,
-    .shards = redis_shards,
 };
