@@ -10,6 +10,7 @@
 #include <apr_hash.h>
 
 #include "msa_core.h"
+#include "msa_cred.h"
 #include "msa_jose.h"
 
 enum { MSA_SAMESITE_LAX, MSA_SAMESITE_STRICT, MSA_SAMESITE_NONE };
@@ -23,6 +24,8 @@ enum { MSA_PASS_ENV, MSA_PASS_HEADERS, MSA_PASS_BOTH, MSA_PASS_NONE };
 #define MSA_APP_FIELDS(X)                                                                          \
     X(const char *, client_id, "MSAuthClientID")                                                   \
     X(const char *, client_secret, "MSAuthClientSecret")                                           \
+    X(msa_cred_t *, client_cert, "MSAuthClientCertificate")                                        \
+    X(msa_cred_t *, assertion_file, "MSAuthClientAssertionFile")                                   \
     X(const char *, tenant, "MSAuthTenant")                                                        \
     X(apr_array_header_t *, allowed_tenants, "MSAuthAllowedTenants")                               \
     X(const char *, signin_success, "MSAuthSigninSuccess")                                         \
@@ -111,7 +114,12 @@ msa_app_t *msa_app_create(apr_pool_t *p, const char *appid);
 msa_srv_t *msa_srv_create(apr_pool_t *p);
 msa_dir_t *msa_dir_create(apr_pool_t *p);
 
-/* Merges: a field comes from add when add set it, else from base. */
+/*
+ * Merges: a field comes from add when add set it, else from base. The
+ * credential is one setting: an app that sets MSAuthClientSecret,
+ * MSAuthClientCertificate or MSAuthClientAssertionFile inherits none of the
+ * other two.
+ */
 msa_app_t *msa_app_merge(apr_pool_t *p, const msa_app_t *base, const msa_app_t *add);
 msa_srv_t *msa_srv_merge(apr_pool_t *p, const msa_srv_t *base, const msa_srv_t *add);
 msa_dir_t *msa_dir_merge(apr_pool_t *p, const msa_dir_t *base, const msa_dir_t *add);
@@ -129,8 +137,20 @@ const msa_app_t *msa_srv_app(const msa_srv_t *s, const char *appid);
 /* Whether any app is configured (the module's endpoints are served only then). */
 int msa_srv_has_apps(const msa_srv_t *s);
 
-/* Whether the app has what a login needs; NULL when complete, else the missing directive. */
+/*
+ * Whether the app has what a login needs; NULL when complete, else the
+ * missing directive (MSAuthClientSecret stands for any credential).
+ */
 const char *msa_app_incomplete(const msa_app_t *a);
+
+/*
+ * NULL when the app sets at most one credential, else the directives that
+ * clash ("MSAuthClientCertificate and MSAuthClientSecret").
+ */
+const char *msa_app_credential_clash(apr_pool_t *p, const msa_app_t *a);
+
+/* The app's credential for client assertions, or NULL when it uses its secret. */
+msa_cred_t *msa_app_credential(const msa_app_t *a);
 
 /* The app's appid as it appears in tokens and logs ("default" for the root app). */
 const char *msa_app_token_id(const msa_app_t *a);

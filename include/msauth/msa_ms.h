@@ -6,6 +6,7 @@
 #define MSA_MS_H
 
 #include "msa_core.h"
+#include "msa_cred.h"
 #include "msa_http.h"
 
 typedef struct msa_ms_client {
@@ -13,7 +14,8 @@ typedef struct msa_ms_client {
     const char *graph_host; /* "https://graph.microsoft.com" */
     const char *tenant;     /* path segment: common, organizations, consumers, GUID, domain */
     const char *client_id;
-    const char *client_secret;
+    const char *client_secret; /* client_secret_post, when there is no credential below */
+    msa_cred_t *credential;    /* a certificate or an assertion file: client_assertion */
     const char *redirect_uri;
     const char *scope;
 } msa_ms_client_t;
@@ -39,11 +41,16 @@ char *msa_ms_authorize_url(apr_pool_t *p, const msa_ms_client_t *c, const char *
 /* L/T/oauth2/v2.0/logout[?post_logout_redirect_uri=...]. */
 char *msa_ms_logout_url(apr_pool_t *p, const msa_ms_client_t *c, const char *post_logout);
 
+/* L/T/oauth2/v2.0/token: also the aud of a certificate's client assertion. */
+char *msa_ms_token_url(apr_pool_t *p, const msa_ms_client_t *c);
+
 /* L/T/discovery/v2.0/keys */
 char *msa_ms_jwks_url(apr_pool_t *p, const msa_ms_client_t *c);
 
 /*
- * Redeems an authorization code at L/T/oauth2/v2.0/token (client_secret_post).
+ * Redeems an authorization code at L/T/oauth2/v2.0/token, authenticated by
+ * the client's credential (client_assertion) or else its secret
+ * (client_secret_post); MSA_EDENIED when no assertion can be made.
  * code_verifier is NULL for a client-built login. MSA_EUNREACHABLE when
  * Microsoft cannot be reached; MSA_EREFUSED when Microsoft refused the code
  * itself (invalid_grant: made up, expired, used, or another client's), which

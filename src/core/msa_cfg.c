@@ -83,6 +83,20 @@ msa_app_t *msa_app_merge(apr_pool_t *p, const msa_app_t *base, const msa_app_t *
     m->appid = add->appid;
     m->where = add->where ? add->where : base->where;
     MSA_APP_FIELDS(MERGE_FIELD)
+    if (add->client_secret_set || add->client_cert_set || add->assertion_file_set) {
+        if (!add->client_secret_set) {
+            m->client_secret = NULL;
+            m->client_secret_set = 0;
+        }
+        if (!add->client_cert_set) {
+            m->client_cert = NULL;
+            m->client_cert_set = 0;
+        }
+        if (!add->assertion_file_set) {
+            m->assertion_file = NULL;
+            m->assertion_file_set = 0;
+        }
+    }
     return m;
 }
 
@@ -157,13 +171,38 @@ const char *msa_app_incomplete(const msa_app_t *a)
     if (a->client_id == NULL) {
         return "MSAuthClientID";
     }
-    if (a->client_secret == NULL) {
+    if (a->client_secret == NULL && a->client_cert == NULL && a->assertion_file == NULL) {
         return "MSAuthClientSecret";
     }
     if (a->keys == NULL || a->keys->nelts == 0) {
         return "MSAuthSecretKey";
     }
     return NULL;
+}
+
+const char *msa_app_credential_clash(apr_pool_t *p, const msa_app_t *a)
+{
+    const char *names[3];
+    int n = 0;
+    if (a->client_cert_set) {
+        names[n++] = "MSAuthClientCertificate";
+    }
+    if (a->assertion_file_set) {
+        names[n++] = "MSAuthClientAssertionFile";
+    }
+    if (a->client_secret_set) {
+        names[n++] = "MSAuthClientSecret";
+    }
+    if (n < 2) {
+        return NULL;
+    }
+    return n == 2 ? apr_pstrcat(p, names[0], " and ", names[1], NULL)
+                  : apr_pstrcat(p, names[0], ", ", names[1], " and ", names[2], NULL);
+}
+
+msa_cred_t *msa_app_credential(const msa_app_t *a)
+{
+    return a->client_cert ? a->client_cert : a->assertion_file;
 }
 
 const char *msa_app_token_id(const msa_app_t *a)

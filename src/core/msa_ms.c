@@ -183,6 +183,11 @@ char *msa_ms_logout_url(apr_pool_t *p, const msa_ms_client_t *c, const char *pos
     return url;
 }
 
+char *msa_ms_token_url(apr_pool_t *p, const msa_ms_client_t *c)
+{
+    return apr_pstrcat(p, ms_base(p, c), "/oauth2/v2.0/token", NULL);
+}
+
 char *msa_ms_jwks_url(apr_pool_t *p, const msa_ms_client_t *c)
 {
     return apr_pstrcat(p, ms_base(p, c), "/discovery/v2.0/keys", NULL);
@@ -217,6 +222,30 @@ static void ms_form_add(apr_pool_t *p, char **form, const char *name, const char
     }
 }
 
+/*
+ * The client authentication of every token request to url: a client
+ * assertion when the client has a credential, else the client secret.
+ */
+static apr_status_t ms_client_auth(apr_pool_t *p, const msa_ms_client_t *c, const char *url,
+                                   char **form, const char **err)
+{
+    ms_form_add(p, form, "client_id", c->client_id);
+    if (c->credential == NULL) {
+        ms_form_add(p, form, "client_secret", c->client_secret);
+        return APR_SUCCESS;
+    }
+    const char *assertion, *warning = NULL;
+    apr_status_t rv = msa_cred_assertion(c->credential, p, c->client_id, url, apr_time_now(),
+                                         &assertion, &warning);
+    if (rv != APR_SUCCESS) {
+        *err = warning ? warning : "no client assertion could be made";
+        return MSA_EDENIED;
+    }
+    ms_form_add(p, form, "client_assertion_type", MSA_CRED_ASSERTION_TYPE);
+    ms_form_add(p, form, "client_assertion", assertion);
+    return APR_SUCCESS;
+}
+
 apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
                                 const char *code, const char *code_verifier, msa_ms_tokens_t *out,
                                 const char **err)
@@ -237,13 +266,15 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
     ms_form_add(p, &form, "grant_type", "authorization_code");
     ms_form_add(p, &form, "code", code);
     ms_form_add(p, &form, "redirect_uri", c->redirect_uri);
-    ms_form_add(p, &form, "client_id", c->client_id);
-    ms_form_add(p, &form, "client_secret", c->client_secret);
+    char *url = msa_ms_token_url(p, c);
+    apr_status_t rv = ms_client_auth(p, c, url, &form, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
     ms_form_add(p, &form, "scope", c->scope);
     ms_form_add(p, &form, "code_verifier", code_verifier);
 
-    char *url = apr_pstrcat(p, ms_base(p, c), "/oauth2/v2.0/token", NULL);
-    apr_status_t rv = ms_call(h, p, what, url, NULL, form, &resp, err);
+    rv = ms_call(h, p, what, url, NULL, form, &resp, err);
     if (rv != APR_SUCCESS) {
         return rv;
     }

@@ -123,6 +123,55 @@ static const char *set_client_secret(cmd_parms *cmd, void *d, const char *v)
     return NULL;
 }
 
+/*
+ * MSAuthClientCertificate cert.pem key.pem [PS256|RS256]: loaded now, so a
+ * key that is not the certificate's, or a certificate out of its validity,
+ * fails `httpd -t` on this line. The key stays in memory for the life of the
+ * configuration; nothing of it is ever logged.
+ */
+static const char *set_client_cert(cmd_parms *cmd, void *d, const char *cert, const char *key,
+                                   const char *alg)
+{
+    APP_OR_RETURN(a);
+    int n = MSA_CRED_PS256;
+    if (alg != NULL) {
+        static const char *const names[] = {"PS256", "RS256", NULL};
+        if (msa_parse_enum(alg, names, &n) != NULL) {
+            return apr_psprintf(cmd->pool, "%s: unknown algorithm '%s' (expected PS256 or RS256)",
+                                cmd->cmd->name, alg);
+        }
+    }
+    const char *cp = ap_server_root_relative(cmd->pool, cert);
+    const char *kp = ap_server_root_relative(cmd->pool, key);
+    if (cp == NULL || kp == NULL) {
+        return bad(cmd, "takes the paths of a certificate and its key");
+    }
+    msa_cred_t *c;
+    const char *err;
+    if (msa_cred_cert_load(&c, cmd->pool, cp, kp, n, apr_time_now(), &err) != APR_SUCCESS) {
+        return bad(cmd, err);
+    }
+    MSA_CFG_SET(a, client_cert, c);
+    return NULL;
+}
+
+/* MSAuthClientAssertionFile path: read now (it must exist), re-read when it changes. */
+static const char *set_assertion_file(cmd_parms *cmd, void *d, const char *v)
+{
+    APP_OR_RETURN(a);
+    const char *path = ap_server_root_relative(cmd->pool, v);
+    if (path == NULL) {
+        return bad(cmd, "takes the path of a file");
+    }
+    msa_cred_t *c;
+    const char *err;
+    if (msa_cred_file_open(&c, cmd->pool, path, &err) != APR_SUCCESS) {
+        return bad(cmd, err);
+    }
+    MSA_CFG_SET(a, assertion_file, c);
+    return NULL;
+}
+
 static const char *set_tenant(cmd_parms *cmd, void *d, const char *v)
 {
     APP_OR_RETURN(a);
@@ -517,6 +566,12 @@ const command_rec msa_cmds[] = {
                   "the Application (client) ID from the Entra portal"),
     AP_INIT_TAKE1("MSAuthClientSecret", set_client_secret, NULL, S_,
                   "the client secret: a literal, file:/path or env:NAME"),
+    AP_INIT_TAKE23("MSAuthClientCertificate", set_client_cert, NULL, S_,
+                   "certificate and key files (PEM) signing a client assertion instead of a "
+                   "secret, and optionally PS256 (the default) or RS256"),
+    AP_INIT_TAKE1("MSAuthClientAssertionFile", set_assertion_file, NULL, S_,
+                  "a file holding a federated token, sent as the client assertion (re-read "
+                  "when it changes)"),
     AP_INIT_TAKE1("MSAuthTenant", set_tenant, NULL, S_,
                   "common, organizations, consumers, a tenant GUID or a verified domain"),
     AP_INIT_ITERATE("MSAuthAllowedTenants", add_allowed_tenant, NULL, S_,

@@ -37,22 +37,51 @@ int msa_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return msa_cache_pre_config(pconf);
 }
 
+/* An app block that sets two credentials: which one was meant cannot be known. */
+static int check_clash(apr_pool_t *p, server_rec *s, const msa_app_t *a)
+{
+    const char *clash = msa_app_credential_clash(p, a);
+    if (clash != NULL) {
+        MSA_SLOG(s, APLOG_CRIT, 0, "config",
+                 "%s are both set for app '%s'%s%s: an app has one credential, remove the others",
+                 clash, msa_app_token_id(a), a->where ? " configured at " : "",
+                 a->where ? a->where : "");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 /* Checks that every configured app can sign users in. */
 static int check_apps(apr_pool_t *p, server_rec *s, msa_srv_t *srv)
 {
+    if (check_clash(p, s, srv->root) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (apr_hash_index_t *hi = apr_hash_first(p, srv->apps); hi; hi = apr_hash_next(hi)) {
+        const msa_app_t *a;
+        apr_hash_this(hi, NULL, NULL, (void **)&a);
+        if (check_clash(p, s, a) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
     for (apr_hash_index_t *hi = apr_hash_first(p, srv->resolved); hi; hi = apr_hash_next(hi)) {
         const msa_app_t *a;
         apr_hash_this(hi, NULL, NULL, (void **)&a);
         const char *missing = msa_app_incomplete(a);
         if (missing != NULL) {
-            MSA_SLOG(s, APLOG_CRIT, 0, "config", "%s is required for app '%s'%s%s", missing,
+            MSA_SLOG(s, APLOG_CRIT, 0, "config", "%s is required for app '%s'%s%s%s", missing,
                      msa_app_token_id(a), a->where ? " configured at " : "",
-                     a->where ? a->where : "");
+                     a->where ? a->where : "",
+                     strcmp(missing, "MSAuthClientSecret") == 0
+                         ? " (or MSAuthClientCertificate or MSAuthClientAssertionFile)"
+                         : "");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
     /* A root app that was given settings but no client id is a mistake, not an absence. */
-    if (!srv->root->client_id_set && (srv->root->client_secret_set || srv->root->keys_set) &&
+    if (!srv->root->client_id_set &&
+        (srv->root->client_secret_set || srv->root->client_cert_set ||
+         srv->root->assertion_file_set || srv->root->keys_set) &&
         apr_hash_count(srv->apps) == 0) {
         MSA_SLOG(s, APLOG_CRIT, 0, "config", "MSAuthClientID is required for the root app%s%s",
                  srv->root->where ? " configured at " : "",

@@ -42,6 +42,7 @@ void msa_login_client(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
     c->tenant = app->tenant;
     c->client_id = app->client_id;
     c->client_secret = app->client_secret;
+    c->credential = msa_app_credential(app);
     c->scope = app->scope;
     c->redirect_uri = app->redirect_uri
                           ? app->redirect_uri
