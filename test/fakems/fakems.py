@@ -69,6 +69,10 @@ DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fakems-client-secret-0123456789"
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# The audience a federated credential expects by default (Microsoft's value for Entra ID).
+FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
 GRAPH_RESOURCE = "https://graph.microsoft.com/"
 
 GUID_RE = re.compile(
@@ -125,6 +129,10 @@ DEFAULT_SETTINGS = {
     # entries whatever $top asks (0: $top is honoured, up to 999), as Graph may answer
     # fewer than $top and clients must follow @odata.nextLink.
     "graph_page_size": 0,
+    # The longest a certificate's client assertion may be valid (exp - nbf, else exp - now):
+    # Microsoft's page says "5-10 minutes after nbf at most" (it enforces no limit today);
+    # 0 takes any lifetime.
+    "assertion_max_lifetime": 600,
 }
 
 
@@ -134,6 +142,13 @@ DEFAULT_SETTINGS = {
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    """base64url without padding; ValueError on anything else."""
+    if not isinstance(text, str) or not re.match(r"^[A-Za-z0-9_-]*$", text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def b64url_json(obj):
@@ -314,12 +329,33 @@ def make_user(spec, existing=None):
     return user
 
 
+def registered_certificate(cert):
+    """A certificate credential of an app registration, from its PEM (or an already
+    registered one): what Microsoft shows of it (both thumbprints) and its public key."""
+    if isinstance(cert, dict):
+        cert = cert["pem"]
+    loaded = x509.load_pem_x509_certificate(cert.encode("ascii"))
+    der = loaded.public_bytes(serialization.Encoding.DER)
+    return {"pem": cert, "x5t": b64url(hashlib.sha1(der).digest()),
+            "x5t#S256": b64url(hashlib.sha256(der).digest()),
+            "thumbprint": hashlib.sha1(der).hexdigest().upper()}
+
+
 def make_client(client_id, spec, existing=None):
     client = dict(existing or {})
     client.update(spec)
     client["client_id"] = client_id
-    if not client.get("secret"):
-        raise ValueError("client %s needs a 'secret'" % client_id)
+    client["certificates"] = [registered_certificate(c) for c in client.get("certificates") or []]
+    federated = []
+    for record in client.get("federated") or []:
+        if not isinstance(record, dict) or not record.get("issuer") or not record.get("subject"):
+            raise ValueError("a federated credential needs an 'issuer' and a 'subject'")
+        federated.append({"issuer": record["issuer"], "subject": record["subject"],
+                          "audiences": list(record.get("audiences") or [FEDERATED_AUDIENCE])})
+    client["federated"] = federated
+    if not client.get("secret") and not client["certificates"] and not federated:
+        raise ValueError("client %s needs a 'secret', 'certificates' or 'federated'" % client_id)
+    client.setdefault("secret", None)
     client.setdefault("redirect_uris", None)   # None: any redirect_uri
     client.setdefault("tenant", CONTOSO_TID)   # home tenant of the registration
     client.setdefault("single_tenant", False)
@@ -477,6 +513,11 @@ class FakeMS:
         self.lock = threading.RLock()
         self.keys = {"current": SigningKey("current"), "next": SigningKey("next"),
                      "rogue": SigningKey("rogue")}
+        # The issuer of federated tokens (a Kubernetes cluster's service-account issuer,
+        # say): what POST /_fakems/federated_token signs with.
+        self.workload_key = SigningKey("workload issuer")
+        self.workload_issuer = self.base_url + "/workload-issuer"
+        self.spent_jtis = {}
         # Keys added by a rollover (unknown_kid fault, /_fakems/sign key "new").
         self.rolled_keys = []
         self.users = {}
@@ -515,6 +556,7 @@ class FakeMS:
             self.faults = {}
             self.requests = []
             self.request_seq = 0
+            self.assertions = []
             self.stats = {"jwks_fetches": 0, "token_requests": 0, "graph_me": 0,
                           "graph_groups": 0, "graph_organization": 0, "authorize": 0,
                           "metadata_fetches": 0,
@@ -888,6 +930,8 @@ class Handler(BaseHTTPRequestHandler):
             auth = "bearer"
         elif "client_secret" in self.form:
             auth = "post"
+        elif "client_assertion" in self.form:
+            auth = "assertion"
         return {"time": time.time(), "connection": self.connection_id,
                 "method": self.command, "path": self.req_path,
                 "query": redact(flatten(self.query)), "form": redact(flatten(self.form)),
@@ -1253,6 +1297,13 @@ class Handler(BaseHTTPRequestHandler):
                                                  "Malformed HTTP Basic authorization header.")
         form_id = first(self.form, "client_id")
         form_secret = first(self.form, "client_secret")
+        if "client_assertion" in self.form or "client_assertion_type" in self.form:
+            if basic or form_secret is not None:
+                return None, self.aad_json_error(400, "invalid_request", 9002313,
+                                                 "Invalid request. Request is malformed or "
+                                                 "invalid. More than one client authentication "
+                                                 "method was used.")
+            return self.assertion_auth(form_id)
         if basic and form_secret is not None:
             return None, self.aad_json_error(400, "invalid_request", 9002313,
                                              "Invalid request. Request is malformed or "
@@ -1277,7 +1328,7 @@ class Handler(BaseHTTPRequestHandler):
             return None, self.aad_json_error(400, "unauthorized_client", 700016,
                                              "Application with identifier '%s' was not "
                                              "found in the directory." % client_id)
-        if not secret:
+        if not secret or not client.get("secret"):
             return None, self.aad_json_error(401, "invalid_client", 7000218, "The request "
                                              "body must contain the following parameter: "
                                              "'client_assertion' or 'client_secret'.")
@@ -1287,6 +1338,185 @@ class Handler(BaseHTTPRequestHandler):
                                              "secret being sent in the request is the client "
                                              "secret value, not the client secret ID, for a "
                                              "secret added to app '%s'." % client_id)
+        return client, None
+
+    # -- client assertions (certificate and federated credentials) ---------
+
+    def invalid_assertion(self, record, status, error, code, message):
+        record["verdict"] = "AADSTS%d" % code
+        return None, self.aad_json_error(status, error, code, message)
+
+    def assertion_auth(self, form_id):
+        """(client, error response) for client_assertion, checked as Microsoft does: a
+        certificate's JWT (x5t#S256 or x5t of a registered certificate, PS256/RS256 with its
+        key, aud = this token endpoint, iss = sub = client_id, a valid time range, a jti used
+        once), or a federated token matching a federated credential of the app."""
+        record = {"time": time.time(), "client_id": form_id, "kind": None, "header": None,
+                  "claims": None, "verdict": None,
+                  "assertion_type": first(self.form, "client_assertion_type")}
+        with self.ms.lock:
+            self.ms.assertions.append(record)
+            del self.ms.assertions[:-100]
+        if first(self.form, "client_assertion_type") != JWT_BEARER:
+            return self.invalid_assertion(record, 400, "invalid_request", 900144,
+                                          "The request body must contain the following "
+                                          "parameter: 'client_assertion_type' with the value "
+                                          "'%s'." % JWT_BEARER)
+        assertion = first(self.form, "client_assertion") or ""
+        try:
+            h64, c64, s64 = assertion.split(".")
+            header = json.loads(b64url_decode(h64))
+            claims = json.loads(b64url_decode(c64))
+            signature = b64url_decode(s64)
+            if not isinstance(header, dict) or not isinstance(claims, dict):
+                raise ValueError("not objects")
+        except (ValueError, UnicodeDecodeError):
+            return self.invalid_assertion(record, 401, "invalid_client", 50027,
+                                          "Invalid JWT token. Token format not valid.")
+        record["header"], record["claims"] = header, claims
+        client_id = form_id or claims.get("sub")
+        record["client_id"] = client_id
+        if self.entry is not None:
+            self.entry["client_id"] = client_id
+        client = self.ms.clients.get(client_id) if isinstance(client_id, str) else None
+        if client is None:
+            return self.invalid_assertion(record, 400, "unauthorized_client", 700016,
+                                          "Application with identifier '%s' was not found "
+                                          "in the directory." % client_id)
+        signing_input = (h64 + "." + c64).encode("ascii")
+        if "x5t#S256" not in header and "x5t" not in header and any(
+                f["issuer"] == claims.get("iss") for f in client["federated"]):
+            record["kind"] = "federated"
+            return self.federated_auth(record, client, header, claims, signing_input, signature)
+        record["kind"] = "certificate"
+        return self.certificate_auth(record, client, header, claims, signing_input, signature)
+
+    def assertion_times(self, record, claims, max_lifetime):
+        now = time.time()
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        if not isinstance(exp, (int, float)) or (nbf is not None and
+                                                 not isinstance(nbf, (int, float))):
+            return self.invalid_assertion(record, 401, "invalid_client", 50027,
+                                          "Invalid JWT token. The token has no valid 'exp' "
+                                          "claim.")
+        start = nbf if nbf is not None else claims.get("iat", 0)
+        too_long = (max_lifetime > 0 and exp - (nbf if nbf is not None else now) >
+                    max_lifetime)
+        if now >= exp or (nbf is not None and nbf > now) or too_long:
+            fmt = "%Y-%m-%dT%H:%M:%S.0000000Z"
+            return self.invalid_assertion(
+                record, 401, "invalid_client", 700024,
+                "Client assertion is not within its valid time range. Current time: %s, "
+                "assertion valid from %s, expiry time of assertion %s.%s Review the "
+                "documentation at https://learn.microsoft.com/entra/identity-platform/"
+                "certificate-credentials ." % (
+                    datetime.fromtimestamp(now, timezone.utc).strftime(fmt),
+                    datetime.fromtimestamp(start if isinstance(start, (int, float)) else 0,
+                                           timezone.utc).strftime(fmt),
+                    datetime.fromtimestamp(exp, timezone.utc).strftime(fmt),
+                    " The assertion is valid for more than %d seconds." % max_lifetime
+                    if too_long else ""))
+        return None
+
+    def certificate_auth(self, record, client, header, claims, signing_input, signature):
+        client_id = client["client_id"]
+        s256, sha1 = header.get("x5t#S256"), header.get("x5t")
+        if not s256 and not sha1:
+            return self.invalid_assertion(record, 401, "invalid_client", 50027,
+                                          "Invalid JWT token. No certificate thumbprint "
+                                          "specified in token header.")
+        cert = next((c for c in client["certificates"]
+                     if (s256 and c["x5t#S256"] == s256) or (not s256 and c["x5t"] == sha1)),
+                    None)
+        shown = s256 or sha1
+        if cert is None:
+            return self.invalid_assertion(
+                record, 401, "invalid_client", 700027,
+                "Client assertion contains an invalid signature. [Reason - The key was not "
+                "found., Thumbprint of key used by client: '%s', Please visit the Azure "
+                "Portal, Graph Explorer or directly use MS Graph to see configured keys for "
+                "app Id '%s'.]" % (shown, client_id))
+        alg = header.get("alg")
+        if alg not in ("PS256", "RS256"):
+            return self.invalid_assertion(record, 401, "invalid_client", 50027,
+                                          "Invalid JWT token. The algorithm '%s' is not "
+                                          "supported." % alg)
+        public = x509.load_pem_x509_certificate(cert["pem"].encode("ascii")).public_key()
+        pad = (padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+               if alg == "PS256" else padding.PKCS1v15())
+        try:
+            public.verify(signature, signing_input, pad, hashes.SHA256())
+        except Exception:   # InvalidSignature, or a key that cannot take this padding
+            return self.invalid_assertion(
+                record, 401, "invalid_client", 700027,
+                "Client assertion contains an invalid signature. [Reason - Key was found, "
+                "but use of the key to verify the signature failed., Thumbprint of key used "
+                "by client: '%s', Found key 'Start=…, End=…'.]" % cert["thumbprint"])
+        if claims.get("aud") != self.ms.base_url + self.req_path:
+            return self.invalid_assertion(record, 401, "invalid_client", 700023,
+                                          "Client assertion audience claim does not match "
+                                          "Realm issuer. Review the documentation at "
+                                          "https://learn.microsoft.com/entra/identity-"
+                                          "platform/certificate-credentials .")
+        if claims.get("iss") != claims.get("sub"):
+            return self.invalid_assertion(record, 401, "invalid_client", 50048,
+                                          "Subject mismatches Issuer claim in the client "
+                                          "assertion.")
+        if claims.get("sub") != client_id:
+            return self.invalid_assertion(record, 401, "invalid_client", 700021,
+                                          "Client assertion application identifier doesn't "
+                                          "match 'client_id' parameter. Review the "
+                                          "documentation at https://learn.microsoft.com/"
+                                          "entra/identity-platform/certificate-credentials .")
+        failed = self.assertion_times(record, claims, self.ms.settings["assertion_max_lifetime"])
+        if failed:
+            return failed
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            return self.invalid_assertion(record, 401, "invalid_client", 50027,
+                                          "Invalid JWT token. The token has no 'jti' claim.")
+        with self.ms.lock:
+            now = time.time()
+            for k in [k for k, exp in self.ms.spent_jtis.items() if exp < now]:
+                del self.ms.spent_jtis[k]
+            key = (client_id, jti)
+            replayed = key in self.ms.spent_jtis
+            self.ms.spent_jtis[key] = claims["exp"]
+        if replayed:
+            return self.invalid_assertion(record, 401, "invalid_client", 50013,
+                                          "Assertion is invalid: its jti was presented "
+                                          "before (a replayed client assertion).")
+        record["verdict"] = "ok"
+        return client, None
+
+    def federated_auth(self, record, client, header, claims, signing_input, signature):
+        iss, sub, aud = claims.get("iss"), claims.get("sub"), claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        match = next((f for f in client["federated"] if f["issuer"] == iss and
+                      f["subject"] == sub and any(a in f["audiences"] for a in auds)), None)
+        if match is None:
+            return self.invalid_assertion(
+                record, 400, "invalid_request", 70021,
+                "No matching federated identity record found for presented assertion. "
+                "Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'."
+                % (iss, sub, ",".join(str(a) for a in auds)))
+        ok = False
+        if header.get("alg") == "RS256" and iss == self.ms.workload_issuer:
+            try:
+                self.ms.workload_key.private.public_key().verify(
+                    signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+                ok = True
+            except Exception:
+                ok = False
+        if not ok:
+            return self.invalid_assertion(record, 401, "invalid_client", 700027,
+                                          "Client assertion failed signature validation.")
+        # A federated token is the issuer's, valid for as long as it says (Kubernetes: an
+        # hour or more) and sent again until it is rotated: no lifetime cap, no single use.
+        failed = self.assertion_times(record, claims, 0)
+        if failed:
+            return failed
+        record["verdict"] = "ok"
         return client, None
 
     def token_exchange(self, segment, knob):
@@ -1790,6 +2020,21 @@ class Handler(BaseHTTPRequestHandler):
                     ms.clients[client_id] = make_client(client_id, spec,
                                                         ms.clients.get(client_id))
                     return json_response(200, {"client": ms.clients[client_id]})
+            if name == "certificates" and post:
+                client_id, pem = body.get("client_id"), body.get("certificate")
+                if not client_id or not isinstance(pem, str):
+                    raise ValueError("'client_id' and 'certificate' (PEM) are required")
+                with ms.lock:
+                    existing = ms.clients.get(client_id)
+                    certs = (existing or {}).get("certificates", []) + [pem]
+                    ms.clients[client_id] = make_client(client_id, {"certificates": certs},
+                                                        existing)
+                    return json_response(200, {"client": ms.clients[client_id]})
+            if name == "assertions" and get:
+                with ms.lock:
+                    return json_response(200, {"assertions": [dict(a) for a in ms.assertions]})
+            if name == "federated_token" and post:
+                return self.control_federated_token(body)
             if name == "users" and post:
                 with ms.lock:
                     user = make_user(body, ms.users.get(body.get("name")))
@@ -1826,6 +2071,20 @@ class Handler(BaseHTTPRequestHandler):
                                                      bool(body.get("expired")))
         return json_response(200, {"access_token": token, "expires_in": lifetime,
                                    "scope": grant.string()})
+
+    def control_federated_token(self, body):
+        """A token of the workload issuer, as a Kubernetes cluster projects into a pod."""
+        subject = body.get("subject")
+        if not isinstance(subject, str) or not subject:
+            raise ValueError("'subject' is required")
+        now = int(time.time())
+        lifetime = int(body.get("lifetime", 3600))
+        claims = {"iss": body.get("issuer", self.ms.workload_issuer), "sub": subject,
+                  "aud": body.get("audience", [FEDERATED_AUDIENCE]), "iat": now, "nbf": now,
+                  "exp": now + lifetime, "jti": str(uuid.uuid4())}
+        key = self.ms.keys["rogue"] if body.get("rogue") else self.ms.workload_key
+        jwt = make_jwt({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, "RS256", key=key)
+        return json_response(200, {"token": jwt, "issuer": self.ms.workload_issuer})
 
     def control_sign(self, body):
         claims = body.get("claims")

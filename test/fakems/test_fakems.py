@@ -153,6 +153,8 @@ class FakeMSClient:
         if auth == "post":
             form.setdefault("client_id", CLIENT_ID)
             form.setdefault("client_secret", SECRET)
+        elif auth == "none":
+            pass
         elif auth == "basic":
             cred = base64.b64encode(("%s:%s" % (form.pop("client_id", CLIENT_ID),
                                                 form.pop("basic_secret", SECRET))).encode())
@@ -1091,3 +1093,160 @@ def test_authorize_faults(ms):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# --------------------------------------------------------------------------
+# Client assertions: certificate and federated credentials
+# --------------------------------------------------------------------------
+
+CERT_APP = "c0c0c0c0-0000-4000-8000-0000000000c1"
+FED_APP = "d0d0d0d0-0000-4000-8000-0000000000d1"
+FED_SUBJECT = "system:serviceaccount:web:msauth"
+
+
+def make_cert(days=30, key=None):
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fakems test client")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=days))
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def b64e(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def client_assertion(key, cert, aud, client_id=CERT_APP, alg="PS256", header=None, **claims):
+    der = cert.public_bytes(serialization.Encoding.DER)
+    h = {"alg": alg, "typ": "JWT", "x5t#S256": b64e(hashlib.sha256(der).digest())}
+    h.update(header or {})
+    h = {k: v for k, v in h.items() if v is not None}
+    now = int(time.time())
+    c = {"aud": aud, "iss": client_id, "sub": client_id, "jti": os.urandom(8).hex(),
+         "iat": now, "nbf": now, "exp": now + 300}
+    c.update(claims)
+    c = {k: v for k, v in c.items() if v is not None}
+    signing_input = (b64e(json.dumps(h).encode()) + "." + b64e(json.dumps(c).encode())).encode()
+    pad = (padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32) if alg == "PS256"
+           else padding.PKCS1v15())
+    return signing_input.decode() + "." + b64e(key.sign(signing_input, pad, hashes.SHA256()))
+
+
+@pytest.fixture
+def cert_app(ms):
+    key, cert = make_cert()
+    ms.control("post", "clients", {"client_id": CERT_APP, "redirect_uris": None,
+                                   "certificates": [cert.public_bytes(
+                                       serialization.Encoding.PEM).decode()]})
+    return key, cert
+
+
+def assertion_token(ms, assertion, tenant="common", client_id=CERT_APP, **form):
+    form.setdefault("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    return ms.token(tenant, auth="none", code=ms.code(client_id=client_id, tenant=tenant),
+                    client_id=client_id, client_assertion=assertion, **form)
+
+
+def test_certificate_assertion_ps256_and_rs256(ms, cert_app):
+    key, cert = cert_app
+    aud = ms.url("/common/oauth2/v2.0/token")
+    for alg in ("PS256", "RS256"):
+        r = assertion_token(ms, client_assertion(key, cert, aud, alg=alg))
+        assert r.status_code == 200, r.text
+        assert "id_token" in r.json()
+    # x5t (SHA-1, what mod_auth_openidc sends) names a registered certificate too
+    der = cert.public_bytes(serialization.Encoding.DER)
+    sha1 = assertion_token(ms, client_assertion(key, cert, aud, header={
+        "x5t#S256": None, "x5t": b64e(hashlib.sha1(der).digest())}))
+    assert sha1.status_code == 200, sha1.text
+    seen = ms.control("get", "assertions")["assertions"]
+    assert [a["verdict"] for a in seen] == ["ok", "ok", "ok"]
+    assert seen[0]["header"]["alg"] == "PS256" and seen[1]["header"]["alg"] == "RS256"
+    assert seen[0]["claims"]["aud"] == aud and seen[0]["kind"] == "certificate"
+    log = ms.control("get", "requests", params={"path": "/token"})["requests"]
+    assert {e["auth"] for e in log} == {"assertion"}
+    assert log[0]["client_id"] == CERT_APP
+
+
+def test_certificate_assertion_refusals(ms, cert_app):
+    key, cert = cert_app
+    aud = ms.url("/common/oauth2/v2.0/token")
+    other_key, other_cert = make_cert()
+    now = int(time.time())
+    cases = [
+        # signed by another key than the registered certificate's
+        (client_assertion(other_key, cert, aud), 401, "invalid_client", 700027),
+        # a certificate the app does not have
+        (client_assertion(other_key, other_cert, aud), 401, "invalid_client", 700027),
+        (client_assertion(key, cert, aud, header={"x5t#S256": None}), 401, "invalid_client", 50027),
+        (client_assertion(key, cert, ms.url("/organizations/oauth2/v2.0/token")), 401,
+         "invalid_client", 700023),
+        (client_assertion(key, cert, aud, iss="someone-else"), 401, "invalid_client", 50048),
+        (client_assertion(key, cert, aud, client_id=CLIENT_ID), 401, "invalid_client", 700021),
+        (client_assertion(key, cert, aud, exp=now - 5), 401, "invalid_client", 700024),
+        (client_assertion(key, cert, aud, nbf=now + 120), 401, "invalid_client", 700024),
+        (client_assertion(key, cert, aud, exp=now + 3600), 401, "invalid_client", 700024),
+        (client_assertion(key, cert, aud, jti=None), 401, "invalid_client", 50027),
+        ("not.a.jwt", 401, "invalid_client", 50027),
+    ]
+    for assertion, status, error, code in cases:
+        assert_aad_error(assertion_token(ms, assertion), status, error, code)
+    # a wrong client_assertion_type, and an assertion with a secret besides
+    assert_aad_error(assertion_token(ms, client_assertion(key, cert, aud),
+                                     client_assertion_type="jwt"), 400, "invalid_request", 900144)
+    assert_aad_error(assertion_token(ms, client_assertion(key, cert, aud), client_secret="x"),
+                     400, "invalid_request", 9002313)
+    # a secret for an app that has only a certificate
+    assert_aad_error(ms.token(code=ms.code(client_id=CERT_APP), client_id=CERT_APP,
+                              client_secret=SECRET), 401, "invalid_client", 7000218)
+    # the time limit is a setting: 0 takes Microsoft's current "no restriction"
+    ms.control("post", "settings", {"assertion_max_lifetime": 0})
+    assert assertion_token(ms, client_assertion(key, cert, aud, exp=now + 3600)).status_code == 200
+
+
+def test_certificate_assertion_jti_single_use(ms, cert_app):
+    key, cert = cert_app
+    assertion = client_assertion(key, cert, ms.url("/common/oauth2/v2.0/token"))
+    assert assertion_token(ms, assertion).status_code == 200
+    assert_aad_error(assertion_token(ms, assertion), 401, "invalid_client", 50013)
+    verdicts = [a["verdict"] for a in ms.control("get", "assertions")["assertions"]]
+    assert verdicts == ["ok", "AADSTS50013"]
+
+
+def test_register_certificate_control(ms):
+    key, cert = make_cert()
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    ms.control("post", "clients", {"client_id": CERT_APP, "redirect_uris": None})
+    out = ms.control("post", "certificates", {"client_id": CERT_APP, "certificate": pem})
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert out["client"]["certificates"][-1]["x5t#S256"] == b64e(hashlib.sha256(der).digest())
+    assert out["client"]["certificates"][-1]["thumbprint"] == hashlib.sha1(der).hexdigest().upper()
+    r = assertion_token(ms, client_assertion(key, cert, ms.url("/common/oauth2/v2.0/token")))
+    assert r.status_code == 200, r.text
+
+
+def test_federated_credential(ms):
+    ms.control("post", "clients", {"client_id": FED_APP, "redirect_uris": None, "federated": [
+        {"issuer": ms.url("/workload-issuer"), "subject": FED_SUBJECT}]})
+    token = ms.control("post", "federated_token", {"subject": FED_SUBJECT})["token"]
+    # sent again and again (as a projected token is until it rotates): no single use
+    for _ in range(2):
+        r = assertion_token(ms, token, client_id=FED_APP)
+        assert r.status_code == 200, r.text
+    seen = ms.control("get", "assertions")["assertions"]
+    assert seen[-1]["kind"] == "federated" and seen[-1]["verdict"] == "ok"
+    other = ms.control("post", "federated_token", {"subject": "system:serviceaccount:x:y"})["token"]
+    assert_aad_error(assertion_token(ms, other, client_id=FED_APP), 400, "invalid_request", 70021)
+    wrong_aud = ms.control("post", "federated_token", {"subject": FED_SUBJECT,
+                                                       "audience": "api://other"})["token"]
+    assert_aad_error(assertion_token(ms, wrong_aud, client_id=FED_APP), 400, "invalid_request",
+                     70021)
+    forged = ms.control("post", "federated_token", {"subject": FED_SUBJECT, "rogue": True})["token"]
+    assert_aad_error(assertion_token(ms, forged, client_id=FED_APP), 401, "invalid_client", 700027)
+    expired = ms.control("post", "federated_token", {"subject": FED_SUBJECT,
+                                                     "lifetime": -10})["token"]
+    assert_aad_error(assertion_token(ms, expired, client_id=FED_APP), 401, "invalid_client",
+                     700024)
