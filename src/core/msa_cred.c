@@ -179,8 +179,8 @@ out:
 /* Compact JSON of o, owned by p (o is released). */
 static char *json_text(apr_pool_t *p, json_object *o)
 {
-    char *s = apr_pstrdup(
-        p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    char *s = apr_pstrdup(p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return s;
 }
@@ -196,8 +196,7 @@ static const char *random_guid(apr_pool_t *p)
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    return apr_psprintf(p,
-                        "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    return apr_psprintf(p, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
                         b[12], b[13], b[14], b[15]);
 }
@@ -313,8 +312,7 @@ static apr_status_t file_read(apr_pool_t *p, const char *path, char **token, apr
     return APR_SUCCESS;
 }
 
-apr_status_t msa_cred_file_open(msa_cred_t **out, apr_pool_t *p, const char *path,
-                                const char **err)
+apr_status_t msa_cred_file_open(msa_cred_t **out, apr_pool_t *p, const char *path, const char **err)
 {
     const char *dummy;
     err = err ? err : &dummy;

@@ -451,6 +451,57 @@ START_TEST(app_incomplete)
 }
 END_TEST
 
+/* One credential per app: a level that sets one inherits none of the other kinds. */
+START_TEST(credential_one_per_app)
+{
+    msa_cred_t *cert = (msa_cred_t *)"a certificate", *file = (msa_cred_t *)"a file";
+    msa_srv_t *s = msa_srv_create(pool);
+    MSA_CFG_SET(s->root, client_id, "c");
+    MSA_CFG_SET(s->root, client_secret, "s");
+    MSA_CFG_SET(s->root, keys, keys_of("k-0123456789abcdef0123456789abcdef"));
+    msa_app_t *a = add_app(s, "cert");
+    MSA_CFG_SET(a, client_cert, cert);
+    msa_app_t *b = add_app(s, "file");
+    MSA_CFG_SET(b, assertion_file, file);
+    add_app(s, "plain");
+    msa_srv_resolve(pool, s);
+    const msa_app_t *ra = msa_srv_app(s, "cert"), *rb = msa_srv_app(s, "file");
+    ck_assert_ptr_null(ra->client_secret);
+    ck_assert_ptr_eq(msa_app_credential(ra), cert);
+    ck_assert_ptr_null(msa_app_credential_clash(pool, ra));
+    ck_assert_ptr_null(msa_app_incomplete(ra));
+    ck_assert_ptr_null(rb->client_secret);
+    ck_assert_ptr_eq(msa_app_credential(rb), file);
+    ck_assert_ptr_null(msa_app_incomplete(rb));
+    ck_assert_str_eq(msa_srv_app(s, "plain")->client_secret, "s");
+    ck_assert_ptr_null(msa_app_credential(msa_srv_app(s, "plain")));
+
+    /* a vhost's credential replaces the main server's */
+    msa_srv_t *v = msa_srv_create(pool);
+    MSA_CFG_SET(v->root, client_cert, cert);
+    msa_srv_t *m = msa_srv_merge(pool, s, v);
+    ck_assert_ptr_null(m->root->client_secret);
+    ck_assert_ptr_eq(msa_app_credential(m->root), cert);
+    ck_assert_ptr_null(msa_app_credential_clash(pool, m->root));
+
+    /* two in one block clash, and the message names them */
+    MSA_CFG_SET(a, client_secret, "s2");
+    ck_assert_str_eq(msa_app_credential_clash(pool, a),
+                     "MSAuthClientCertificate and MSAuthClientSecret");
+    MSA_CFG_SET(a, assertion_file, file);
+    ck_assert_str_eq(msa_app_credential_clash(pool, a),
+                     "MSAuthClientCertificate, MSAuthClientAssertionFile and MSAuthClientSecret");
+    ck_assert_ptr_null(msa_app_credential_clash(pool, b));
+
+    /* no credential at all is still reported as the missing secret */
+    msa_app_t *n = msa_app_create(pool, "n");
+    MSA_CFG_SET(n, client_id, "c");
+    ck_assert_str_eq(msa_app_incomplete(n), "MSAuthClientSecret");
+    MSA_CFG_SET(n, assertion_file, file);
+    ck_assert_str_eq(msa_app_incomplete(n), "MSAuthSecretKey");
+}
+END_TEST
+
 /* ---- parsers ---- */
 
 static apr_status_t remove_file(void *path)
@@ -785,6 +836,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, no_apps_at_all);
     tcase_add_test(tc, dir_three_levels);
     tcase_add_test(tc, app_incomplete);
+    tcase_add_test(tc, credential_one_per_app);
     suite_add_tcase(s, tc);
 
     tc = msa_test_case("parse");
