@@ -514,8 +514,9 @@ class FakeMS:
         self.keys = {"current": SigningKey("current"), "next": SigningKey("next"),
                      "rogue": SigningKey("rogue")}
         # The issuer of federated tokens (a Kubernetes cluster's service-account issuer,
-        # say): what POST /_fakems/federated_token signs with.
-        self.workload_key = SigningKey("workload issuer")
+        # say): what POST /_fakems/federated_token signs with. Made on first use: an RSA key
+        # costs startup time on a loaded machine.
+        self._workload_key = None
         self.workload_issuer = self.base_url + "/workload-issuer"
         self.spent_jtis = {}
         # Keys added by a rollover (unknown_kid fault, /_fakems/sign key "new").
@@ -562,6 +563,12 @@ class FakeMS:
                           "metadata_fetches": 0,
                           "logouts": 0, "userinfo": 0}
             self.settings = dict(self.base_settings)
+
+    def workload_key(self):
+        with self.lock:
+            if self._workload_key is None:
+                self._workload_key = SigningKey("workload issuer")
+            return self._workload_key
 
     def count(self, stat):
         with self.lock:
@@ -1503,7 +1510,7 @@ class Handler(BaseHTTPRequestHandler):
         ok = False
         if header.get("alg") == "RS256" and iss == self.ms.workload_issuer:
             try:
-                self.ms.workload_key.private.public_key().verify(
+                self.ms.workload_key().private.public_key().verify(
                     signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
                 ok = True
             except Exception:
@@ -2082,7 +2089,7 @@ class Handler(BaseHTTPRequestHandler):
         claims = {"iss": body.get("issuer", self.ms.workload_issuer), "sub": subject,
                   "aud": body.get("audience", [FEDERATED_AUDIENCE]), "iat": now, "nbf": now,
                   "exp": now + lifetime, "jti": str(uuid.uuid4())}
-        key = self.ms.keys["rogue"] if body.get("rogue") else self.ms.workload_key
+        key = self.ms.keys["rogue"] if body.get("rogue") else self.ms.workload_key()
         jwt = make_jwt({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, "RS256", key=key)
         return json_response(200, {"token": jwt, "issuer": self.ms.workload_issuer})
 

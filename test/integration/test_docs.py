@@ -6,6 +6,7 @@ server-level directive and passes configtest with all of it switched on."""
 import glob
 import os
 import re
+import subprocess
 
 from msauth import ROOT, Httpd
 
@@ -99,14 +100,24 @@ def test_msauth_conf_switched_on_passes_configtest(tmp_path):
     os.chmod(settings, 0o777)
     text = text.replace("/etc/apache2/msauth/", str(tmp_path) + "/")
     text = text.replace("/var/lib/apache2/msauth/", str(settings) + "/")
+    # The credentials are alternatives (one per app): each of them, with all the rest on.
+    subprocess.run(["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(tmp_path / "client.key"), "-out", str(tmp_path / "client.crt"),
+                    "-days", "2", "-subj", "/CN=msauth.conf"], check=True, capture_output=True)
+    (tmp_path / "azure-identity-token").write_text("eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n")
+    text = text.replace("/var/run/secrets/azure/tokens/", str(tmp_path) + "/")
     on = re.sub(r"^#(MSAuth\w+ )", r"\1", text, flags=re.M)
     assert on.count("\nMSAuth") >= len([n for n, c in code_directives().items() if "S" in c]) - 1
-    h = Httpd(on, None, name="msauthconf")
-    try:
-        rc, out = h.configtest()
-    finally:
-        h.cleanup()
-    assert rc == 0 and "Syntax OK" in out, out
+    credentials = ("MSAuthClientSecret", "MSAuthClientCertificate", "MSAuthClientAssertionFile")
+    for keep in credentials:
+        conf = "\n".join(l for l in on.splitlines()
+                         if not l.startswith(credentials) or l.startswith(keep + " "))
+        h = Httpd(conf, None, name="msauthconf")
+        try:
+            rc, out = h.configtest()
+        finally:
+            h.cleanup()
+        assert rc == 0 and "Syntax OK" in out, (keep, out)
 
 
 def test_msauth_load_names_the_installed_module_and_its_dependency():
