@@ -25,6 +25,7 @@ typedef struct msa_ms_tokens {
     const char *id_token; /* NULL when absent */
     const char *scope;    /* granted scopes, may be NULL */
     long expires_in;      /* number or numeric string in the answer; 0 when absent */
+    const char *warning;  /* the credential's: an assertion file that could not be re-read */
 } msa_ms_tokens_t;
 
 typedef struct msa_ms_profile {

@@ -227,20 +227,21 @@ static void ms_form_add(apr_pool_t *p, char **form, const char *name, const char
  * assertion when the client has a credential, else the client secret.
  */
 static apr_status_t ms_client_auth(apr_pool_t *p, const msa_ms_client_t *c, const char *url,
-                                   char **form, const char **err)
+                                   char **form, const char **warning, const char **err)
 {
     ms_form_add(p, form, "client_id", c->client_id);
     if (c->credential == NULL) {
         ms_form_add(p, form, "client_secret", c->client_secret);
         return APR_SUCCESS;
     }
-    const char *assertion, *warning = NULL;
-    apr_status_t rv = msa_cred_assertion(c->credential, p, c->client_id, url, apr_time_now(),
-                                         &assertion, &warning);
+    const char *assertion, *why = NULL;
+    apr_status_t rv =
+        msa_cred_assertion(c->credential, p, c->client_id, url, apr_time_now(), &assertion, &why);
     if (rv != APR_SUCCESS) {
-        *err = warning ? warning : "no client assertion could be made";
+        *err = why ? why : "no client assertion could be made";
         return MSA_EDENIED;
     }
+    *warning = why;
     ms_form_add(p, form, "client_assertion_type", MSA_CRED_ASSERTION_TYPE);
     ms_form_add(p, form, "client_assertion", assertion);
     return APR_SUCCESS;
@@ -267,7 +268,7 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
     ms_form_add(p, &form, "code", code);
     ms_form_add(p, &form, "redirect_uri", c->redirect_uri);
     char *url = msa_ms_token_url(p, c);
-    apr_status_t rv = ms_client_auth(p, c, url, &form, err);
+    apr_status_t rv = ms_client_auth(p, c, url, &form, &out->warning, err);
     if (rv != APR_SUCCESS) {
         return rv;
     }

@@ -198,6 +198,10 @@ int msa_callback_handler(request_rec *r, const msa_srv_t *srv)
     msa_login_client(r, srv, app, &c);
     rv = msa_ms_redeem_code(srv->http, r->pool, &c, code, module_initiated ? ls.verifier : NULL,
                             &tokens, &detail);
+    if (tokens.warning != NULL) {
+        MSA_RLOG(r, APLOG_WARNING, "credential", "appid=%s: %s", msa_app_token_id(app),
+                 tokens.warning);
+    }
     if (rv == MSA_EUNREACHABLE) {
         return msa_login_fail(r, srv, app, "idp_unreachable", APLOG_WARNING, detail);
     }

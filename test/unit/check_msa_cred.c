@@ -44,8 +44,8 @@ static X509 *new_cert(EVP_PKEY *key)
     X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400);
     X509_set_pubkey(x, key);
     X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"msauth unit", -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"msauth unit", -1, -1,
+                               0);
     X509_set_issuer_name(x, n);
     ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
     return x;
@@ -184,9 +184,9 @@ START_TEST(cert_assertion_ps256)
     msa_cred_t *c;
     const char *err = NULL, *jwt, *jwt2;
     apr_time_t now = apr_time_now();
-    ck_assert_int_eq(msa_cred_cert_load(&c, pool, p.cert_path, p.key_path, MSA_CRED_PS256, now,
-                                        &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_cred_cert_load(&c, pool, p.cert_path, p.key_path, MSA_CRED_PS256, now, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(msa_cred_kind(c), "certificate");
     ck_assert_str_eq(msa_cred_x5t_s256(c), x5t_s256_of(p.x));
     ck_assert_int_eq(msa_cred_assertion(c, pool, CLIENT, AUD, now, &jwt, &err), APR_SUCCESS);
@@ -218,9 +218,9 @@ START_TEST(cert_assertion_rs256)
     pair_t p = new_pair("rs");
     msa_cred_t *c;
     const char *err = NULL, *jwt;
-    ck_assert_int_eq(msa_cred_cert_load(&c, pool, p.cert_path, p.key_path, MSA_CRED_RS256,
-                                        apr_time_now(), &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_cred_cert_load(&c, pool, p.cert_path, p.key_path, MSA_CRED_RS256, apr_time_now(), &err),
+        APR_SUCCESS);
     ck_assert_int_eq(msa_cred_assertion(c, pool, CLIENT, AUD, apr_time_now(), &jwt, &err),
                      APR_SUCCESS);
     json_object *h, *cl;
@@ -289,26 +289,26 @@ START_TEST(file_rotation)
     ck_assert_str_eq(tok, "first.token.value");
     /* rotated: not looked at again within the second, then the new token */
     write_text(path, "second.token.value\n");
-    ck_assert_int_eq(msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_msec(500), &tok,
-                                        &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_msec(500), &tok, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(tok, "first.token.value");
-    ck_assert_int_eq(msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_sec(1), &tok,
-                                        &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_sec(1), &tok, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(tok, "second.token.value");
     /* a rotation that leaves no usable token keeps the last good one, and says so */
     write_text(path, "\n");
-    ck_assert_int_eq(msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_sec(3), &tok,
-                                        &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_sec(3), &tok, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(tok, "second.token.value");
     ck_assert_ptr_nonnull(err);
     ck_assert_ptr_nonnull(strstr(err, "is empty; the last token read is sent"));
     unlink(path);
-    ck_assert_int_eq(msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_sec(5), &tok,
-                                        &err),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_cred_assertion(c, pool, CLIENT, AUD, t0 + apr_time_from_sec(5), &tok, &err),
+        APR_SUCCESS);
     ck_assert_str_eq(tok, "second.token.value");
     ck_assert_ptr_nonnull(strstr(err, "cannot be read"));
 }
@@ -375,11 +375,21 @@ START_TEST(token_request_carries_the_assertion)
                               "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-"
                               "assertion-type%3Ajwt-bearer&client_assertion=federated.jwt.token"
                               "&scope=openid&code_verifier=verifier");
+    ck_assert_ptr_null(t.warning);
+    /* the assertion file gone after a rotation: its last token is sent, with a warning */
+    unlink(path);
+    apr_sleep(apr_time_from_msec(1100)); /* the file is looked at once a second at most */
+    msa_responder_json(r, 200, "{\"access_token\":\"at\",\"expires_in\":3599}");
+    ck_assert_int_eq(msa_ms_redeem_code(h, pool, &c, "code", NULL, &t, &err), APR_SUCCESS);
+    ck_assert_ptr_nonnull(t.warning);
+    ck_assert_ptr_nonnull(strstr(t.warning, "cannot be read; the last token read is sent"));
+    ck_assert_ptr_nonnull(
+        strstr(msa_responder_request(r, 1)->body, "&client_assertion=federated.jwt.token&"));
     /* a certificate: a signed JWT whose aud is the URL called */
     c.credential = cert;
     msa_responder_json(r, 200, "{\"access_token\":\"at\",\"expires_in\":3599}");
     ck_assert_int_eq(msa_ms_redeem_code(h, pool, &c, "code", NULL, &t, &err), APR_SUCCESS);
-    q = msa_responder_request(r, 1);
+    q = msa_responder_request(r, 2);
     ck_assert_ptr_null(strstr(q->body, "client_secret"));
     const char *a = strstr(q->body, "&client_assertion=");
     ck_assert_ptr_nonnull(a);
@@ -388,14 +398,14 @@ START_TEST(token_request_carries_the_assertion)
     json_object *hd, *cl;
     verify(jwt, p.x, 1, &hd, &cl);
     ck_assert_str_eq(jstr(cl, "aud"), msa_ms_token_url(pool, &c));
-    ck_assert_str_eq(jstr(cl, "aud"),
-                     apr_pstrcat(pool, msa_responder_url(r, pool, "/common/oauth2/v2.0/token"),
-                                 NULL));
+    ck_assert_str_eq(
+        jstr(cl, "aud"),
+        apr_pstrcat(pool, msa_responder_url(r, pool, "/common/oauth2/v2.0/token"), NULL));
     /* without a credential, the secret as before */
     c.credential = NULL;
     msa_responder_json(r, 200, "{\"access_token\":\"at\",\"expires_in\":3599}");
     ck_assert_int_eq(msa_ms_redeem_code(h, pool, &c, "code", NULL, &t, &err), APR_SUCCESS);
-    q = msa_responder_request(r, 2);
+    q = msa_responder_request(r, 3);
     ck_assert_ptr_nonnull(strstr(q->body, "&client_secret=never-sent&"));
     ck_assert_ptr_null(strstr(q->body, "client_assertion"));
     unlink(path);
