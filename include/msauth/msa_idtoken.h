@@ -26,7 +26,7 @@ typedef struct msa_idtoken_check {
 
 /*
  * Verifies id_token and fills ident from it (oid, tid, name, email, UPN,
- * groups, what xms_edov vouches for); *overage when the groups are at Graph.
+ * groups, what xms_edov vouches for, sid when msa_sid_ok); *overage when the groups are at Graph.
  * NULL, or the login failure cause ("invalid_id_token", "tenant_not_allowed",
  * "idp_unreachable") with *detail set.
  */
@@ -42,6 +42,11 @@ typedef struct msa_jwks_entry {
 /* Parses v in place: 1, or 0 for a record of another shape. */
 int msa_jwks_entry_parse(char *v, msa_jwks_entry_t *e);
 char *msa_jwks_entry_format(apr_pool_t *p, const msa_jwks_entry_t *e);
+
+/* The longest sid taken from an id_token or a front-channel logout. */
+#define MSA_SID_MAX 256
+/* 1 when sid is a session id the module keeps: 1 to MSA_SID_MAX visible ASCII characters. */
+int msa_sid_ok(const char *sid);
 
 /* The verified claim's words for what Microsoft vouched for: "email", "upn", both, or NULL. */
 const char *msa_vouched(int email, int upn);

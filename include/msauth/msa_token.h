@@ -23,6 +23,11 @@ typedef struct msa_identity {
     const char *oid; /* the id_token's oid, or a work account's Graph id */
     const char *picture;
     /*
+     * The id_token's sid (optional claim): Microsoft's sign-in session, which
+     * its front-channel logout names. NULL when Microsoft sent none.
+     */
+    const char *sid;
+    /*
      * Which of email and upn Microsoft vouches for beyond the user's own tenant
      * ("email", "upn", "email upn"; NULL for neither): the id_token's xms_edov,
      * or a domain Graph lists as verified for the user's tenant.
@@ -44,6 +49,7 @@ typedef struct msa_token {
     const char *oid;
     const char *picture;
     const char *verified; /* as in msa_identity_t */
+    const char *sid;      /* as in msa_identity_t: the Microsoft session it came from */
     const char *jti;
     const char *token_use;
     const char *epoch;          /* the shared store's epoch at issue (MSAuthCache) */

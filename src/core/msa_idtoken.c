@@ -2,7 +2,7 @@
  * Microsoft's id_token (INTERFACE.md 4.2 step 4): RS256 with a key of the
  * tenant's JWKS (looked up again once for an unknown kid), aud, the issuer of
  * its own tenant, the tenant rule, exp/nbf/iat, nonce; then the identity it
- * vouches for. And the JWKS record format the cache keeps.
+ * vouches for (with its sid, when Microsoft sends one). And the JWKS record format the cache keeps.
  */
 #include <string.h>
 #include <strings.h>
@@ -35,6 +35,21 @@ char *msa_jwks_entry_format(apr_pool_t *p, const msa_jwks_entry_t *e)
 const char *msa_vouched(int email, int upn)
 {
     return email && upn ? "email upn" : email ? "email" : upn ? "upn" : NULL;
+}
+
+int msa_sid_ok(const char *sid)
+{
+    /* OpenID's syntax for it is a client id's (visible ASCII); keys and logs need no more. */
+    size_t n = sid ? strlen(sid) : 0;
+    if (n == 0 || n > MSA_SID_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (sid[i] < 0x21 || sid[i] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_idtoken_check_t *chk,
@@ -120,6 +135,11 @@ const char *msa_idtoken_verify(apr_pool_t *p, const char *id_token, const msa_id
         ident->email = ident->upn;
     }
     ident->oid = ident->id;
+    /* sid (optional claim): the Microsoft session its front-channel logout will name. */
+    ident->sid = msa_json_str(p, o, "sid");
+    if (!msa_sid_ok(ident->sid)) {
+        ident->sid = NULL; /* none, or not one a logout could name: the login has no sid */
+    }
     json_object *v;
     if (json_object_object_get_ex(o, "groups", &v) && json_object_is_type(v, json_type_array)) {
         size_t n = json_object_array_length(v);

@@ -37,6 +37,8 @@ static apr_status_t token_base(apr_pool_t *p, const msa_identity_t *ident, const
     t->tid = ident->tid;
     t->oid = ident->oid;
     t->verified = ident->verified;
+    /* The Microsoft session a front-channel logout may end, in both kinds of token. */
+    t->sid = ident->sid;
     t->iat = t->nbf = now;
     return APR_SUCCESS;
 }
@@ -70,8 +72,9 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
     return APR_SUCCESS;
 }
 
-/* The string claims, in the order they are written. */
-#define TOKEN_STRINGS(X)                                                                           \
+/* The string claims, in the order they are written (sid: the Microsoft session, when known). */
+#define TOKEN_STRINGS(X) TOKEN_PROFILE(X) X(sid)
+#define TOKEN_PROFILE(X)                                                                           \
     X(sub)                                                                                         \
     X(identifier)                                                                                  \
     X(appid)                                                                                       \

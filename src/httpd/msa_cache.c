@@ -32,6 +32,8 @@ static const struct {
     [MSA_REC_REVOKED] = {"revoked", MSA_CLASS_DURABLE, 1},
     [MSA_REC_USER_NBF] = {"revoked_user", MSA_CLASS_DURABLE, 1},
     [MSA_REC_GROUPS] = {"groups", MSA_CLASS_BULK, 0},
+    [MSA_REC_SID_OWNER] = {"sid_owner", MSA_CLASS_DURABLE, 0},
+    [MSA_REC_REVOKED_SID] = {"revoked_sid", MSA_CLASS_DURABLE, 1},
 };
 
 /*
@@ -300,12 +302,16 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
         return MSA_TOKEN_LIVE;
     }
     const char *owner = msa_cache_owner(r->pool, t->appid, t->sub);
-    /* The token's own jti, and the time up to which all the user's tokens are dead. */
-    const char *const kinds[] = {records[MSA_REC_REVOKED].kind, records[MSA_REC_USER_NBF].kind};
-    const char *const ids[] = {t->jti, owner};
-    char *vals[2] = {NULL, NULL};
+    /*
+     * The token's own jti, the time up to which all the user's tokens are dead, and the
+     * Microsoft session it came from, when Microsoft signed that out.
+     */
+    const char *const kinds[] = {records[MSA_REC_REVOKED].kind, records[MSA_REC_USER_NBF].kind,
+                                 records[MSA_REC_REVOKED_SID].kind};
+    const char *const ids[] = {t->jti, owner, t->sid};
+    char *vals[3] = {NULL, NULL, NULL};
     char epoch[MSA_EPOCH_LEN + 1];
-    apr_status_t rv = st->ops->lookup(st, r, owner, 2, kinds, ids, vals, epoch);
+    apr_status_t rv = st->ops->lookup(st, r, owner, t->sid ? 3 : 2, kinds, ids, vals, epoch);
     if (rv != APR_SUCCESS) {
         msa_metric_cache_error();
         return MSA_TOKEN_UNKNOWN;
@@ -314,13 +320,151 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
     if (t->epoch == NULL || strcmp(t->epoch, epoch) != 0) {
         return MSA_TOKEN_STALE;
     }
-    if (vals[0] != NULL || (vals[1] != NULL && t->iat <= apr_atoi64(vals[1]))) {
+    if (vals[0] != NULL || (vals[1] != NULL && t->iat <= apr_atoi64(vals[1])) || vals[2] != NULL) {
         return MSA_TOKEN_REVOKED;
     }
     if (stamp != 0) {
         msa_token_memo_set(memo, stamp);
     }
     return MSA_TOKEN_LIVE;
+}
+
+/*
+ * Single sign-out. The front-channel logout knows a sid, the verdict looks in
+ * the shard of the token's owner (appid:sub): so each session issued with a
+ * sid is recorded under the sid in one of SID_SLOTS slots ("<exp> <owner>",
+ * one slot per owner: a sid may have sessions of several apps), all read in
+ * one round trip, and the logout writes revoked_sid (id = the sid) in the
+ * shard of each owner found, where the verdict's one lookup reads it.
+ * The local store keeps numbers only (the slot's exp) and has one shard:
+ * there any owner places the record where every lookup reads it.
+ */
+#define SID_SLOTS 8 /* what one lookup reads */
+
+static const char *sid_place(apr_pool_t *p, const char *sid)
+{
+    return apr_pstrcat(p, "sid:", sid, NULL);
+}
+
+/* The slots of sid, read in one round trip: vals[i] NULL when free. */
+static apr_status_t sid_slots(request_rec *r, const msa_srv_t *srv, const char *sid,
+                              const char **ids, char **vals)
+{
+    msa_store_t *st = store(srv);
+    if (st == NULL) {
+        return APR_EGENERAL;
+    }
+    const char *kinds[SID_SLOTS];
+    char epoch[MSA_EPOCH_LEN + 1];
+    for (int i = 0; i < SID_SLOTS; i++) {
+        kinds[i] = records[MSA_REC_SID_OWNER].kind;
+        ids[i] = apr_psprintf(r->pool, "%s/%d", sid, i);
+        vals[i] = NULL;
+    }
+    apr_status_t rv =
+        st->ops->lookup(st, r, sid_place(r->pool, sid), SID_SLOTS, kinds, ids, vals, epoch);
+    count_error(rv);
+    return rv;
+}
+
+/* The owner a slot names, or NULL (a local store's slot holds its exp alone). */
+static const char *slot_owner(const char *val)
+{
+    const char *sp = val ? strchr(val, ' ') : NULL;
+    return sp && sp[1] ? sp + 1 : NULL;
+}
+
+apr_status_t msa_cache_sid_record(request_rec *r, const msa_srv_t *srv, const char *sid,
+                                  const char *owner, apr_int64_t exp)
+{
+    const char *ids[SID_SLOTS];
+    char *vals[SID_SLOTS];
+    apr_status_t rv = sid_slots(r, srv, sid, ids, vals);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    const char *place = sid_place(r->pool, sid);
+    int mine = -1, home = msa_store_shard(owner, SID_SLOTS);
+    for (int i = 0; i < SID_SLOTS && mine < 0; i++) {
+        const char *o = slot_owner(vals[i]);
+        if (o != NULL && strcmp(o, owner) == 0) {
+            mine = i; /* another session of this owner: its slot lives on */
+        }
+    }
+    for (int k = 0; k < SID_SLOTS && mine < 0; k++) {
+        int i = (home + k) % SID_SLOTS;
+        if (vals[i] != NULL) {
+            continue;
+        }
+        /* A free slot, taken atomically: two logins of one sid at once each get their own. */
+        rv = msa_cache_claim(r, srv, MSA_REC_SID_OWNER, place, ids[i], apr_time_from_sec(exp));
+        if (rv == APR_SUCCESS) {
+            mine = i;
+            vals[i] = NULL;
+        } else if (rv != APR_EEXIST) {
+            return rv;
+        }
+    }
+    if (mine < 0) {
+        /*
+         * Every slot taken: a local store's slots name no owner (one is as good as another);
+         * a shared store's name other apps, one of which loses its single sign-out.
+         */
+        mine = home;
+        if (slot_owner(vals[mine]) != NULL) {
+            MSA_RLOG(r, APLOG_INFO, "logout",
+                     "a Microsoft session has sessions of more than %d apps: the front-channel "
+                     "logout may miss one of them",
+                     SID_SLOTS);
+        }
+    }
+    /* A slot lives as long as the longest session it speaks for. */
+    if (vals[mine] != NULL && apr_atoi64(vals[mine]) > exp) {
+        exp = apr_atoi64(vals[mine]);
+    }
+    return msa_cache_put(r, srv, MSA_REC_SID_OWNER, place, ids[mine],
+                         apr_psprintf(r->pool, "%" APR_INT64_T_FMT " %s", exp, owner),
+                         apr_time_from_sec(exp));
+}
+
+apr_status_t msa_cache_sid_revoke(request_rec *r, const msa_srv_t *srv, const char *sid, int *ended)
+{
+    const char *ids[SID_SLOTS];
+    char *vals[SID_SLOTS];
+    *ended = 0;
+    apr_status_t rv = sid_slots(r, srv, sid, ids, vals);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_int64_t until = 0;
+    for (int i = 0; i < SID_SLOTS; i++) {
+        if (vals[i] != NULL && apr_atoi64(vals[i]) > until) {
+            until = apr_atoi64(vals[i]);
+        }
+    }
+    const char *done[SID_SLOTS];
+    const char *now = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, apr_time_sec(apr_time_now()));
+    for (int i = 0; i < SID_SLOTS; i++) {
+        if (vals[i] == NULL) {
+            continue;
+        }
+        const char *owner = slot_owner(vals[i]);
+        owner = owner ? owner : sid_place(r->pool, sid);
+        int seen = 0;
+        for (int k = 0; k < *ended && !seen; k++) {
+            seen = strcmp(done[k], owner) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        /* Kept as long as any token of that sid may live. */
+        rv = msa_cache_put(r, srv, MSA_REC_REVOKED_SID, owner, sid, now, apr_time_from_sec(until));
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        done[(*ended)++] = owner;
+    }
+    return APR_SUCCESS;
 }
 
 /* Helpers of the stores ------------------------------------------------------------------ */

@@ -14,6 +14,10 @@ typedef enum msa_rec {
     MSA_REC_REVOKED,  /* a revoked session token's jti (durable) */
     MSA_REC_USER_NBF, /* appid:sub -> the time up to which its tokens are dead (durable) */
     MSA_REC_GROUPS,   /* a session's groups that did not fit in the cookie (durable, bulk) */
+    /* sid/<slot> -> "<exp> <owner>": whose tokens a Microsoft session has (durable) */
+    MSA_REC_SID_OWNER,
+    /* a Microsoft session signed out (id: its sid): its tokens are dead (durable) */
+    MSA_REC_REVOKED_SID,
 } msa_rec_t;
 int msa_cache_pre_config(apr_pool_t *pconf);
 /* MSAuthCache's value: an error message (for the directive) or NULL. */
@@ -58,5 +62,20 @@ typedef enum msa_verdict {
  */
 msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t,
                                       const msa_token_memo_t *memo);
+/*
+ * A session of owner issued in the Microsoft session sid, alive until exp
+ * (epoch seconds): recorded where a front-channel logout, which knows only
+ * the sid, finds it. APR_SUCCESS, else the store cannot answer.
+ */
+apr_status_t msa_cache_sid_record(request_rec *r, const msa_srv_t *srv, const char *sid,
+                                  const char *owner, apr_int64_t exp);
+/*
+ * Microsoft signed the session sid out: every token recorded for it dies, on
+ * every server sharing the store. *ended is how many users' records were
+ * written (0 for a sid the store does not know). APR_SUCCESS, else the store
+ * cannot answer (and nothing may have been revoked).
+ */
+apr_status_t msa_cache_sid_revoke(request_rec *r, const msa_srv_t *srv, const char *sid,
+                                  int *ended);
 
 #endif

@@ -52,6 +52,12 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
         }
         return msa_logout_handler(r, srv);
     }
+    if (strcmp(ep, "logout/frontchannel") == 0) {
+        if (r->method_number != M_GET) {
+            return not_allowed(r, "GET, HEAD");
+        }
+        return msa_frontchannel_handler(r, srv);
+    }
     if (strcmp(ep, "_settings") == 0 || strncmp(ep, "_settings/", 10) == 0) {
         return msa_settings_api(r, srv, ep[9] ? ep + 10 : "");
     }

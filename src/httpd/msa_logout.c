@@ -1,9 +1,11 @@
 /*
  * <callback>/logout (the session revoked everywhere the cache is shared, then
- * back to the page or through Microsoft's logout) and <callback>/me.
+ * back to the page or through Microsoft's logout), <callback>/logout/frontchannel
+ * (Microsoft signed a session out: every token of its sid dies) and <callback>/me.
  */
 #include <apr_lib.h>
 #include <apr_strings.h>
+#include <apr_uri.h>
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -11,6 +13,7 @@
 #include "msa_apps.h"
 #include "msa_cache.h"
 #include "msa_claims.h"
+#include "msa_idtoken.h"
 #include "msa_login.h"
 #include "msa_logout.h"
 #include "msa_request.h"
@@ -63,6 +66,87 @@ int msa_logout_handler(request_rec *r, const msa_srv_t *srv)
         return msa_redirect(r, msa_ms_logout_url(r->pool, &c, back));
     }
     return msa_redirect(r, target);
+}
+
+/* scheme://host[:port] of MSAuthLoginHost: the only page that may frame the answer. */
+static const char *login_origin(request_rec *r, const msa_srv_t *srv)
+{
+    apr_uri_t u;
+    if (apr_uri_parse(r->pool, srv->login_host, &u) != APR_SUCCESS || u.scheme == NULL ||
+        u.hostinfo == NULL) {
+        return "'none'";
+    }
+    return apr_pstrcat(r->pool, apr_pstrdup(r->pool, u.scheme), "://", u.hostinfo, NULL);
+}
+
+/* 200 and nothing: the page Microsoft frames learns nothing, whatever was asked. */
+static int frontchannel_answer(request_rec *r, const msa_srv_t *srv)
+{
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_set_content_length(r, 0);
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-cache, no-store");
+    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+    apr_table_setn(
+        r->err_headers_out, "Content-Security-Policy",
+        apr_pstrcat(r->pool, "default-src 'none'; frame-ancestors ", login_origin(r, srv), NULL));
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
+    return OK;
+}
+
+int msa_frontchannel_handler(request_rec *r, const msa_srv_t *srv)
+{
+    apr_table_t *q;
+    const char *sid = NULL, *iss = NULL;
+    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
+        msa_query_get1(q, "sid", &sid) == APR_EINVAL ||
+        msa_query_get1(q, "iss", &iss) == APR_EINVAL) {
+        MSA_RLOG(r, APLOG_INFO, "logout", "front-channel logout: malformed query string");
+        return HTTP_BAD_REQUEST;
+    }
+    if (sid == NULL || *sid == '\0') {
+        MSA_RLOG(r, APLOG_INFO, "logout",
+                 "front-channel logout without a sid: nothing to sign out (does the app "
+                 "registration ask for the optional claim sid?)");
+        return frontchannel_answer(r, srv);
+    }
+    if (!msa_sid_ok(sid)) {
+        MSA_RLOG(r, APLOG_INFO, "logout",
+                 "front-channel logout: the sid is not one Microsoft issues (over %d characters "
+                 "or not visible ASCII): ignored",
+                 MSA_SID_MAX);
+        return frontchannel_answer(r, srv);
+    }
+    /* Entra sends no iss; one that is there must be Microsoft's own issuer form, of this cloud. */
+    if (iss != NULL) {
+        size_t n = strlen(srv->login_host);
+        const char *tid = iss + n + 1;
+        if (strncmp(iss, srv->login_host, n) != 0 || iss[n] != '/' ||
+            strlen(tid) != 36 + strlen("/v2.0") || strcmp(tid + 36, "/v2.0") != 0 ||
+            msa_parse_guid(apr_pstrndup(r->pool, tid, 36)) != NULL) {
+            MSA_RLOG(r, APLOG_INFO, "logout",
+                     "front-channel logout: iss '%s' is not an issuer of MSAuthLoginHost %s: "
+                     "ignored",
+                     msa_loggable(r, iss), srv->login_host);
+            return frontchannel_answer(r, srv);
+        }
+    }
+    int ended = 0;
+    if (msa_cache_sid_revoke(r, srv, sid, &ended) != APR_SUCCESS) {
+        /* Fail closed: an error page Microsoft or the browser may try again. */
+        MSA_RLOG(r, APLOG_ERR, "cache_error",
+                 "MSAuthCache %s cannot answer a front-channel logout: sessions not ended",
+                 srv->cache);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    MSA_RLOG(r, APLOG_INFO, "logout", "front-channel logout: %s",
+             ended ? apr_psprintf(r->pool,
+                                  "the sessions of a Microsoft sign-in ended (%d users' "
+                                  "records)",
+                                  ended)
+                   : "no session of this server has that sid");
+    return frontchannel_answer(r, srv);
 }
 
 int msa_me_handler(request_rec *r, const msa_srv_t *srv)

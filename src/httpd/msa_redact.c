@@ -78,6 +78,8 @@ int msa_redact_request_line(request_rec *r)
         redact_param(q, "code", 0);
         redact_param(q, "token", 0);
         redact_param(q, "error_description", 0);
+        /* A front-channel logout's sid signs its users out: no log reader gets to. */
+        redact_param(q, "sid", 0);
     }
     redact_param(q, "jwt", 1);
     r->the_request = line;

@@ -1,7 +1,8 @@
 /*
  * Session and ID tokens of an app: verified (signature, audience of this
- * virtual host, tenant rule, revocation and epoch), issued, and an ID token
- * spent once.
+ * virtual host, tenant rule, revocation and epoch), issued (with the
+ * Microsoft session it came from recorded for single sign-out), and an ID
+ * token spent once.
  */
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -158,6 +159,15 @@ int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
                  srv->cache);
         return HTTP_SERVICE_UNAVAILABLE;
     }
+    /* Where Microsoft's front-channel logout, which names only the sid, will find it. */
+    if (st->sid != NULL &&
+        msa_cache_sid_record(r, srv, st->sid, msa_cache_owner(r->pool, st->appid, st->sub),
+                             st->exp + srv->clock_skew) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_ERR, "cache_error",
+                 "MSAuthCache %s cannot record the session's Microsoft sign-in: no session issued",
+                 srv->cache);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
     if (msa_token_sign(r->pool, st, key, jwt, &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_WARNING, "token_issue", "appid=%s: %s", msa_app_token_id(app),
                  err ? err : "the token could not be signed");
@@ -195,6 +205,7 @@ void msa_identity_of_token(const msa_token_t *t, msa_identity_t *ident)
     ident->oid = t->oid;
     ident->picture = t->picture;
     ident->verified = t->verified;
+    ident->sid = t->sid;
     ident->groups = t->groups;
 }
 

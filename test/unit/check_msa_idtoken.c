@@ -119,6 +119,38 @@ START_TEST(xms_edov_vouches_for_the_email_only)
 }
 END_TEST
 
+START_TEST(the_sid_claim_is_kept_when_it_can_be_named)
+{
+    msa_idtoken_check_t c = check_of(NULL);
+    msa_identity_t id;
+    int overage;
+    const char *detail;
+    /* Microsoft's optional claim: its sign-in session, named again by its front-channel logout. */
+    ck_assert_ptr_null(verify(&c, claims(",\"sid\":\"00189ff0-c8f2-d8b4-2ca2-4d9c9b2e1f3a\""), &id,
+                              &overage, &detail));
+    ck_assert_str_eq(id.sid, "00189ff0-c8f2-d8b4-2ca2-4d9c9b2e1f3a");
+    /* Without it the login is the same, with no sid. */
+    ck_assert_ptr_null(verify(&c, claims(NULL), &id, &overage, &detail));
+    ck_assert_ptr_null(id.sid);
+    /* One no logout could name (not a string, empty, blank, control characters, too long) is
+     * dropped: the login goes on without single sign-out. */
+    char *long_sid = apr_pstrcat(pool, ",\"sid\":\"",
+                                 apr_psprintf(pool, "%0*d", MSA_SID_MAX + 1, 7), "\"", NULL);
+    const char *const bad[] = {",\"sid\":42",
+                               ",\"sid\":\"\"",
+                               ",\"sid\":\"a b\"",
+                               ",\"sid\":\"a\\u0001b\"",
+                               ",\"sid\":\"caf\\u00e9\"",
+                               long_sid};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        ck_assert_msg(verify(&c, claims(bad[i]), &id, &overage, &detail) == NULL, "%s", bad[i]);
+        ck_assert_msg(id.sid == NULL, "%s kept as %s", bad[i], id.sid);
+    }
+    ck_assert_int_eq(msa_sid_ok(apr_psprintf(pool, "%0*d", MSA_SID_MAX, 7)), 1);
+    ck_assert_int_eq(msa_sid_ok(NULL), 0);
+}
+END_TEST
+
 START_TEST(overage_points_at_graph)
 {
     msa_idtoken_check_t c = check_of(NULL);
@@ -282,6 +314,7 @@ int main(void)
     TCase *tc = msa_test_case("idtoken");
     tcase_add_test(tc, a_good_token_gives_its_identity);
     tcase_add_test(tc, xms_edov_vouches_for_the_email_only);
+    tcase_add_test(tc, the_sid_claim_is_kept_when_it_can_be_named);
     tcase_add_test(tc, overage_points_at_graph);
     tcase_add_test(tc, every_rule_refuses);
     tcase_add_test(tc, the_clock_skew_is_a_leeway_not_more);

@@ -174,6 +174,7 @@ static void assert_same_token(const msa_token_t *a, const msa_token_t *b)
     SAME_STR(upn)
     SAME_STR(tid)
     SAME_STR(picture)
+    SAME_STR(sid)
     SAME_STR(jti)
     SAME_STR(token_use)
 #undef SAME_STR
@@ -217,6 +218,46 @@ START_TEST(json_round_trip)
                      APR_SUCCESS);
     ck_assert_ptr_nonnull(back.groups);
     ck_assert_int_eq(back.groups->nelts, 0);
+}
+END_TEST
+
+/* The Microsoft session (id_token sid) travels in both kinds of token, and back out of them. */
+START_TEST(sid_round_trip)
+{
+    msa_identity_t id = alice();
+    id.sid = "00189ff0-c8f2-d8b4-2ca2-4d9c9b2e1f3a";
+    msa_token_t t, back, id_tok;
+    char *jwt = NULL;
+    const char *err = NULL;
+    ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 86400, 3600, &t), APR_SUCCESS);
+    ck_assert_str_eq(t.sid, id.sid);
+    char *json = msa_token_to_json(pool, &t);
+    ck_assert_msg(strstr(json, "\"sid\":\"00189ff0-c8f2-d8b4-2ca2-4d9c9b2e1f3a\"") != NULL, "%s",
+                  json);
+    /* Signed and verified, through the fast reader and through json-c alone. */
+    ck_assert_int_eq(msa_token_sign(pool, &t, &key_new, &jwt, &err), APR_SUCCESS);
+    ck_assert_int_eq(
+        msa_token_verify(pool, jwt, &key_new, 1, "session", "myapp", NULL, NOW, SKEW, &back, &err),
+        APR_SUCCESS);
+    ck_assert_str_eq(back.sid, id.sid);
+    ck_assert_int_eq(msa_token_claims_json(pool, json, &back, &err), APR_SUCCESS);
+    ck_assert_str_eq(back.sid, id.sid);
+    /* The jwt=id ID token keeps it for the session it is exchanged for. */
+    ck_assert_int_eq(msa_token_id(pool, &id, "myapp", NOW, 60, &id_tok), APR_SUCCESS);
+    ck_assert_str_eq(id_tok.sid, id.sid);
+    ck_assert_int_eq(msa_token_from_json(pool, msa_token_to_json(pool, &id_tok), &back, &err),
+                     APR_SUCCESS);
+    assert_same_token(&id_tok, &back);
+    /* A login without sid: no claim at all, not an empty one. */
+    id.sid = NULL;
+    ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 86400, 3600, &t), APR_SUCCESS);
+    json = msa_token_to_json(pool, &t);
+    ck_assert_msg(strstr(json, "\"sid\"") == NULL, "%s", json);
+    ck_assert_int_eq(msa_token_from_json(pool, json, &back, &err), APR_SUCCESS);
+    ck_assert_ptr_null(back.sid);
+    /* A sid of the wrong type is a bad token, as any string claim's. */
+    ck_assert_int_eq(msa_token_from_json(pool, "{\"sub\":\"s\",\"sid\":7}", &back, &err),
+                     APR_EINVAL);
 }
 END_TEST
 
@@ -686,6 +727,7 @@ static Suite *token_suite(void)
 
     tc = msa_test_case("json");
     tcase_add_test(tc, json_round_trip);
+    tcase_add_test(tc, sid_round_trip);
     tcase_add_test(tc, json_null_and_unknown_claims);
     tcase_add_loop_test(tc, json_bad, 0, sizeof bad_claims / sizeof *bad_claims);
     suite_add_tcase(s, tc);
