@@ -6,7 +6,8 @@ It serves, for any tenant segment (a tenant GUID, a verified domain, `common`,
 
   /<T>/oauth2/v2.0/authorize         login page (pick a user) and authorization codes
   /<T>/oauth2/v2.0/token             code (and refresh token) redemption
-  /<T>/oauth2/v2.0/logout            RP-initiated logout
+  /<T>/oauth2/v2.0/logout            RP-initiated logout: ends the browser's sign-in session
+                                     and frames each app's front-channel logout URL
   /<T>/discovery/v2.0/keys           JWKS (RS256 keys with x5c/x5t)
   /<T>/v2.0/.well-known/openid-configuration
   /v1.0/me, /v1.0/me/transitiveMemberOf, .../getMemberObjects,
@@ -363,8 +364,10 @@ def make_client(client_id, spec, existing=None):
     # The Graph permissions consented for the app: granted when only OIDC
     # scopes are asked for (Graph is then the default resource) or for .default.
     client.setdefault("api_permissions", ["User.Read"])
-    # Optional claims of the registration's token configuration (e.g. "xms_edov").
+    # Optional claims of the registration's token configuration (e.g. "xms_edov", "sid").
     client.setdefault("optional_claims", [])
+    # Authentication -> Front-channel logout URL: framed by the logout page with ?sid=.
+    client.setdefault("frontchannel_logout_url", None)
     client.setdefault("name", "fakems app " + client_id[:8])
     return client
 
@@ -447,6 +450,8 @@ class Response:
 RESET = object()
 
 NO_STORE = [("Cache-Control", "no-store, no-cache"), ("Pragma", "no-cache")]
+# The browser's sign-in session at Microsoft (its ESTSAUTH cookie); the sid claim names it.
+SSO_COOKIE = "ESTSAUTH"
 
 
 def json_response(status, obj, headers=None, content_type="application/json; charset=utf-8"):
@@ -535,6 +540,9 @@ class FakeMS:
         self.access_tokens = {}
         self.refresh_tokens = {}
         self.connection_seq = 0
+        # Browser sign-in sessions (Microsoft's ESTSAUTH cookie): sid -> the user and the
+        # clients signed in through it. The id_token's optional claim sid names one.
+        self.sso_sessions = {}
         self.reset()
 
     # -- configuration -----------------------------------------------------
@@ -749,15 +757,27 @@ class FakeMS:
         shown_header = dict(signed_header, nonce=nonce)
         return b64url_json(shown_header) + signed[signed.index("."):]
 
-    def issue_refresh_token(self, user, client_id, grant, segment):
+    def issue_refresh_token(self, user, client_id, grant, segment, sid=None):
         token = "1.A" + junk(700)
         with self.lock:
             self.refresh_tokens[token] = {"user": user["name"], "client_id": client_id,
-                                          "grant": grant, "segment": segment,
+                                          "grant": grant, "segment": segment, "sid": sid,
                                           "exp": time.time() + 90 * 86400}
         return token
 
-    def build_id_token(self, user, client, grant, nonce, knob):
+    def sso_session(self, cookie_sid, user, client_id):
+        """The browser's sign-in session for user: the one its cookie names when that is
+        user's, else a new one. Returns its sid."""
+        with self.lock:
+            known = self.sso_sessions.get(cookie_sid or "")
+            if known is None or known["user"] != user["name"]:
+                cookie_sid = str(uuid.uuid4())
+                known = self.sso_sessions[cookie_sid] = {"user": user["name"], "clients": []}
+            if client_id not in known["clients"]:
+                known["clients"].append(client_id)
+            return cookie_sid
+
+    def build_id_token(self, user, client, grant, nonce, knob, sid=None):
         now = int(time.time())
         tid = user["tid"]
         iss_tid = tid
@@ -784,6 +804,8 @@ class FakeMS:
             claims["email"] = user["mail"]
         if "xms_edov" in client.get("optional_claims", ()):
             claims["xms_edov"] = self.mail_domain_verified(user)
+        if sid and "sid" in client.get("optional_claims", ()):
+            claims["sid"] = sid
         if client.get("groups") and not user["personal"]:
             if knob == "groups_overage" or len(user["groups"]) > GROUPS_CLAIM_LIMIT:
                 claims["_claim_names"] = {"groups": "src1"}
@@ -982,6 +1004,14 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.close()
         # The request loop still flushes and closes these; give it harmless ones.
         self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
+
+    def cookie(self, name):
+        """The value of the request's cookie name, or None."""
+        for part in (self.headers.get("Cookie") or "").split(";"):
+            k, eq, v = part.strip().partition("=")
+            if eq and k == name:
+                return v
+        return None
 
     def params(self):
         """Authorization parameters: the query, overridden by a posted form."""
@@ -1236,6 +1266,7 @@ class Handler(BaseHTTPRequestHandler):
                   "code_challenge": req.get("code_challenge"),
                   "code_challenge_method": req.get("code_challenge_method") or "plain",
                   "segment": segment, "user": user["name"],
+                  "sid": self.ms.sso_session(self.cookie(SSO_COOKIE), user, client["client_id"]),
                   "expires": time.time() + self.ms.settings["code_lifetime"],
                   "redeemed": False}
         with self.ms.lock:
@@ -1248,7 +1279,11 @@ class Handler(BaseHTTPRequestHandler):
         if state is not None and knob != "no_state":
             pairs.append(("state", state + "x" if knob == "wrong_state" else state))
         pairs.append(("session_state", str(uuid.uuid4())))
-        return self.authorization_response(req, pairs)
+        resp = self.authorization_response(req, pairs)
+        resp.headers.append(("Set-Cookie", "%s=%s; path=/; HttpOnly%s" % (
+            SSO_COOKIE, record["sid"], "; secure; SameSite=None"
+            if self.ms.base_url.startswith("https:") else "; SameSite=Lax")))
+        return resp
 
     def login_page(self, segment, req, client):
         action = "/%s/oauth2/v2.0/authorize" % segment
@@ -1616,7 +1651,7 @@ class Handler(BaseHTTPRequestHandler):
             if knob != "code_reuse":
                 record["redeemed"] = True
         return self.token_success(client, user, record["grant"], record["nonce"],
-                                  record["segment"], knob)
+                                  record["segment"], knob, record.get("sid"))
 
     def same_tenant(self, segment, tenant, record, user):
         """A code redeems at the segment it was issued for, or at the user's tenant."""
@@ -1641,21 +1676,21 @@ class Handler(BaseHTTPRequestHandler):
                                        "issued to a different client.")
         user = self.ms.users.get(record["user"])
         return self.token_success(client, user, record["grant"], None, record["segment"],
-                                  knob)
+                                  knob, record.get("sid"))
 
-    def token_success(self, client, user, grant, nonce, segment, knob):
+    def token_success(self, client, user, grant, nonce, segment, knob, sid=None):
         access_token, lifetime = self.ms.issue_access_token(user, client["client_id"], grant)
         body = {"token_type": "Bearer", "scope": grant.string(),
                 "expires_in": str(lifetime) if knob == "expires_in_string" else lifetime,
                 "ext_expires_in": lifetime, "access_token": access_token}
         if "offline_access" in grant.oidc:
             body["refresh_token"] = self.ms.issue_refresh_token(user, client["client_id"],
-                                                                grant, segment)
+                                                                grant, segment, sid)
         if "openid" in grant.oidc and knob != "no_id_token":
             # A request answered after a "hang" is read by no one (its client
             # gave up): it must not use up a fault meant for a later request.
             id_knob = None if knob == "hang" else self.ms.take_fault("id_token")
-            body["id_token"] = self.ms.build_id_token(user, client, grant, nonce, id_knob)
+            body["id_token"] = self.ms.build_id_token(user, client, grant, nonce, id_knob, sid)
         return json_response(200, body, NO_STORE)
 
     # -- keys, metadata, logout --------------------------------------------
@@ -1731,13 +1766,39 @@ class Handler(BaseHTTPRequestHandler):
     def logout(self, segment):
         self.ms.count("logouts")
         req = self.params()
+        # The browser's sign-in session ends, and every app signed in through it hears so:
+        # its front-channel logout URL framed with ?sid= (Entra sends no iss).
+        sid = self.cookie(SSO_COOKIE)
+        with self.ms.lock:
+            ended = self.ms.sso_sessions.pop(sid or "", None)
+            urls = [self.ms.clients[c]["frontchannel_logout_url"] for c in
+                    (ended or {}).get("clients", ()) if c in self.ms.clients and
+                    self.ms.clients[c].get("frontchannel_logout_url")]
+        frames = "".join('<iframe class="frontchannel" src="%s" width="0" height="0"></iframe>' % (
+            html.escape(u + ("&" if "?" in u else "?") + ms_urlencode([("sid", sid)])))
+            for u in urls)
+        clear = [("Set-Cookie", "%s=; path=/; Max-Age=0" % SSO_COOKIE)] if ended else []
         target = req.get("post_logout_redirect_uri")
+        if frames:
+            # The apps are signed out (the frames loaded) before the browser moves on.
+            onward = ""
+            if target:
+                state = req.get("state")
+                if state is not None:
+                    target += ("&" if "?" in target else "?") + ms_urlencode([("state", state)])
+                onward = ('<script>let n=%d;for(const f of document.querySelectorAll('
+                          '"iframe.frontchannel"))f.onload=()=>{if(--n===0)location.href=%s}'
+                          '</script>') % (len(urls), json.dumps(target))
+            resp = page("Sign out", '<h1 id="signed-out">You signed out of your account</h1>'
+                        + frames + onward)
+            resp.headers += clear
+            return resp
         if target:
             state = req.get("state")
             if state is not None:
                 sep = "&" if "?" in target else "?"
                 target = target + sep + ms_urlencode([("state", state)])
-            return Response(302, "", headers=[("Location", target)] + NO_STORE)
+            return Response(302, "", headers=[("Location", target)] + NO_STORE + clear)
         return page("Sign out", "<h1 id=\"signed-out\">You signed out of your account</h1>"
                     "<p>It's a good idea to close all browser windows.</p>")
 

@@ -675,6 +675,54 @@ def test_logout(ms):
     assert r.status_code == 200 and "You signed out" in r.text
 
 
+def test_sid_optional_claim_names_the_browser_sign_in_session(ms):
+    """sid only for a registration whose token configuration asks for it; one browser's
+    sign-in session (its ESTSAUTH cookie) gives one sid to every app, another browser or
+    another user another; a refresh keeps it."""
+    sso_id, sso_secret = "dddddddd-0000-4000-8000-00000000000d", "sso-secret-value-0123"
+    other_id = "eeeeeeee-0000-4000-8000-00000000000e"
+    ms.control("post", "clients", {"client_id": sso_id, "secret": sso_secret,
+                                   "optional_claims": ["sid"]})
+    ms.control("post", "clients", {"client_id": other_id, "secret": sso_secret,
+                                   "optional_claims": ["sid"]})
+    assert "sid" not in jwt_parts(ms.tokens("alice")["id_token"])[1]   # the default app
+    first = jwt_parts(ms.tokens("alice", client_id=sso_id, secret=sso_secret,
+                                scope=DEFAULT_SCOPE + " offline_access")["id_token"])[1]["sid"]
+    assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", first), first
+    # The same browser, another app: the same session.
+    again = ms.tokens("alice", client_id=other_id, secret=sso_secret)
+    assert jwt_parts(again["id_token"])[1]["sid"] == first
+    # Another browser (no cookie): another session.
+    browser2 = FakeMSClient(ms.base)
+    assert jwt_parts(browser2.tokens("alice", client_id=sso_id, secret=sso_secret)[
+        "id_token"])[1]["sid"] != first
+    # Another user in the first browser: a session of their own.
+    assert jwt_parts(ms.tokens("bob", client_id=sso_id, secret=sso_secret)["id_token"])[1][
+        "sid"] != first
+
+
+def test_logout_frames_every_front_channel_url_of_the_session(ms):
+    """Microsoft's sign-out page frames the front-channel logout URL of each app signed in
+    through the browser's session, with ?sid= only (no iss, as Entra does), and ends it."""
+    a_id, b_id, secret = ("f1f1f1f1-0000-4000-8000-0000000000f1",
+                          "f2f2f2f2-0000-4000-8000-0000000000f2", "frontchannel-secret-01")
+    ms.control("post", "clients", {"client_id": a_id, "secret": secret, "optional_claims": ["sid"],
+                                   "frontchannel_logout_url": "http://a.example/fc"})
+    ms.control("post", "clients", {"client_id": b_id, "secret": secret, "optional_claims": ["sid"],
+                                   "frontchannel_logout_url": "http://b.example/fc?x=1"})
+    sid = jwt_parts(ms.tokens("alice", client_id=a_id, secret=secret)["id_token"])[1]["sid"]
+    ms.tokens("alice", client_id=b_id, secret=secret)
+    r = ms.session.get(ms.url("/common/oauth2/v2.0/logout"), allow_redirects=False,
+                       params={"post_logout_redirect_uri": "http://a.example/bye"})
+    assert r.status_code == 200
+    assert 'src="http://a.example/fc?sid=%s"' % sid in r.text
+    assert 'src="http://b.example/fc?x=1&amp;sid=%s"' % sid in r.text
+    assert "iss=" not in r.text and "http://a.example/bye" in r.text
+    # The session is over: the next sign-in begins another, and a second logout frames nothing.
+    assert jwt_parts(ms.tokens("alice", client_id=a_id, secret=secret)["id_token"])[1][
+        "sid"] != sid
+
+
 # --------------------------------------------------------------------------
 # Graph
 # --------------------------------------------------------------------------
