@@ -423,16 +423,15 @@ apr_status_t msa_token_sign(apr_pool_t *p, const msa_token_t *t, const msa_key_t
 #define MAC_CHARS      43   /* an HS256 MAC in base64url */
 #define KEYS_BYTES     264  /* the keys of a slot, keys_join */
 
-/* Every string claim, so that a copy out of a slot points into the caller's pool. */
+/*
+ * Every string claim, so that a copy out of a slot points into the caller's pool: the list
+ * the JSON is written from, so that no claim added there is left pointing into the pool of
+ * the request that verified the token.
+ */
 static const size_t string_claims[] = {
-    offsetof(msa_token_t, sub),     offsetof(msa_token_t, identifier),
-    offsetof(msa_token_t, appid),   offsetof(msa_token_t, aud),
-    offsetof(msa_token_t, idp),     offsetof(msa_token_t, name),
-    offsetof(msa_token_t, email),   offsetof(msa_token_t, upn),
-    offsetof(msa_token_t, tid),     offsetof(msa_token_t, oid),
-    offsetof(msa_token_t, picture), offsetof(msa_token_t, verified),
-    offsetof(msa_token_t, jti),     offsetof(msa_token_t, token_use),
-    offsetof(msa_token_t, epoch),
+#define CLAIM_OFFSET(f) offsetof(msa_token_t, f),
+    TOKEN_STRINGS(CLAIM_OFFSET)
+#undef CLAIM_OFFSET
 };
 #define STRING_CLAIMS (sizeof(string_claims) / sizeof(string_claims[0]))
 

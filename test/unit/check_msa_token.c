@@ -607,6 +607,7 @@ static char *full_session(const char *jti, msa_token_t *t)
 {
     msa_identity_t id = alice();
     id.oid = "11111111-2222-3333-4444-555555555555";
+    id.sid = "00189ff0-c8f2-d8b4-2ca2-4d9c9b2e1f3a";
     ck_assert_int_eq(msa_token_session(pool, &id, "myapp", NOW, 3600, 300, t), APR_SUCCESS);
     t->jti = jti;
     t->aud = "client:myapp@app.test:443";
