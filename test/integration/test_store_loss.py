@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import query_of, remember
+from msauth import REVOCATION_BOUND, query_of, remember
 from test_shared_state import (delete_all, exchange, expect_store_errors, httpds,  # noqa: F401
                                login, logout, protected, start_login, stores)
 
@@ -173,6 +173,8 @@ def test_a_paused_redis_answers_503_at_once(fakems, stores, httpds):
     assert protected(h, token).status_code == 200
     expect_store_errors(h)
     os.killpg(store.proc.pid, signal.SIGSTOP)
+    # The live verdict read just before is served for at most the bound; then the store is asked.
+    time.sleep(REVOCATION_BOUND + 0.1)
     started = time.time()
     status = requests.get(h.url("/api/static.txt"), timeout=30,
                           headers={"Authorization": "Bearer " + token}).status_code
