@@ -331,3 +331,41 @@ bench_other_cpu() { # two bench_jiffies samples, 6 numbers
     echo "$@" | awk '{o = ($4 - $1) - ($6 - $3); if (o < 0) o = 0
         printf "%.0f%%", 100 * o / ($5 - $2 > 0 ? $5 - $2 : 1)}'
 }
+
+# The running server of compare.sh, protected.sh and scaling.sh (bench_start_httpd).
+BENCH_HTTPD_PID=""
+
+# Starts httpd from $BENCH_DIR/httpd.conf after a configtest; fails with its output.
+bench_start_httpd() {
+    "$BENCH_APACHE" -t -f "$BENCH_DIR/httpd.conf" >"$BENCH_DIR/configtest.log" 2>&1 ||
+        { cat "$BENCH_DIR/configtest.log" >&2; exit 1; }
+    "$BENCH_APACHE" -f "$BENCH_DIR/httpd.conf" -DFOREGROUND >"$BENCH_DIR/stdout.log" 2>&1 &
+    BENCH_HTTPD_PID=$!
+    if ! bench_wait_port "$BENCH_HTTPD_PID" 20; then
+        echo "httpd did not start:" >&2
+        cat "$BENCH_DIR/stdout.log" "$BENCH_DIR/error.log" >&2 2>/dev/null || true
+        exit 1
+    fi
+}
+
+# httpd and its children, for bench_jiffies.
+bench_httpd_pids() { echo "$BENCH_HTTPD_PID" "$(pgrep -P "$BENCH_HTTPD_PID" | tr '\n' ' ' || true)"; }
+
+bench_stop_httpd() {
+    if [ -n "$BENCH_HTTPD_PID" ] && kill -0 "$BENCH_HTTPD_PID" 2>/dev/null; then
+        kill -TERM "$BENCH_HTTPD_PID" 2>/dev/null || true
+        wait "$BENCH_HTTPD_PID" 2>/dev/null || true
+    fi
+    BENCH_HTTPD_PID=""
+}
+
+# The EXIT trap of the scripts: fakems and httpd stopped, $BENCH_DIR removed (KEEP=1 keeps it).
+bench_cleanup() {
+    bench_stop_fakems
+    bench_stop_httpd
+    if [ -z "${KEEP:-}" ]; then
+        rm -rf "$BENCH_DIR"
+    else
+        echo "kept $BENCH_DIR"
+    fi
+}

@@ -20,42 +20,12 @@ THREADS=${THREADS:-2}
 
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v wrk >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "wrk is missing: apt-get install wrk (as root)" >&2
-        exit 1
-    fi
-    echo "== installing wrk"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null ||
-        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
-fi
-
+bench_need_wrk
 bench_prepare
-HTTPD_PID=""
-cleanup() {
-    bench_stop_fakems
-    if [ -n "$HTTPD_PID" ] && kill -0 "$HTTPD_PID" 2>/dev/null; then
-        kill -TERM "$HTTPD_PID" 2>/dev/null || true
-        wait "$HTTPD_PID" 2>/dev/null || true
-    fi
-    if [ -z "${KEEP:-}" ]; then
-        rm -rf "$BENCH_DIR"
-    else
-        echo "kept $BENCH_DIR"
-    fi
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$BENCH_APACHE" -t -f "$BENCH_DIR/httpd.conf" >"$BENCH_DIR/configtest.log" 2>&1 ||
-    { cat "$BENCH_DIR/configtest.log" >&2; exit 1; }
-"$BENCH_APACHE" -f "$BENCH_DIR/httpd.conf" -DFOREGROUND >"$BENCH_DIR/stdout.log" 2>&1 &
-HTTPD_PID=$!
-if ! bench_wait_port "$HTTPD_PID" 20; then
-    echo "httpd did not start:" >&2
-    cat "$BENCH_DIR/stdout.log" "$BENCH_DIR/error.log" >&2 2>/dev/null || true
-    exit 1
-fi
+bench_start_httpd
 
 bench_login
 
@@ -66,7 +36,6 @@ echo "== $BENCH_SIZE-byte file; LogLevel warn; access log off; keep-alive unlimi
 echo "== $(nproc) cores; CPU busy with other work before the run: $(bench_cpu_busy)"
 bench_check
 
-httpd_pids() { echo "$HTTPD_PID" "$(pgrep -P "$HTTPD_PID" | tr '\n' ' ' || true)"; }
 
 # run_wrk NAME PATH ROUND: prints "req/s non-2xx/3xx bytes-per-request socket-errors".
 run_wrk() {
@@ -101,11 +70,11 @@ BAD=0
 OTHER_MAX=0
 for round in $(seq 0 "$ROUNDS"); do
     # shellcheck disable=SC2046
-    j0=$(bench_jiffies $(httpd_pids))
+    j0=$(bench_jiffies $(bench_httpd_pids))
     read -r o_rps o_bad o_bpr o_sock <<<"$(run_wrk open /open/file.txt "$round")"
     read -r p_rps p_bad p_bpr p_sock <<<"$(run_wrk protected /protected/file.txt "$round")"
     # shellcheck disable=SC2046
-    other=$(bench_other_cpu "$j0" "$(bench_jiffies $(httpd_pids))")
+    other=$(bench_other_cpu "$j0" "$(bench_jiffies $(bench_httpd_pids))")
     label=$round
     [ "$round" = 0 ] && label=warm-up
     ratio=$("$BENCH_PYTHON" -c "print('%.3f' % ($p_rps / $o_rps))")

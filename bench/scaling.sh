@@ -77,19 +77,9 @@ case " $CASES " in *" children "*) bench_need_wrk ;; esac
 
 bench_prepare
 cg_own_dir
-HTTPD_PID=""
 cleanup() {
-    bench_stop_fakems
     cg_cleanup
-    if [ -n "$HTTPD_PID" ] && kill -0 "$HTTPD_PID" 2>/dev/null; then
-        kill -TERM "$HTTPD_PID" 2>/dev/null || true
-        wait "$HTTPD_PID" 2>/dev/null || true
-    fi
-    if [ -z "${KEEP:-}" ]; then
-        rm -rf "$BENCH_DIR"
-    else
-        echo "kept $BENCH_DIR"
-    fi
+    bench_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -267,16 +257,9 @@ children_case() {
         bench_write_conf
         unset BENCH_PROCS
         echo "== children: $procs x 64 threads, $CH_ROUNDS rounds (+1 warm-up) x ${CH_DURATION}s per path"
-        cg_configtest
-        "$BENCH_APACHE" -f "$BENCH_DIR/httpd.conf" -DFOREGROUND >"$BENCH_DIR/stdout.log" 2>&1 &
-        HTTPD_PID=$!
-        if ! bench_wait_port "$HTTPD_PID" 20; then
-            echo "httpd did not start:" >&2
-            cat "$BENCH_DIR/stdout.log" "$BENCH_DIR/error.log" >&2 2>/dev/null || true
-            exit 1
-        fi
+        bench_start_httpd
         local n
-        n=$(pgrep -P "$HTTPD_PID" | wc -l)
+        n=$(pgrep -P "$BENCH_HTTPD_PID" | wc -l)
         bench_login
         bench_check
         echo "   children running: $n"
@@ -289,9 +272,7 @@ children_case() {
             [ "$r" = 0 ] || rs="$rs $o:$p"
         done
         echo "children-$procs$rs" >>"$ROWS"
-        kill -TERM "$HTTPD_PID"
-        wait "$HTTPD_PID" 2>/dev/null || true
-        HTTPD_PID=""
+        bench_stop_httpd
     done
 }
 
