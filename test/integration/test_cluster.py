@@ -37,7 +37,11 @@ Alias /api/ @DIR@/htdocs/cgi/
 
 
 class Store:
+    """A real memcached or redis on loopback."""
+
     def __init__(self, kind):
+        binary = "memcached" if kind == "memcache" else "redis-server"
+        assert shutil.which(binary), binary + " is not installed (scripts/deps test installs it)"
         self.kind = kind
         self.port = free_port()
         if kind == "memcache":
@@ -57,26 +61,31 @@ class Store:
         return "%s:127.0.0.1:%d" % (self.kind, self.port)
 
     def stop(self):
-        left = stop_group(self.proc)
-        assert not left, "%s left processes behind: %s" % (self.kind, left)
+        if self.proc is not None:
+            left = stop_group(self.proc)
+            self.proc = None
+            assert not left, "%s left processes behind: %s" % (self.kind, left)
+
+
+def two_servers(request, fakems, kind, name="cluster", conf=CONF):
+    """A fresh memcached or redis and two servers a and b sharing it (app.test:443), each
+    checked for unexpected log lines when the test ends: (store, a, b)."""
+    store = Store(kind)
+    request.addfinalizer(store.stop)
+    servers = []
+    for n in ("a", "b"):
+        h = Httpd(conf % store.spec, fakems, modules=["socache_" + kind],
+                  name="%s-%s" % (name, n), server_name="app.test:443").start()
+        h.expect_warn(fresh_store_epoch(store.spec))  # the store starts empty
+        request.addfinalizer(h.cleanup)
+        servers.append(h)
+    request.addfinalizer(lambda: [h.check_log() for h in servers])
+    return store, servers[0], servers[1]
 
 
 @pytest.fixture(params=["memcache", "redis"])
 def cluster(request, fakems):
-    binary = "memcached" if request.param == "memcache" else "redis-server"
-    assert shutil.which(binary), binary + " is not installed (scripts/deps test installs it)"
-    store = Store(request.param)
-    request.addfinalizer(store.stop)
-    servers = []
-    for name in ("a", "b"):
-        h = Httpd(CONF % store.spec, fakems, modules=["socache_" + request.param],
-                  name="cluster-" + name, server_name="app.test:443").start()
-        h.expect_warn(fresh_store_epoch(store.spec))  # the store starts empty
-        request.addfinalizer(h.cleanup)
-        servers.append(h)
-    yield store, servers[0], servers[1]
-    for h in servers:
-        h.check_log()
+    return two_servers(request, fakems, request.param)
 
 
 def id_token(fakems, httpd):

@@ -13,11 +13,8 @@ made-up sids, values of other records as a sid, a redirect, the sid in the logs.
 """
 
 import html
-import os
 import re
-import shutil
 import socket
-import subprocess
 import time
 import urllib.parse
 import uuid
@@ -25,8 +22,8 @@ import uuid
 import pytest
 import requests
 
-from msauth import (REVOCATION_BOUND, Httpd, free_port, fresh_store_epoch, jwt_parts, remember, start_group,
-                    stop_group, wait_port)
+from msauth import REVOCATION_BOUND, Httpd, fresh_store_epoch, jwt_parts, remember
+from test_cluster import Store as cluster_store
 
 # An app registration whose token configuration asks for the optional claim sid.
 SSO_CLIENT = "5f5f5f5f-0000-4000-8000-00000000005f"
@@ -72,35 +69,8 @@ def registrations(fakems):
                                    "optional_claims": claims})
 
 
-class Store:
-    """A real memcached or redis on loopback."""
-
-    def __init__(self, kind):
-        binary = "memcached" if kind == "memcache" else "redis-server"
-        assert shutil.which(binary), binary + " is not installed (scripts/deps test installs it)"
-        self.kind = kind
-        self.port = free_port()
-        if kind == "memcache":
-            cmd = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "16"]
-            if os.geteuid() == 0:
-                cmd += ["-u", "nobody"]
-        else:
-            cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                   "--appendonly", "no"]
-        self.proc = start_group(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_port(self.port, self.proc):
-            self.stop()
-            raise AssertionError("%s did not start" % kind)
-
-    @property
-    def spec(self):
-        return "%s:127.0.0.1:%d" % (self.kind, self.port)
-
-    def stop(self):
-        if self.proc is not None:
-            left = stop_group(self.proc)
-            self.proc = None
-            assert not left, "%s left processes behind: %s" % (self.kind, left)
+class Store(cluster_store):
+    """A real memcached or redis on loopback (test_cluster's), and what it holds."""
 
     def items(self):
         """How many records the store holds."""

@@ -16,9 +16,8 @@ import pytest
 import requests
 
 from msauth import (CLIENT_ID, CLIENT_SECRET, FAKEMS_APP, REVOCATION_BOUND, Httpd, jwt_parts,
-                    seed_authorize_url, fresh_store_epoch)
-from test_cluster import (CONF as CLUSTER_CONF, SLACK, WARM, Store, bearer_get, id_token, post,
-                          settled)
+                    seed_authorize_url)
+from test_cluster import (SLACK, WARM, bearer_get, id_token, post, settled, two_servers)
 
 
 def codes_of(httpd, jwt, n=WARM):
@@ -36,18 +35,7 @@ def redis_cli(store, *args):
 
 @pytest.fixture
 def redis_pair(request, fakems):
-    store = Store("redis")
-    request.addfinalizer(store.stop)
-    servers = []
-    for name in ("a", "b"):
-        h = Httpd(CLUSTER_CONF % store.spec, fakems, modules=["socache_redis"],
-                  name="attack-" + name, server_name="app.test:443").start()
-        h.expect_warn(fresh_store_epoch(store.spec))
-        request.addfinalizer(h.cleanup)
-        servers.append(h)
-    yield store, servers[0], servers[1]
-    for h in servers:
-        h.check_log()
+    return two_servers(request, fakems, "redis", name="attack")
 
 
 def test_a_logout_needs_no_record_but_its_own_to_be_honoured_by_the_other_server(
@@ -193,18 +181,7 @@ def test_delete_jwt_auth_outlives_a_shortened_session_timeout(fakems, settings_h
 
 @pytest.fixture(params=["memcache", "redis"])
 def pair(request, fakems):
-    store = Store(request.param)
-    request.addfinalizer(store.stop)
-    servers = []
-    for name in ("a", "b"):
-        h = Httpd(CLUSTER_CONF % store.spec, fakems, modules=["socache_" + request.param],
-                  name="attack-" + name, server_name="app.test:443").start()
-        h.expect_warn(fresh_store_epoch(store.spec))
-        request.addfinalizer(h.cleanup)
-        servers.append(h)
-    yield store, servers[0], servers[1]
-    for h in servers:
-        h.check_log()
+    return two_servers(request, fakems, request.param, name="attack")
 
 
 def test_a_refresh_on_another_server_after_delete_jwt_auth_does_not_survive_it(fakems, pair):
