@@ -278,29 +278,25 @@ static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_
         }
     }
     if (t->groups != NULL) {
-        /* Linear in the groups: one join, and names no earlier step of the request set. */
+        /* Linear in the groups: one join, each name added when none was there before. */
         int n = t->groups->nelts;
-        const char **clean_groups = apr_palloc(r->pool, sizeof(char *) * (apr_size_t)(n + 1));
-        apr_size_t total = 1;
+        apr_array_header_t *clean_groups = apr_array_make(r->pool, n > 0 ? n : 1, sizeof(char *));
         for (int i = 0; i < n; i++) {
-            clean_groups[i] = clean(r, APR_ARRAY_IDX(t->groups, i, const char *));
-            total += strlen(clean_groups[i]) + 1;
+            APR_ARRAY_PUSH(clean_groups, const char *) =
+                clean(r, APR_ARRAY_IDX(t->groups, i, const char *));
         }
-        char *joined = apr_palloc(r->pool, total), *at = joined;
-        for (int i = 0; i < n; i++) {
-            apr_size_t len = strlen(clean_groups[i]);
-            if (i > 0) {
-                *at++ = ',';
-            }
-            memcpy(at, clean_groups[i], len);
-            at += len;
-        }
-        *at = '\0';
+        const char *joined = apr_array_pstrcat(r->pool, clean_groups, ',');
         if (env) {
             apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS", joined);
             apr_table_setn(r->subprocess_env, "MSAUTH_GROUPS_N", apr_itoa(r->pool, n));
             for (int i = 0; i < n; i++) {
-                apr_table_addn(r->subprocess_env, group_var(r->pool, i), clean_groups[i]);
+                const char *name = group_var(r->pool, i);
+                const char *g = APR_ARRAY_IDX(clean_groups, i, const char *);
+                if (fresh) {
+                    apr_table_addn(r->subprocess_env, name, g);
+                } else {
+                    apr_table_setn(r->subprocess_env, name, g);
+                }
             }
         }
         if (hdr) {

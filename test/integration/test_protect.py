@@ -58,6 +58,10 @@ def conf():
 MSAuthSigninSuccess /welcome
 MSAuthSigninFailure /failed?cause=?
 MSAuthRedirectAllow https://partner.example.com/apps
+# A site rule that copies a request header into the environment under the module's names.
+SetEnvIf X-Spoof "(.+)" MSAUTH_EMAIL=$1 MSAUTH_GROUPS_0=$1 MSAUTH_GROUPS_1=$1 MSAUTH_GROUPS_N=9
+# and a rule that reads them back, as mod_rewrite's %%{ENV:} and mod_headers' %%{}e do.
+RequestHeader set X-MS-Echo "%%{MSAUTH_EMAIL}e %%{MSAUTH_GROUPS_0}e" "expr=-n req('X-Spoof')"
 <MSAuthApp groupsapp>
     MSAuthGroups Token
 </MSAuthApp>
@@ -572,6 +576,24 @@ def test_groups_from_the_id_token(httpd, fakems):
     assert env["MSAUTH_GROUPS"] == ",".join(ALICE_GROUPS)
     assert [env["MSAUTH_GROUPS_0"], env["MSAUTH_GROUPS_1"]] == ALICE_GROUPS
     assert not [q for q in fakems.requests() if "transitiveMemberOf" in q["path"]]
+
+
+def test_identity_set_by_a_site_rule_is_replaced_not_doubled(httpd, fakems):
+    """SetEnvIf put MSAUTH_* in the environment before the module: the app sees the
+    session's values, once each."""
+    b = Browser(httpd, fakems)
+    b.login("/groups/whoami.cgi")
+    r = b.get("/groups/whoami.cgi", headers={"X-Spoof": "admins"})
+    assert r.status_code == 200
+    lines = [l for l in r.text.splitlines() if l.startswith("MSAUTH_")]
+    env = env_of(r.text)
+    assert env["MSAUTH_EMAIL"] == "alice@contoso.example"
+    assert [env["MSAUTH_GROUPS_0"], env["MSAUTH_GROUPS_1"]] == ALICE_GROUPS
+    assert env["MSAUTH_GROUPS_N"] == "2"
+    assert "admins" not in r.text
+    assert env["HTTP_X_MS_ECHO"] == "alice@contoso.example %s" % ALICE_GROUPS[0]
+    names = [l.split("=", 1)[0] for l in lines]
+    assert len(names) == len(set(names)), sorted(names)
 
 
 def test_group_overage_reads_graph_and_keeps_one_small_cookie(httpd, fakems):
