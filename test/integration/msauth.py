@@ -498,8 +498,9 @@ Timeout 30
         reports = self.sanitizer_reports()
         bad = self.unexpected_log_lines(final=True) if os.path.isdir(self.dir) else []
         keep = os.path.join(LOG_ARCHIVE, os.path.basename(self.dir))
-        os.makedirs(keep, exist_ok=True)
-        for name in ("error.log", "access.log"):
+        if self.proc is not None or reports:  # a server that only ran configtest has no log
+            os.makedirs(keep, exist_ok=True)
+        for name in ("error.log", "access.log") if os.path.isdir(keep) else ():
             if os.path.exists(os.path.join(self.dir, name)):
                 shutil.copy(os.path.join(self.dir, name), keep)
         for i, text in enumerate(reports):
