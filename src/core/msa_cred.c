@@ -269,15 +269,27 @@ static apr_status_t file_read(apr_pool_t *p, const char *path, char **token, apr
                               const char **err)
 {
     apr_file_t *f;
-    if (apr_file_open(&f, path, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p) != APR_SUCCESS) {
+    /*
+     * Non-blocking: a FIFO put where the token was would block the open (and every login
+     * waiting for the credential's lock) until something writes to it. What was opened is
+     * then asked what it is: only a regular file is read.
+     */
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_NONBLOCK, APR_FPROT_OS_DEFAULT, p) !=
+        APR_SUCCESS) {
         *err = apr_psprintf(p, "assertion file %s cannot be read", path);
         return APR_ENOENT;
     }
-    apr_status_t rv = apr_file_info_get(fi, APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_INODE, f);
+    apr_status_t rv = apr_file_info_get(
+        fi, APR_FINFO_TYPE | APR_FINFO_MTIME | APR_FINFO_SIZE | APR_FINFO_INODE, f);
     if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
         apr_file_close(f);
         *err = apr_psprintf(p, "assertion file %s cannot be read", path);
         return rv;
+    }
+    if (fi->filetype != APR_REG) {
+        apr_file_close(f);
+        *err = apr_psprintf(p, "assertion file %s is not a regular file", path);
+        return APR_EINVAL;
     }
     char *buf = apr_palloc(p, MSA_MAX_TOKEN + 2);
     apr_size_t n = MSA_MAX_TOKEN + 1;
