@@ -52,9 +52,10 @@ typedef struct msa_token {
     const char *sid;      /* as in msa_identity_t: the Microsoft session it came from */
     const char *jti;
     const char *token_use;
-    const char *epoch;          /* the shared store's epoch at issue (MSAuthCache) */
-    apr_int64_t iat, nbf, exp;  /* epoch seconds */
-    apr_int64_t refresh;        /* epoch milliseconds, session tokens */
+    const char *epoch;         /* the shared store's epoch at issue (MSAuthCache) */
+    const char *sid_epoch;     /* with a sid in a store of several shards: the epoch of the sid's */
+    apr_int64_t iat, nbf, exp; /* epoch seconds */
+    apr_int64_t refresh;       /* epoch milliseconds, session tokens */
     apr_array_header_t *groups; /* const char *, may be NULL */
     int groups_cached;          /* the groups did not fit: they are in the cache under jti */
 } msa_token_t;

@@ -73,7 +73,7 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
 }
 
 /* The string claims, in the order they are written (sid: the Microsoft session, when known). */
-#define TOKEN_STRINGS(X) TOKEN_PROFILE(X) X(sid)
+#define TOKEN_STRINGS(X) TOKEN_PROFILE(X) X(sid) X(sid_epoch)
 #define TOKEN_PROFILE(X)                                                                           \
     X(sub)                                                                                         \
     X(identifier)                                                                                  \

@@ -289,6 +289,19 @@ apr_status_t msa_cache_state_epoch(request_rec *r, const msa_srv_t *srv, const c
     return epoch_of(r, srv, MSA_CLASS_TRANSIENT, state, epoch);
 }
 
+/* Where the records of who holds a sid live (see the single sign-out below). */
+static const char *sid_place(apr_pool_t *p, const char *sid)
+{
+    return apr_pstrcat(p, "sid:", sid, NULL);
+}
+
+/* Whether the records of sid are on another shard than owner's. */
+static int sid_apart(apr_pool_t *p, const msa_store_t *st, const char *sid, const char *owner)
+{
+    return st->shards > 1 &&
+           msa_store_shard(sid_place(p, sid), st->shards) != msa_store_shard(owner, st->shards);
+}
+
 msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, const msa_token_t *t,
                                       const msa_token_memo_t *memo)
 {
@@ -323,6 +336,21 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
     if (vals[0] != NULL || (vals[1] != NULL && t->iat <= apr_atoi64(vals[1])) || vals[2] != NULL) {
         return MSA_TOKEN_REVOKED;
     }
+    /*
+     * The records of who holds the sid live on the sid's shard: when that shard lost them,
+     * Microsoft's sign-out could no longer find this token, so it is not accepted either.
+     */
+    if (t->sid != NULL && sid_apart(r->pool, st, t->sid, owner)) {
+        char sid_epoch[MSA_EPOCH_LEN + 1];
+        rv = st->ops->epoch(st, r, MSA_CLASS_DURABLE, sid_place(r->pool, t->sid), sid_epoch);
+        if (rv != APR_SUCCESS) {
+            msa_metric_cache_error();
+            return MSA_TOKEN_UNKNOWN;
+        }
+        if (t->sid_epoch == NULL || strcmp(t->sid_epoch, sid_epoch) != 0) {
+            return MSA_TOKEN_STALE;
+        }
+    }
     if (stamp != 0) {
         msa_token_memo_set(memo, stamp);
     }
@@ -341,21 +369,15 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
  */
 #define SID_SLOTS 8 /* what one lookup reads */
 
-static const char *sid_place(apr_pool_t *p, const char *sid)
-{
-    return apr_pstrcat(p, "sid:", sid, NULL);
-}
-
 /* The slots of sid, read in one round trip: vals[i] NULL when free. */
 static apr_status_t sid_slots(request_rec *r, const msa_srv_t *srv, const char *sid,
-                              const char **ids, char **vals)
+                              const char **ids, char **vals, char *epoch)
 {
     msa_store_t *st = store(srv);
     if (st == NULL) {
         return APR_EGENERAL;
     }
     const char *kinds[SID_SLOTS];
-    char epoch[MSA_EPOCH_LEN + 1];
     for (int i = 0; i < SID_SLOTS; i++) {
         kinds[i] = records[MSA_REC_SID_OWNER].kind;
         ids[i] = apr_psprintf(r->pool, "%s/%d", sid, i);
@@ -375,13 +397,19 @@ static const char *slot_owner(const char *val)
 }
 
 apr_status_t msa_cache_sid_record(request_rec *r, const msa_srv_t *srv, const char *sid,
-                                  const char *owner, apr_int64_t exp)
+                                  const char *owner, apr_int64_t exp, const char **sid_epoch)
 {
     const char *ids[SID_SLOTS];
     char *vals[SID_SLOTS];
-    apr_status_t rv = sid_slots(r, srv, sid, ids, vals);
+    char epoch[MSA_EPOCH_LEN + 1];
+    *sid_epoch = NULL;
+    apr_status_t rv = sid_slots(r, srv, sid, ids, vals, epoch);
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    /* Read before the record is written: a shard that loses it later shows a new epoch. */
+    if (sid_apart(r->pool, store(srv), sid, owner)) {
+        *sid_epoch = apr_pstrdup(r->pool, epoch);
     }
     const char *place = sid_place(r->pool, sid);
     int mine = -1, home = msa_store_shard(owner, SID_SLOTS);
@@ -431,8 +459,9 @@ apr_status_t msa_cache_sid_revoke(request_rec *r, const msa_srv_t *srv, const ch
 {
     const char *ids[SID_SLOTS];
     char *vals[SID_SLOTS];
+    char epoch[MSA_EPOCH_LEN + 1];
     *ended = 0;
-    apr_status_t rv = sid_slots(r, srv, sid, ids, vals);
+    apr_status_t rv = sid_slots(r, srv, sid, ids, vals, epoch);
     if (rv != APR_SUCCESS) {
         return rv;
     }

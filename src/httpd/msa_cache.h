@@ -65,10 +65,14 @@ msa_verdict_t msa_cache_token_verdict(request_rec *r, const msa_srv_t *srv, cons
 /*
  * A session of owner issued in the Microsoft session sid, alive until exp
  * (epoch seconds): recorded where a front-channel logout, which knows only
- * the sid, finds it. APR_SUCCESS, else the store cannot answer.
+ * the sid, finds it. *sid_epoch: in a store of several shards whose shard of
+ * the sid is not owner's, that shard's epoch, which the token must carry (its
+ * verdict then asks that shard too: losing the record of who holds a sid
+ * must not put those sessions out of reach of the sign-out); else NULL.
+ * APR_SUCCESS, else the store cannot answer.
  */
 apr_status_t msa_cache_sid_record(request_rec *r, const msa_srv_t *srv, const char *sid,
-                                  const char *owner, apr_int64_t exp);
+                                  const char *owner, apr_int64_t exp, const char **sid_epoch);
 /*
  * Microsoft signed the session sid out: every token recorded for it dies, on
  * every server sharing the store. *ended is how many users' records were

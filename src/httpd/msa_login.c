@@ -239,6 +239,7 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
             apr_status_t rv =
                 msa_token_id(r->pool, ident, msa_app_token_id(app), now, app->id_token_ttl, &it);
             it.epoch = st.epoch; /* spent ID tokens are remembered in the same epoch */
+            it.sid_epoch = st.sid_epoch;
             it.aud = st.aud;
             if (rv != APR_SUCCESS ||
                 msa_token_sign(r->pool, &it, key, &id_token, &err) != APR_SUCCESS) {

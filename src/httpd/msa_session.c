@@ -162,7 +162,7 @@ int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
     /* Where Microsoft's front-channel logout, which names only the sid, will find it. */
     if (st->sid != NULL &&
         msa_cache_sid_record(r, srv, st->sid, msa_cache_owner(r->pool, st->appid, st->sub),
-                             st->exp + srv->clock_skew) != APR_SUCCESS) {
+                             st->exp + srv->clock_skew, &st->sid_epoch) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_ERR, "cache_error",
                  "MSAuthCache %s cannot record the session's Microsoft sign-in: no session issued",
                  srv->cache);

@@ -67,6 +67,7 @@ struct msa_store {
     const msa_store_ops_t *ops;
     void *impl;
     unsigned ordinal;            /* 1, 2, ... in the order the stores were made */
+    int shards;                  /* servers records are spread over (0 or 1: one) */
     struct msa_store_view *view; /* shared stores: what this process last read of each shard */
 };
 

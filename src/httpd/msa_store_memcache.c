@@ -38,7 +38,9 @@ static apr_status_t memcache_create(msa_store_t *st, const char *arg, apr_pool_t
 {
     mc_t *m = apr_pcalloc(pconf, sizeof(*m));
     st->impl = m;
-    return msa_store_servers_of(st, arg, 11211, pconf, s, &m->hosts, &m->ports);
+    apr_status_t rv = msa_store_servers_of(st, arg, 11211, pconf, s, &m->hosts, &m->ports);
+    st->shards = rv == APR_SUCCESS ? m->hosts->nelts : 0;
+    return rv;
 }
 
 static void memcache_child_init(msa_store_t *st, apr_pool_t *pchild, server_rec *s)

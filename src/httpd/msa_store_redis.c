@@ -56,6 +56,7 @@ static apr_status_t redis_create(msa_store_t *st, const char *arg, apr_pool_t *p
         d->shards[i].port = APR_ARRAY_IDX(ports, i, int);
     }
     st->impl = d;
+    st->shards = d->n;
     return APR_SUCCESS;
 }
 
