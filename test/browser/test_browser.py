@@ -294,3 +294,104 @@ def test_user_cancels_on_microsoft_page(fakems, httpd):
     httpd.wait_log(r"login_failed: cause=access_denied")
     check_png(shot, min_bytes=1000)
     httpd.check_log()
+
+
+# Single sign-out: Microsoft's sign-out page frames the front-channel logout URL ----------
+
+FRONTCHANNEL = os.path.join(HERE, "frontchannel.mjs")
+FC_CLIENT = "5f5f5f5f-0000-4000-8000-0000000000b5"
+FC_SECRET = "browser-frontchannel-secret-0123456789"
+FC_PATH = "/microsoft_auth/logout/frontchannel"
+
+FC_CONF = """
+MSAuthLoginHost @FAKEMS@
+MSAuthGraphHost @FAKEMS@
+MSAuthHTTPTimeout 5 2
+MSAuthClientID %s
+MSAuthClientSecret %s
+MSAuthSecretKey @KEY@
+<Location /cgi>
+    AuthType Microsoft
+    Require valid-user
+</Location>
+""" % (FC_CLIENT, FC_SECRET)
+
+# A page of another origin (the same server by another name: http://localhost:<port>) that
+# frames the front-channel logout URL, as any site could.
+FOREIGN_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Another site</title></head>
+<body><h1>Another site</h1>
+<iframe id="fc" src="@ORIGIN@/microsoft_auth/logout/frontchannel?sid=made-up-sid"></iframe>
+</body></html>
+"""
+
+
+def run_frontchannel(*args):
+    cmd = [shutil.which("node") or "node", FRONTCHANNEL, *args]
+    p = start_group(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=LOGIN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail("frontchannel.mjs ran over %d s\nstdout: %s\nstderr: %s"
+                    % (LOGIN_TIMEOUT, out[-3000:], err[-3000:]))
+    finally:
+        left = stop_group(p, grace=5)
+    assert not left, "frontchannel.mjs left processes behind: %s" % left
+    reports = [line for line in out.splitlines() if line.startswith("{")]
+    assert reports, "frontchannel.mjs printed no report (exit %s)\nstdout: %s\nstderr: %s" % (
+        p.returncode, out[-3000:], err[-3000:])
+    report = json.loads(reports[-1])
+    assert p.returncode == 0 and report.get("ok") is True, (
+        "frontchannel.mjs failed (exit %s):\n%s\nstderr: %s"
+        % (p.returncode, json.dumps(report, indent=1)[:6000], err[-3000:]))
+    return report["pages"]
+
+
+def test_single_sign_out_framed_by_microsoft_and_by_nobody_else(fakems, httpd):
+    """alice signs in; a page of another origin framing the front-channel logout URL is
+    refused by Chromium (frame-ancestors names Microsoft's origin only) and she stays signed
+    in; she signs out at Microsoft, whose page frames the URL with her session's sid: the
+    frame loads, and her next visit to the protected page sends her to sign in again."""
+    h = Httpd(FC_CONF, fakems, name="browser-fc")
+    with open(os.path.join(h.htdocs, "foreign.html"), "w") as f:
+        f.write(h.substitute(FOREIGN_HTML))
+    h.start()
+    try:
+        fakems.control("clients", {"client_id": FC_CLIENT, "secret": FC_SECRET,
+                                   "optional_claims": ["sid"],
+                                   "frontchannel_logout_url": h.url(FC_PATH)})
+        app = h.url("/cgi/whoami.cgi")
+        pages = run_frontchannel("--app", app, "--user", "alice",
+                                 "--ms-logout", fakems.base + "/common/oauth2/v2.0/logout",
+                                 "--foreign", "http://localhost:%d/foreign.html" % h.port)
+        signed_in = pages["signed_in"]
+        assert signed_in["url"] == app and signed_in["status"] == 200, signed_in
+        assert "REMOTE_USER=alice@contoso.example" in signed_in["text"], signed_in
+
+        # Another origin: Chromium refuses to show the frame, naming the policy.
+        foreign = pages["foreign"]
+        refused = [e for e in foreign["console_errors"] if "frame-ancestors" in e]
+        assert refused and '"frame-ancestors %s"' % fakems.base in refused[0], foreign
+        assert "blocked" in refused[0] or "Refused to frame" in refused[0], foreign
+        assert foreign["frames"] and not foreign["frames"][0].startswith(h.origin + FC_PATH), \
+            foreign
+        after = pages["after_foreign"]
+        assert after["url"] == app and "REMOTE_USER=alice@contoso.example" in after["text"], after
+
+        # Microsoft's sign-out page: the frame is its to show, and it loads.
+        ms = pages["ms_logout"]
+        assert "You signed out of your account" in ms["text"], ms
+        assert [f.split("?")[0] for f in ms["frames"]] == [h.origin + FC_PATH], ms
+        assert "sid=" in ms["frames"][0], ms
+        assert not [e for e in ms["console_errors"] if "frame-ancestors" in e], ms
+        h.wait_log(r"msauth: logout: front-channel logout: the sessions of a Microsoft sign-in "
+                   r"ended \(1 users' records\)")
+        # What alice notices: the protected page asks her to sign in again.
+        gone = pages["after_sign_out"]
+        assert gone["url"].startswith(fakems.base + "/common/oauth2/v2.0/authorize?"), gone
+        assert "REMOTE_USER" not in gone["text"], gone
+        h.check_log()
+    finally:
+        h.cleanup()
