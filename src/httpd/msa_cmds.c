@@ -151,6 +151,20 @@ static const char *set_client_cert(cmd_parms *cmd, void *d, const char *cert, co
     if (msa_cred_cert_load(&c, cmd->pool, cp, kp, n, apr_time_now(), &err) != APR_SUCCESS) {
         return bad(cmd, err);
     }
+    /*
+     * The key is read here, by root: nobody else needs to read it, least of all what runs
+     * as Apache's User (CGI scripts, the app). Said where httpd -t and the start show it.
+     */
+    apr_finfo_t fi;
+    if (apr_stat(&fi, kp, APR_FINFO_PROT, cmd->temp_pool) == APR_SUCCESS &&
+        (fi.protection & (APR_FPROT_WREAD | APR_FPROT_WWRITE)) != 0) {
+        MSA_SLOG(cmd->server, APLOG_WARNING, 0, "config",
+                 "%s: key %s can be %s by every user of this machine (CGI scripts and the app "
+                 "included): chmod o-rwx %s (on line %d of %s)",
+                 cmd->cmd->name, kp,
+                 (fi.protection & APR_FPROT_WWRITE) != 0 ? "replaced" : "read", kp,
+                 cmd->directive->line_num, cmd->directive->filename);
+    }
     MSA_CFG_SET(a, client_cert, c);
     return NULL;
 }

@@ -352,3 +352,132 @@ def test_an_id_token_or_refresh_of_a_signed_out_session_gets_no_session(request,
                       headers={"Origin": h.origin}, allow_redirects=False, timeout=10)
     assert not any(c.startswith("msauth=") and "Max-Age=0" not in c
                    for c in r.raw.headers.getlist("Set-Cookie")), r.headers
+
+
+# Did not get in: the framing headers follow the cloud ---------------------------------------
+
+@pytest.mark.parametrize("login_host,origin", [
+    ("https://login.microsoftonline.us", "https://login.microsoftonline.us"),
+    ("https://login.partner.microsoftonline.cn/", "https://login.partner.microsoftonline.cn"),
+    ("https://login.example.test:8443", "https://login.example.test:8443"),
+])
+def test_frame_ancestors_name_the_configured_clouds_login_origin(request, fakems, login_host,
+                                                                origin):
+    conf = """MSAuthLoginHost %s
+MSAuthClientID %s
+MSAuthClientSecret %s
+MSAuthSecretKey @KEY@
+""" % (login_host, SSO_CLIENT, SSO_SECRET)
+    h = Httpd(conf, fakems, name="cloud").start()
+    request.addfinalizer(h.cleanup)
+    for query in ("?sid=" + "a" * 36, "", "?sid=*", "?sid=%01"):
+        r = requests.get(h.url(FC) + query, timeout=10, allow_redirects=False)
+        assert r.status_code == 200 and r.content == b"", (query, r.status_code)
+        assert "Location" not in r.headers and "Set-Cookie" not in r.headers
+        assert "X-Frame-Options" not in r.headers
+        ancestors = [d.strip() for d in r.headers["Content-Security-Policy"].split(";")
+                     if d.strip().startswith("frame-ancestors")]
+        assert ancestors == ["frame-ancestors " + origin], r.headers
+
+
+# Did not get in: the certificate's key and assertions ------------------------------------------
+
+CERT_CONF = """
+LogLevel warn msauth:trace8
+MSAuthLoginHost @FAKEMS@
+MSAuthGraphHost @FAKEMS@
+MSAuthHTTPTimeout 5 2
+MSAuthSecretKey @KEY@
+MSAuthSigninFailure /?cause=?
+MSAuthMetrics On
+MSAuthHealth On
+MSAuthClientID {client}
+MSAuthClientCertificate {d}/client.crt {d}/client.key
+"""
+
+
+def test_assertions_are_unique_across_children_and_a_graceful_restart_with_a_new_key(
+        request, fakems, creds):  # noqa: F811
+    """Logins at once in every child, then the certificate and key renewed and `apachectl
+    graceful`: every assertion fakems saw has a jti of its own and verified, the new
+    certificate signs after the restart, and neither the key nor an assertion reaches the
+    error log at trace8, the metrics or the health page."""
+    import concurrent.futures
+    import shutil
+    import signal
+
+    from test_credentials import CERT_CLIENT, write_cert
+    d = tempfile.mkdtemp(prefix="msauth-renew-")
+    os.chmod(d, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(d, ignore_errors=True))
+    good, fresh = creds["good"], write_cert(d, "renewed")
+    for name, src in (("client.crt", good["cert"]), ("client.key", good["key"])):
+        shutil.copy(src, os.path.join(d, name))
+    fakems.control("clients", {"client_id": CERT_CLIENT,
+                               "certificates": [good["pem"], fresh["pem"]]})
+    request.addfinalizer(lambda: fakems.control(
+        "clients", {"client_id": CERT_CLIENT, "certificates": [good["pem"]]}))
+    h = Httpd(CERT_CONF.format(client=CERT_CLIENT, d=d), fakems, name="renew").start()
+    request.addfinalizer(h.cleanup)
+
+    def one(_):
+        return fed_login(h, fakems, timeout=20)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for r in pool.map(one, range(16)):
+            signed_in(r)
+    # Renewed: new files in place (the old certificate stays registered next to the new).
+    for name, src in (("client.crt", fresh["cert"]), ("client.key", fresh["key"])):
+        shutil.copy(src, os.path.join(d, name) + ".new")
+        os.replace(os.path.join(d, name) + ".new", os.path.join(d, name))
+    h.wait_log(r"resuming normal operations", count=1)
+    os.kill(h.proc.pid, signal.SIGUSR1)
+    h.wait_log(r"resuming normal operations", timeout=15, count=2)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for r in pool.map(one, range(4)):
+            signed_in(r)
+    seen = [a for a in fakems.control("assertions")["assertions"]
+            if a["client_id"] == CERT_CLIENT][-20:]
+    assert len(seen) == 20 and all(a["verdict"] == "ok" for a in seen), seen
+    assert len({a["claims"]["jti"] for a in seen}) == 20
+    assert [a["header"]["x5t#S256"] for a in seen[-4:]] == [fresh["x5t#S256"]] * 4
+    assert all(a["header"]["x5t#S256"] == good["x5t#S256"] for a in seen[:16])
+    key_lines = [l for c in (good, fresh) for l in open(c["key"]).read().splitlines()[1:-1]]
+    for path in ("/microsoft_auth/metrics", "/microsoft_auth/health"):
+        body = h.get(path).text
+        assert not [l for l in key_lines if l in body], path
+        assert "PRIVATE" not in body and seen[-1]["claims"]["jti"] not in body, path
+    log = h.read_file("error.log")
+    assert not [l for l in key_lines if l in log]
+    assert "PRIVATE" not in log and not [a for a in seen if a["claims"]["jti"] in log]
+
+
+# A key every user can read -----------------------------------------------------------------
+
+def test_a_key_every_user_can_read_is_said_at_configtest(fakems, creds):  # noqa: F811
+    """The key is read by root at startup; a key file others can read (a CGI script as
+    Apache's User, any local account) is a key given away: httpd -t says so, naming the
+    directive, the file and the fix. (A warning, not a refusal: mod_ssl's keys take the same
+    files, and the key may sit on a volume whose modes the site does not choose.)"""
+    from test_credentials import configtest
+    import shutil
+    d = tempfile.mkdtemp(prefix="msauth-keymode-")
+    os.chmod(d, 0o755)
+    try:
+        key = os.path.join(d, "client.key")
+        shutil.copy(creds["good"]["key"], key)
+        for mode, said in ((0o600, None), (0o640, None), (0o644, "read"), (0o602, "replaced")):
+            os.chmod(key, mode)
+            rc, out, _ = configtest(fakems, "MSAuthClientCertificate %s %s\n" % (
+                creds["good"]["cert"], key))
+            assert rc == 0 and "Syntax OK" in out, out
+            line = [l for l in out.splitlines() if "every user of this machine" in l]
+            if said is None:
+                assert not line, (oct(mode), out)
+            else:
+                assert line and ("can be %s by every user" % said) in line[0], (oct(mode), out)
+                assert "MSAuthClientCertificate: key %s" % key in line[0], line
+                assert "chmod o-rwx" in line[0], line
+            assert "PRIVATE KEY" not in out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
