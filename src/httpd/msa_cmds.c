@@ -161,9 +161,8 @@ static const char *set_client_cert(cmd_parms *cmd, void *d, const char *cert, co
         MSA_SLOG(cmd->server, APLOG_WARNING, 0, "config",
                  "%s: key %s can be %s by every user of this machine (CGI scripts and the app "
                  "included): chmod o-rwx %s (on line %d of %s)",
-                 cmd->cmd->name, kp,
-                 (fi.protection & APR_FPROT_WWRITE) != 0 ? "replaced" : "read", kp,
-                 cmd->directive->line_num, cmd->directive->filename);
+                 cmd->cmd->name, kp, (fi.protection & APR_FPROT_WWRITE) != 0 ? "replaced" : "read",
+                 kp, cmd->directive->line_num, cmd->directive->filename);
     }
     MSA_CFG_SET(a, client_cert, c);
     return NULL;

@@ -292,6 +292,18 @@ def test_losing_the_sid_shard_does_not_keep_sessions_out_of_reach_of_sign_out(fa
     after = opens(h, token)
     assert after == 401, ("the session of a signed-out Microsoft session still opens the "
                           "app (before the sign-out: %d)" % status)
+    # Signing in again works, and Microsoft's sign-out reaches the new session, across shards.
+    for _ in range(20):
+        again = Browser(fakems).sign_in(h)
+        claims = jwt_parts(again)[1]
+        if shard_of("sid:" + claims["sid"], 2) != shard_of("default:" + claims["sub"], 2):
+            break
+    assert claims.get("sid_epoch"), claims
+    remember(claims["sid"])
+    assert opens(h, again) == 200
+    assert_empty_framable_page(frontchannel(h, "?sid=" + urllib.parse.quote(claims["sid"])),
+                               fakems)
+    assert opens(h, again) == 401
     h.check_log()
 
 
