@@ -475,7 +475,9 @@ Timeout 30
         out = []
         for name in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
             if name.startswith(("asan.", "ubsan.")):
-                out.append(self.read_file(name))
+                text = self.read_file(name)
+                if not glibc_exit_tls_report(text):
+                    out.append(text)
         for name in ("stdout.log", "error.log"):
             text = self.read_file(name)
             if "ERROR: AddressSanitizer" in text or "runtime error:" in text:
@@ -612,6 +614,14 @@ Timeout 30
         assert not bad, unexpected_report(self, bad)
         reports = self.sanitizer_reports()
         assert not reports, "sanitizer reports:\n" + "\n".join(r[:3000] for r in reports)
+
+
+def glibc_exit_tls_report(text):
+    """ASan's "double-free" inside glibc 2.36's _dl_update_slotinfo while a child exits
+    (_dl_fini running a library's destructor through ASan's __tls_get_addr interceptor):
+    glibc's and the sanitizer's own, with no frame of the module in it."""
+    return ("_dl_update_slotinfo" in text and "_dl_fini" in text
+            and "mod_msauth" not in text and " msa_" not in text)
 
 
 def unexpected_report(httpd, bad, most=20):
