@@ -91,9 +91,9 @@ cg_control -d turn
 cg_stop
 WHOLE_OPEN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.1")
 WHOLE_PROT=$(cg_totals "$BENCH_DIR/callgrind.out.whole.2")
-WHOLE_TURN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.4")
 if [ -n "${BENCH_OPENIDC:-}" ]; then
     WHOLE_OIDC=$(cg_totals "$BENCH_DIR/callgrind.out.whole.3")
+    WHOLE_TURN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.4")
 else
     WHOLE_TURN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.3")
 fi

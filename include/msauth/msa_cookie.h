@@ -15,13 +15,18 @@ void msa_cookie_each(apr_pool_t *p, const char *header,
                      int (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
 /*
- * The Cookie header without the cookies for which drop(ctx, name, value) is
- * true (value as it stands in the header, quotes and all); NULL when nothing
- * is left.
+ * Whether a cookie is to be dropped: its name and its value as they stand in the
+ * header (value quotes and all), neither NUL-terminated.
  */
-const char *msa_cookie_strip(apr_pool_t *p, const char *header,
-                             int (*drop)(void *ctx, const char *name, const char *value),
-                             void *ctx);
+typedef int (*msa_cookie_drop_fn)(void *ctx, const char *name, apr_size_t name_len,
+                                  const char *value, apr_size_t value_len);
+
+/*
+ * The Cookie header without the cookies for which drop is true; NULL when
+ * nothing is left. The header itself (the same pointer) when the result is
+ * byte for byte the header.
+ */
+const char *msa_cookie_strip(apr_pool_t *p, const char *header, msa_cookie_drop_fn drop, void *ctx);
 
 typedef struct msa_cookie_attrs {
     const char *path;     /* required */

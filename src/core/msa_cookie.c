@@ -16,8 +16,14 @@ static const char *skip_ws(const char *s)
     return s;
 }
 
+/* A cookie as it stands in the header: its name and its value (quotes removed), not copied. */
+typedef struct span_pair {
+    const char *name, *value;
+    apr_size_t name_len, value_len;
+} span_pair_t;
+
 /* One "name=value" pair from *s, advancing past the next ';'. 0 at the end. */
-static int next_pair(apr_pool_t *p, const char **s, const char **name, const char **value)
+static int next_pair(const char **s, span_pair_t *pair)
 {
     for (;;) {
         const char *c = skip_ws(*s);
@@ -46,8 +52,10 @@ static int next_pair(apr_pool_t *p, const char **s, const char **name, const cha
             v++;
             ve--;
         }
-        *name = apr_pstrmemdup(p, c, (apr_size_t)(ne - c));
-        *value = apr_pstrmemdup(p, v, (apr_size_t)(ve - v));
+        pair->name = c;
+        pair->name_len = (apr_size_t)(ne - c);
+        pair->value = v;
+        pair->value_len = (apr_size_t)(ve - v);
         return 1;
     }
 }
@@ -55,44 +63,72 @@ static int next_pair(apr_pool_t *p, const char **s, const char **name, const cha
 void msa_cookie_each(apr_pool_t *p, const char *header,
                      int (*fn)(void *ctx, const char *name, const char *value), void *ctx)
 {
-    const char *s = header, *name, *value;
-    for (int n = 0; s != NULL && n < MAX_PAIRS && next_pair(p, &s, &name, &value); n++) {
-        if (fn(ctx, name, value)) {
+    const char *s = header;
+    span_pair_t pair;
+    for (int n = 0; s != NULL && n < MAX_PAIRS && next_pair(&s, &pair); n++) {
+        if (fn(ctx, apr_pstrmemdup(p, pair.name, pair.name_len),
+               apr_pstrmemdup(p, pair.value, pair.value_len))) {
             return;
         }
     }
 }
 
-typedef struct find_ctx {
-    const char *name;
-    const char *value;
-} find_ctx_t;
-
-static int find_one(void *ctx, const char *name, const char *value)
-{
-    find_ctx_t *f = ctx;
-    if (strcmp(name, f->name) == 0) {
-        f->value = value;
-        return 1;
-    }
-    return 0;
-}
-
 const char *msa_cookie_find(apr_pool_t *p, const char *header, const char *name)
 {
-    find_ctx_t f = {name, NULL};
-    msa_cookie_each(p, header, find_one, &f);
-    return f.value;
+    /* Compared where it stands: only the value found is copied. */
+    apr_size_t len = strlen(name);
+    const char *s = header;
+    span_pair_t pair;
+    for (int n = 0; s != NULL && n < MAX_PAIRS && next_pair(&s, &pair); n++) {
+        if (pair.name_len == len && memcmp(pair.name, name, len) == 0) {
+            return apr_pstrmemdup(p, pair.value, pair.value_len);
+        }
+    }
+    return NULL;
 }
 
-const char *msa_cookie_strip(apr_pool_t *p, const char *header,
-                             int (*drop)(void *ctx, const char *name, const char *value), void *ctx)
+/*
+ * The stripped header as it is built: while it is the header's first len bytes (out
+ * NULL), nothing is written; the first pair that does not follow on in place starts
+ * a copy.
+ */
+typedef struct strip_out {
+    const char *header;
+    char *out;
+    apr_size_t len;
+} strip_out_t;
+
+static void strip_emit(apr_pool_t *p, strip_out_t *o, const char *c, apr_size_t n)
+{
+    if (o->out == NULL) {
+        const char *h = o->header;
+        if (o->len == 0 ? c == h
+                        : c == h + o->len + 2 && h[o->len] == ';' && h[o->len + 1] == ' ') {
+            o->len = (apr_size_t)(c - h) + n;
+            return;
+        }
+        o->out = apr_palloc(p, 2 * strlen(h) + 1); /* "a;b" may become "a; b" */
+        memcpy(o->out, h, o->len);
+    }
+    if (o->len != 0) {
+        o->out[o->len++] = ';';
+        o->out[o->len++] = ' ';
+    }
+    memcpy(o->out + o->len, c, n);
+    o->len += n;
+}
+
+const char *msa_cookie_strip(apr_pool_t *p, const char *header, msa_cookie_drop_fn drop, void *ctx)
 {
     if (header == NULL) {
         return NULL;
     }
-    /* Pairs that stay are copied byte for byte: quotes, nameless cookies and all. */
-    char *out = apr_palloc(p, 2 * strlen(header) + 1), *o = out; /* "a;b" may become "a; b" */
+    /*
+     * Pairs that stay are kept byte for byte: quotes, nameless cookies and all, joined by
+     * "; ". Nothing is copied while the result is the header itself.
+     */
+    strip_out_t o = {header, NULL, 0};
+    const char *comma = strchr(header, ','); /* the next comma at or after the pair, if any */
     const char *s = header;
     while (*s) {
         const char *c = skip_ws(s);
@@ -111,15 +147,19 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header,
             while (vend > vs && (vend[-1] == ' ' || vend[-1] == '\t')) {
                 vend--;
             }
-            dropped = drop(ctx, apr_pstrmemdup(p, c, (apr_size_t)(ne - c)),
-                           apr_pstrmemdup(p, vs, vend > vs ? (apr_size_t)(vend - vs) : 0));
+            dropped =
+                drop(ctx, c, (apr_size_t)(ne - c), vs, vend > vs ? (apr_size_t)(vend - vs) : 0);
         }
         const char *ve = end;
+        if (comma != NULL && comma < c) {
+            comma = strchr(c, ',');
+        }
         /*
          * httpd joins repeated Cookie lines with ", ": a pair of ours that opened
          * another line ends the pair before it there.
          */
-        for (const char *k = eq ? eq : end; !dropped && (k = memchr(k, ',', (size_t)(end - k)));
+        for (const char *k = eq ? eq : end;
+             !dropped && comma != NULL && comma < end && (k = memchr(k, ',', (size_t)(end - k)));
              k++) {
             const char *n = skip_ws(k + 1);
             const char *ne = n;
@@ -127,8 +167,7 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header,
                 ne++;
             }
             if (ne > n && ne < end && *ne == '=' &&
-                drop(ctx, apr_pstrmemdup(p, n, (apr_size_t)(ne - n)),
-                     apr_pstrmemdup(p, ne + 1, (apr_size_t)(end - ne - 1)))) {
+                drop(ctx, n, (apr_size_t)(ne - n), ne + 1, (apr_size_t)(end - ne - 1))) {
                 ve = k;
                 break;
             }
@@ -137,17 +176,18 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header,
             ve--;
         }
         if (!dropped && ve > c) {
-            if (o != out) {
-                *o++ = ';';
-                *o++ = ' ';
-            }
-            memcpy(o, c, (size_t)(ve - c));
-            o += ve - c;
+            strip_emit(p, &o, c, (apr_size_t)(ve - c));
         }
         s = *end ? end + 1 : end;
     }
-    *o = '\0';
-    return o == out ? NULL : out;
+    if (o.len == 0) {
+        return NULL;
+    }
+    if (o.out == NULL) {
+        return header[o.len] == '\0' ? header : apr_pstrmemdup(p, header, o.len);
+    }
+    o.out[o.len] = '\0';
+    return o.out;
 }
 
 char *msa_cookie_format(apr_pool_t *p, const char *name, const char *value,

@@ -26,10 +26,10 @@
 /* What one store file holds, as requests see it; never changed once published. */
 typedef struct snapshot {
     apr_pool_t *pool;
-    msa_store_t *store;               /* NULL: no good file read yet */
-    apr_hash_t *merged;               /* "<srv>/<appid>" -> msa_app_t * (INCOMPLETE: unusable) */
-    apr_array_header_t *cookie_names; /* the auth_cookie names the store sets */
-    apr_hash_t *keys;                 /* appid -> apr_array_header_t * of the apps' key arrays */
+    msa_store_t *store;       /* NULL: no good file read yet */
+    apr_hash_t *merged;       /* "<srv>/<appid>" -> msa_app_t * (INCOMPLETE: unusable) */
+    apr_hash_t *cookie_names; /* the auth_cookie names the store sets (a set) */
+    apr_hash_t *keys;         /* appid -> apr_array_header_t * of the apps' key arrays */
 } snapshot_t;
 
 static const msa_app_t incomplete_app;
@@ -83,14 +83,14 @@ static snapshot_t *read_snapshot(server_rec *s, store_view_t *v)
     snap->pool = p;
     snap->store = st;
     snap->merged = apr_hash_make(p);
-    snap->cookie_names = apr_array_make(p, 4, sizeof(const char *));
+    snap->cookie_names = apr_hash_make(p);
     snap->keys = apr_hash_make(p);
     for (apr_hash_index_t *hi = apr_hash_first(p, st->apps); hi; hi = apr_hash_next(hi)) {
         const char *appid;
         const msa_app_t *stored;
         apr_hash_this(hi, (const void **)&appid, NULL, (void **)&stored);
         if (stored->cookie_name_set) {
-            APR_ARRAY_PUSH(snap->cookie_names, const char *) = stored->cookie_name;
+            apr_hash_set(snap->cookie_names, stored->cookie_name, APR_HASH_KEY_STRING, "");
         }
         for (int i = 0; i < v->srvs->nelts; i++) {
             const msa_srv_t *srv = APR_ARRAY_IDX(v->srvs, i, const msa_srv_t *);
@@ -334,45 +334,56 @@ static int signed_by(apr_pool_t *p, const char *jwt, const apr_array_header_t *k
     return 0;
 }
 
-int msa_apps_own_token(request_rec *r, const char *value)
+int msa_apps_own_token(request_rec *r, const char *value, apr_size_t len)
 {
     /* Only a compact JWS whose claims name an app is worth a MAC. */
-    if (strncmp(value, "eyJ", 3) != 0 || strchr(value, '.') == NULL) {
+    if (len < 3 || memcmp(value, "eyJ", 3) != 0 || memchr(value, '.', len) == NULL) {
         return 0;
     }
-    const char *appid = msa_api_peek_appid(r->pool, value);
+    const char *jwt = apr_pstrmemdup(r->pool, value, len);
+    const char *appid = msa_api_peek_appid(r->pool, jwt);
     if (appid == NULL) {
         return 0;
     }
     if (configured_keys != NULL &&
-        signed_by(r->pool, value, apr_hash_get(configured_keys, appid, APR_HASH_KEY_STRING))) {
+        signed_by(r->pool, jwt, apr_hash_get(configured_keys, appid, APR_HASH_KEY_STRING))) {
         return 1;
     }
     for (store_view_t *v = views; v; v = v->next) {
         const snapshot_t *snap = snapshot_of_view(r, v);
-        if (signed_by(r->pool, value, apr_hash_get(snap->keys, appid, APR_HASH_KEY_STRING))) {
+        if (signed_by(r->pool, jwt, apr_hash_get(snap->keys, appid, APR_HASH_KEY_STRING))) {
             return 1;
         }
     }
     return 0;
 }
 
-int msa_apps_stored_cookie_name(request_rec *r, const char *name)
+int msa_apps_stored_cookie_name(request_rec *r, const char *name, apr_size_t len)
 {
     for (store_view_t *v = views; v; v = v->next) {
-        const apr_array_header_t *names = snapshot_of_view(r, v)->cookie_names;
-        for (int i = 0; i < names->nelts; i++) {
-            if (strcmp(APR_ARRAY_IDX(names, i, const char *), name) == 0) {
-                return 1;
-            }
+        if (apr_hash_get(snapshot_of_view(r, v)->cookie_names, name, (apr_ssize_t)len) != NULL) {
+            return 1;
         }
     }
     return 0;
 }
 
-int msa_apps_cookie_name(const char *name)
+/* A cheap first look: which (length, first byte, last byte) of cookie_names' names occur. */
+static apr_uint64_t cookie_name_marks;
+
+static apr_uint64_t cookie_name_mark(const char *name, apr_size_t len)
 {
-    return cookie_names != NULL && apr_hash_get(cookie_names, name, APR_HASH_KEY_STRING) != NULL;
+    if (len == 0) {
+        return 1;
+    }
+    unsigned h = (unsigned)len * 31u + (unsigned char)name[0] * 7u + (unsigned char)name[len - 1];
+    return (apr_uint64_t)1 << (h % 64);
+}
+
+int msa_apps_cookie_name(const char *name, apr_size_t len)
+{
+    return cookie_names != NULL && (cookie_name_marks & cookie_name_mark(name, len)) &&
+           apr_hash_get(cookie_names, name, (apr_ssize_t)len) != NULL;
 }
 
 int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -381,6 +392,7 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     views_pool = pconf;
     /* Browsers send a host's cookies to all its ports and virtual hosts: every app's counts. */
     cookie_names = apr_hash_make(pconf);
+    cookie_name_marks = 0;
     configured_keys = apr_hash_make(pconf);
     for (server_rec *vs = s; vs; vs = vs->next) {
         msa_srv_t *srv = msa_srv_get(vs);
@@ -391,6 +403,7 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             apr_hash_this(hi, NULL, NULL, (void **)&a);
             if (a->cookie_name != NULL) {
                 apr_hash_set(cookie_names, a->cookie_name, APR_HASH_KEY_STRING, "");
+                cookie_name_marks |= cookie_name_mark(a->cookie_name, strlen(a->cookie_name));
             }
             add_keys(pconf, configured_keys, msa_app_token_id(a), a->keys);
         }
@@ -429,7 +442,7 @@ int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             snap = apr_pcalloc(p, sizeof(*snap));
             snap->pool = p;
             snap->merged = apr_hash_make(p);
-            snap->cookie_names = apr_array_make(p, 1, sizeof(const char *));
+            snap->cookie_names = apr_hash_make(p);
             snap->keys = apr_hash_make(p);
         }
         v->slot[0] = snap;

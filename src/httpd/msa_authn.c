@@ -68,18 +68,20 @@ static void scrub_headers(request_rec *r)
  * its ports), and any cookie holding a token of one of the server's apps (a
  * cookie renamed since it was set).
  */
-static int own_cookie(void *ctx, const char *name, const char *value)
+static int own_cookie(void *ctx, const char *name, apr_size_t nlen, const char *value,
+                      apr_size_t vlen)
 {
     request_rec *r = ctx;
     /* The default names: msauth, msauth-<appid> (apps from the settings store too). */
-    if (strncmp(name, "msauth", 6) == 0 && (name[6] == '\0' || name[6] == '-')) {
+    if (nlen >= 6 && memcmp(name, "msauth", 6) == 0 && (nlen == 6 || name[6] == '-')) {
         return 1;
     }
-    if (strncmp(name, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) {
+    if (nlen >= sizeof(MSA_STATE_COOKIE_PREFIX) - 1 &&
+        memcmp(name, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) {
         return 1;
     }
-    return msa_apps_cookie_name(name) || msa_apps_stored_cookie_name(r, name) ||
-           msa_apps_own_token(r, value);
+    return msa_apps_cookie_name(name, nlen) || msa_apps_stored_cookie_name(r, name, nlen) ||
+           msa_apps_own_token(r, value, vlen);
 }
 
 /* The (REDIRECT_)*HTTP_COOKIE or HTTP_AUTHORIZATION a CGI would see, as its header; else NULL. */
@@ -142,8 +144,8 @@ static void strip_cookies(request_rec *r)
     const char *rest = msa_cookie_strip(r->pool, header, own_cookie, r);
     if (rest == NULL) {
         apr_table_unset(r->headers_in, "Cookie");
-    } else {
-        apr_table_set(r->headers_in, "Cookie", rest);
+    } else if (rest != header) { /* the header itself: none of the module's, as sent */
+        apr_table_setn(r->headers_in, "Cookie", rest);
     }
 }
 

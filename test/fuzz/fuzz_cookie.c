@@ -32,11 +32,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static int drop_own(void *ctx, const char *name, const char *value)
+static int drop_own(void *ctx, const char *name, apr_size_t nlen, const char *value,
+                    apr_size_t vlen)
 {
     (void)value;
+    (void)vlen;
     (void)ctx;
-    return fuzz_startswith(name, OWN_PREFIX);
+    return nlen >= strlen(OWN_PREFIX) && memcmp(name, OWN_PREFIX, strlen(OWN_PREFIX)) == 0;
 }
 
 static int collect(void *ctx, const char *name, const char *value)

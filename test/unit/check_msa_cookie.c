@@ -117,17 +117,25 @@ END_TEST
 
 /* ---- msa_cookie_strip ---- */
 
-static int drop_ours(void *ctx, const char *name, const char *value)
+/* The pairs drop was asked about, as "name=value|" each (what it was given, no more). */
+static char *asked;
+
+static int drop_ours(void *ctx, const char *name_at, apr_size_t nlen, const char *value_at,
+                     apr_size_t vlen)
 {
-    (void)value;
     (void)ctx;
+    const char *name = apr_pstrmemdup(pool, name_at, nlen);
+    asked = apr_pstrcat(pool, asked ? asked : "", name, "=", apr_pstrmemdup(pool, value_at, vlen),
+                        "|", NULL);
     return strcmp(name, "msauth") == 0 || strncmp(name, "msauth_state_", 13) == 0;
 }
 
-static int drop_named(void *ctx, const char *name, const char *value)
+static int drop_named(void *ctx, const char *name, apr_size_t nlen, const char *value,
+                      apr_size_t vlen)
 {
     (void)value;
-    return strcmp(name, (const char *)ctx) == 0;
+    (void)vlen;
+    return nlen == strlen(ctx) && memcmp(name, ctx, nlen) == 0;
 }
 
 START_TEST(strip_cases)
@@ -176,11 +184,13 @@ START_TEST(strip_joined_cookie_lines)
 END_TEST
 
 /* The value each pair is judged by, as it stands: a drop by value (a token of ours by any name). */
-static int drop_tokens(void *ctx, const char *name, const char *value)
+static int drop_tokens(void *ctx, const char *name, apr_size_t nlen, const char *value,
+                       apr_size_t vlen)
 {
     (void)ctx;
     (void)name;
-    return strncmp(value, "tok-", 4) == 0;
+    (void)nlen;
+    return vlen >= 4 && strncmp(value, "tok-", 4) == 0;
 }
 
 START_TEST(strip_by_value)
@@ -252,6 +262,81 @@ START_TEST(strip_keeps_cookies_beyond_cap)
     const char *r = msa_cookie_strip(pool, h, drop_ours, NULL);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(r, expect);
+}
+END_TEST
+
+/*
+ * A header with none of the module's cookies is handed back as it came (the same
+ * pointer, nothing copied) when it is already what a rebuild would give; else the
+ * rebuild: pairs joined by "; ", blanks around them and empty pairs gone.
+ */
+START_TEST(strip_nothing_ours)
+{
+    static const struct {
+        const char *header, *expect;
+        int same; /* the header itself comes back */
+    } cases[] = {
+        {"a=1", "a=1", 1},
+        {"a=1; b=2; c=3", "a=1; b=2; c=3", 1},
+        {"a=\"x y\"; flag; lang=en", "a=\"x y\"; flag; lang=en", 1},
+        {"list=a,b; when=Mon, 01 Jan", "list=a,b; when=Mon, 01 Jan", 1},
+        {"a=1;b=2", "a=1; b=2", 0},
+        {"a=1;  b=2", "a=1; b=2", 0},
+        {" a=1; b=2", "a=1; b=2", 0},
+        {"a=1; b=2 ", "a=1; b=2", 0},
+        {"a=1; b=2;", "a=1; b=2", 0},
+        {"a=1; ; b=2", "a=1; b=2", 0},
+        {"a=1 ; b=2", "a=1; b=2", 0},
+        {"a=1;\tb=2", "a=1; b=2", 0},
+        {"a = 1; b=2", "a = 1; b=2", 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        const char *r = msa_cookie_strip(pool, cases[i].header, drop_ours, NULL);
+        ck_assert_msg(r != NULL && strcmp(r, cases[i].expect) == 0, "\"%s\" gave \"%s\"",
+                      cases[i].header, r ? r : "(null)");
+        ck_assert_msg((r == cases[i].header) == cases[i].same, "\"%s\": %s", cases[i].header,
+                      cases[i].same ? "copied" : "not rebuilt");
+    }
+}
+END_TEST
+
+/* One, several, first, last, odd blanks: the others byte for byte, in order. */
+START_TEST(strip_ours_anywhere)
+{
+    static const struct {
+        const char *header, *expect;
+    } cases[] = {
+        {"msauth=t; a=1; b=2", "a=1; b=2"},
+        {"a=1; b=2; msauth=t", "a=1; b=2"},
+        {"a=1; msauth=t; b=2", "a=1; b=2"},
+        {"a=1;msauth=t;b=2", "a=1; b=2"},
+        {"  msauth = t ;a=\"q\";  msauth_state_x=s;b=2 ", "a=\"q\"; b=2"},
+        {"a=1; msauth=t; msauth_state_1=s; msauth_state_2=s; b=2; msauth=u", "a=1; b=2"},
+        {"pref0=aaaaaaaaaaaaaaaaaaaaaaaa; msauth=t; pref1=bbbbbbbbbbbbbbbbbbbbbbbb",
+         "pref0=aaaaaaaaaaaaaaaaaaaaaaaa; pref1=bbbbbbbbbbbbbbbbbbbbbbbb"},
+        {"a=1; msauth=t;", "a=1"},
+        {"a=1; b=2; msauth=t; ", "a=1; b=2"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        const char *r = msa_cookie_strip(pool, cases[i].header, drop_ours, NULL);
+        ck_assert_msg(r != NULL && strcmp(r, cases[i].expect) == 0, "\"%s\" gave \"%s\"",
+                      cases[i].header, r ? r : "(null)");
+    }
+}
+END_TEST
+
+/* What the judge is shown: the name and the value as they stand, blanks around them left out. */
+START_TEST(strip_shows_pairs)
+{
+    asked = NULL;
+    ck_assert_str_eq(
+        msa_cookie_strip(pool, " a = 1 ;b=\"q\" ; flag; c=; =v;msauth=t", drop_ours, NULL),
+        "a = 1; b=\"q\"; flag; c=; =v");
+    ck_assert_str_eq(asked, "a=1|b=\"q\"|c=|=v|msauth=t|");
+    /* A joined line's pair is judged with the rest of its pair. */
+    asked = NULL;
+    ck_assert_str_eq(msa_cookie_strip(pool, "a=1, msauth=tok x; b=2", drop_ours, NULL), "a=1; b=2");
+    ck_assert_str_eq(asked, "a=1, msauth=tok x|msauth=tok x|b=2|");
 }
 END_TEST
 
@@ -333,6 +418,9 @@ static Suite *cookie_suite(void)
     tcase_add_test(tc, each_stops_early);
     tcase_add_test(tc, each_pair_cap);
     tcase_add_test(tc, strip_cases);
+    tcase_add_test(tc, strip_nothing_ours);
+    tcase_add_test(tc, strip_ours_anywhere);
+    tcase_add_test(tc, strip_shows_pairs);
     tcase_add_test(tc, strip_all_gone);
     tcase_add_test(tc, strip_keeps_quoted_values);
     tcase_add_test(tc, strip_keeps_pairs_without_equals);
