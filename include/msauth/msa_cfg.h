@@ -161,6 +161,8 @@ const char *msa_app_token_id(const msa_app_t *a);
  * the app whose audience it names.
  */
 const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *vhost);
+/* The same as the NULL-terminated list of its parts, nothing copied (parts: 6 slots). */
+void msa_app_audience_parts(const msa_app_t *a, const char *vhost, const char *parts[6]);
 
 /* Whether the app restricts tenants: MSAuthTenant other than common, or MSAuthAllowedTenants. */
 int msa_app_restricts_tenants(const msa_app_t *a);

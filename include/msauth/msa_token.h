@@ -58,7 +58,15 @@ typedef struct msa_token {
     apr_int64_t refresh;       /* epoch milliseconds, session tokens */
     apr_array_header_t *groups; /* const char *, may be NULL */
     int groups_cached;          /* the groups did not fit: they are in the cache under jti */
+    /*
+     * What is known to hold no control character (below 0x20, 0x7f), MSA_PLAIN_*: set by
+     * the token memory for the claims it hands out, else 0 (not looked at).
+     */
+    int plain;
 } msa_token_t;
+
+#define MSA_PLAIN_CLAIMS 1 /* every string claim */
+#define MSA_PLAIN_GROUPS 2 /* every group */
 
 /* Fills a session token for ident: exp = now + timeout, refresh = (now + refresh_interval) ms. */
 apr_status_t msa_token_session(apr_pool_t *p, const msa_identity_t *ident, const char *appid,
@@ -124,6 +132,16 @@ apr_status_t msa_token_verify_memo(apr_pool_t *p, const char *jwt, const msa_key
                                    const char *use, const char *appid, const char *aud,
                                    apr_int64_t now, apr_int64_t skew, msa_token_t *t,
                                    msa_token_memo_t *memo, const char **err);
+
+/*
+ * msa_token_verify_memo with the expected aud given as the concatenation of the
+ * NULL-terminated list aud_parts (NULL: any aud), compared where the parts stand.
+ */
+apr_status_t msa_token_verify_memo_parts(apr_pool_t *p, const char *jwt, const msa_key_t *keys,
+                                         int nkeys, const char *use, const char *appid,
+                                         const char *const *aud_parts, apr_int64_t now,
+                                         apr_int64_t skew, msa_token_t *t, msa_token_memo_t *memo,
+                                         const char **err);
 
 /* Records stamp with the token memo came from (nothing when its slot was reused since). */
 void msa_token_memo_set(const msa_token_memo_t *memo, apr_uint64_t stamp);

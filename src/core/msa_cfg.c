@@ -210,10 +210,21 @@ const char *msa_app_token_id(const msa_app_t *a)
     return *a->appid ? a->appid : MSA_ROOT_APPID;
 }
 
+void msa_app_audience_parts(const msa_app_t *a, const char *vhost, const char *parts[6])
+{
+    parts[0] = a->client_id ? a->client_id : "";
+    parts[1] = ":";
+    parts[2] = msa_app_token_id(a);
+    parts[3] = "@";
+    parts[4] = vhost ? vhost : "";
+    parts[5] = NULL;
+}
+
 const char *msa_app_audience(apr_pool_t *p, const msa_app_t *a, const char *vhost)
 {
-    return apr_pstrcat(p, a->client_id ? a->client_id : "", ":", msa_app_token_id(a), "@",
-                       vhost ? vhost : "", NULL);
+    const char *parts[6];
+    msa_app_audience_parts(a, vhost, parts);
+    return apr_pstrcat(p, parts[0], parts[1], parts[2], parts[3], parts[4], NULL);
 }
 
 int msa_app_restricts_tenants(const msa_app_t *a)

@@ -10,7 +10,6 @@
 #include <apr_thread_mutex.h>
 #endif
 #include <json-c/json.h>
-#include <openssl/crypto.h>
 
 #include "msa_json.h"
 #include "msa_token.h"
@@ -510,6 +509,24 @@ static apr_size_t keys_join(const msa_key_t *keys, int nkeys, unsigned char *out
     return n;
 }
 
+/* Whether a and b hold the same n bytes, in a time that depends on n alone. */
+static int same_bytes(const void *a, const void *b, apr_size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    apr_uint64_t diff = 0;
+    apr_size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        apr_uint64_t u, v;
+        memcpy(&u, x + i, 8);
+        memcpy(&v, y + i, 8);
+        diff |= u ^ v;
+    }
+    for (; i < n; i++) {
+        diff |= (apr_uint64_t)(x[i] ^ y[i]);
+    }
+    return diff == 0;
+}
+
 /* Whether keys are the keys joined in out[0..n) (in constant time: they are secrets). */
 static int keys_same(const msa_key_t *keys, int nkeys, const unsigned char *joined, apr_size_t n)
 {
@@ -519,7 +536,7 @@ static int keys_same(const msa_key_t *keys, int nkeys, const unsigned char *join
         if (at >= n || joined[at] != keys[i].len || at + 1 + keys[i].len > n) {
             return 0;
         }
-        diff |= CRYPTO_memcmp(joined + at + 1, keys[i].data, keys[i].len);
+        diff |= !same_bytes(joined + at + 1, keys[i].data, keys[i].len);
         at += 1 + keys[i].len;
     }
     return at == n && diff == 0;
@@ -539,7 +556,7 @@ static int memory_holds(const memory_slot_t *m, const char *jwt, apr_size_t len,
                         const msa_key_t *keys, int nkeys)
 {
     return m->version != 0 && m->token_len == len &&
-           CRYPTO_memcmp(m->bytes + len - MAC_CHARS, jwt + len - MAC_CHARS, MAC_CHARS) == 0 &&
+           same_bytes(m->bytes + len - MAC_CHARS, jwt + len - MAC_CHARS, MAC_CHARS) &&
            memcmp(m->bytes, jwt, len - MAC_CHARS) == 0 &&
            keys_same(keys, nkeys, m->keys, m->keys_len);
 }
@@ -581,6 +598,18 @@ static apr_ssize_t memory_put(memory_slot_t *m, const char *s)
     return (apr_ssize_t)(m->used - n + 1);
 }
 
+/* Whether n bytes of NUL-separated strings hold no control character but their NULs. */
+static int plain_block(const char *b, apr_size_t n)
+{
+    for (apr_size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)b[i];
+        if ((c < 0x20 && c != '\0') || c == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Fills the slot with a verified token and its claims (nothing when they do not fit). */
 static void memory_keep(memory_slot_t *m, const char *jwt, apr_size_t len, const msa_key_t *keys,
                         int nkeys, const msa_token_t *t)
@@ -611,6 +640,10 @@ static void memory_keep(memory_slot_t *m, const char *jwt, apr_size_t len, const
                 return;
             }
         }
+    }
+    m->claims.plain = plain_block(m->bytes + len, m->used - len) ? MSA_PLAIN_CLAIMS : 0;
+    if (m->ngroups >= 0 && (m->claims.plain & MSA_PLAIN_CLAIMS)) {
+        m->claims.plain |= MSA_PLAIN_GROUPS; /* the groups are in the same block */
     }
     static volatile apr_uint32_t fills;
     apr_uint32_t version = apr_atomic_inc32(&fills) + 1;
@@ -687,6 +720,30 @@ apr_status_t msa_token_verify_memo(apr_pool_t *p, const char *jwt, const msa_key
                                    apr_int64_t now, apr_int64_t skew, msa_token_t *t,
                                    msa_token_memo_t *memo, const char **err)
 {
+    const char *parts[] = {aud, NULL};
+    return msa_token_verify_memo_parts(p, jwt, keys, nkeys, use, appid, aud ? parts : NULL, now,
+                                       skew, t, memo, err);
+}
+
+/* Whether s is the concatenation of parts. */
+static int joined_is(const char *s, const char *const *parts)
+{
+    for (; *parts != NULL; parts++) {
+        apr_size_t n = strlen(*parts);
+        if (strncmp(s, *parts, n) != 0) {
+            return 0;
+        }
+        s += n;
+    }
+    return *s == '\0';
+}
+
+apr_status_t msa_token_verify_memo_parts(apr_pool_t *p, const char *jwt, const msa_key_t *keys,
+                                         int nkeys, const char *use, const char *appid,
+                                         const char *const *aud_parts, apr_int64_t now,
+                                         apr_int64_t skew, msa_token_t *t, msa_token_memo_t *memo,
+                                         const char **err)
+{
     if (memo != NULL) {
         memset(memo, 0, sizeof(*memo));
     }
@@ -706,7 +763,7 @@ apr_status_t msa_token_verify_memo(apr_pool_t *p, const char *jwt, const msa_key
         *err = "token is for another app";
         return APR_EINVAL;
     }
-    if (aud != NULL && (t->aud == NULL || strcmp(t->aud, aud) != 0)) {
+    if (aud_parts != NULL && (t->aud == NULL || !joined_is(t->aud, aud_parts))) {
         *err = t->aud == NULL ? "token has no aud" : "token aud is another app's";
         return APR_EINVAL;
     }

@@ -28,6 +28,9 @@
 static int spoofable(const char *name)
 {
     static const char *const prefixes[] = {"X_MSAUTH_", "X_MS_CLIENT_PRINCIPAL"};
+    if (name[0] != 'X' && name[0] != 'x') {
+        return 0; /* both prefixes start so */
+    }
     char norm[64];
     size_t n = 0;
     for (; name[n] && n < sizeof(norm) - 1; n++) {
@@ -211,6 +214,12 @@ static const char *clean(request_rec *r, const char *v)
     return out;
 }
 
+/* A claim of t, cleaned unless the token memory found all of them plain already. */
+static const char *clean_claim(request_rec *r, const msa_token_t *t, const char *v)
+{
+    return (t->plain & MSA_PLAIN_CLAIMS) ? (v ? v : "") : clean(r, v);
+}
+
 /*
  * REMOTE_USER rests on what the user's tenant cannot set for another tenant
  * (the README's identity rule): an email or UPN only where it is trusted,
@@ -269,7 +278,7 @@ static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_
     /* httpd's table compares names by their first four letters first, all "MSAU" here. */
     int fresh = env && !has_module_var(r->subprocess_env);
     for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++) {
-        const char *v = clean(r, vars[i].value);
+        const char *v = clean_claim(r, t, vars[i].value);
         if (fresh) {
             apr_table_addn(r->subprocess_env, vars[i].env, v);
         } else if (env) {
@@ -284,8 +293,9 @@ static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_
         int n = t->groups->nelts;
         apr_array_header_t *clean_groups = apr_array_make(r->pool, n > 0 ? n : 1, sizeof(char *));
         for (int i = 0; i < n; i++) {
+            const char *g = APR_ARRAY_IDX(t->groups, i, const char *);
             APR_ARRAY_PUSH(clean_groups, const char *) =
-                clean(r, APR_ARRAY_IDX(t->groups, i, const char *));
+                (t->plain & MSA_PLAIN_GROUPS) ? (g ? g : "") : clean(r, g);
         }
         const char *joined = apr_array_pstrcat(r->pool, clean_groups, ',');
         if (env) {
@@ -324,8 +334,9 @@ static int is_navigation(request_rec *r)
 static void pass_easyauth(request_rec *r, const msa_token_t *t)
 {
     apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-NAME",
-                   clean(r, msa_claims_principal_name(t)));
-    apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-ID", clean(r, msa_claims_principal_id(t)));
+                   clean_claim(r, t, msa_claims_principal_name(t)));
+    apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-ID",
+                   clean_claim(r, t, msa_claims_principal_id(t)));
     apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL-IDP", "aad");
     apr_table_setn(r->headers_in, "X-MS-CLIENT-PRINCIPAL",
                    msa_claims_easyauth_principal(r->pool, t));
@@ -392,7 +403,7 @@ static void sign_in(request_rec *r, const msa_dir_t *dir, const msa_app_t *app, 
     msa_req_t *q = msa_request_record(r, 1);
     q->token = t;
     q->app = app;
-    r->user = apr_pstrdup(r->pool, clean(r, remote_user(r, dir, t)));
+    r->user = apr_pstrdup(r->pool, clean_claim(r, t, remote_user(r, dir, t)));
     r->ap_auth_type = "Microsoft";
     pass_identity(r, dir, t);
     if (dir->easy_auth) {

@@ -36,6 +36,7 @@ static apr_status_t load_groups(request_rec *r, const msa_srv_t *srv, msa_token_
         return rv;
     }
     t->groups = apr_array_make(r->pool, 32, sizeof(const char *));
+    t->plain &= ~MSA_PLAIN_GROUPS; /* these were not looked at */
     char *last, *g;
     for (g = apr_strtok(v, ",", &last); g; g = apr_strtok(NULL, ",", &last)) {
         APR_ARRAY_PUSH(t->groups, const char *) = g;
@@ -66,9 +67,15 @@ apr_status_t msa_app_token_verify(request_rec *r, const msa_srv_t *srv, const ms
                                   msa_token_memo_t *memo, const char **err)
 {
     /* Bound to the app that issued it: this virtual host, this appid, this client id. */
-    apr_status_t rv = msa_token_verify_memo(
-        r->pool, jwt, (const msa_key_t *)app->keys->elts, app->keys->nelts, use,
-        msa_app_token_id(app), msa_request_audience(r, app), now, srv->clock_skew, t, memo, err);
+    const char *vhost = msa_srv_get(r->server)->vhost_name;
+    if (vhost == NULL) {
+        vhost = msa_vhost_name(r->pool, r->server);
+    }
+    const char *aud[6];
+    msa_app_audience_parts(app, vhost, aud);
+    apr_status_t rv = msa_token_verify_memo_parts(r->pool, jwt, (const msa_key_t *)app->keys->elts,
+                                                  app->keys->nelts, use, msa_app_token_id(app), aud,
+                                                  now, srv->clock_skew, t, memo, err);
     /*
      * A session lives at most the app's timeout as it is now: a timeout shortened
      * since the token was issued shortens it too (and a user's revocation record,
