@@ -1,4 +1,7 @@
 /* Cookie header parsing (RFC 6265 section 5.4 form) and Set-Cookie building. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strchrnul: a pair's end in one pass, the last pair's too */
+#endif
 #include <string.h>
 
 #include <apr_lib.h>
@@ -30,10 +33,7 @@ static int next_pair(const char **s, span_pair_t *pair)
         if (*c == '\0') {
             return 0;
         }
-        const char *end = strchr(c, ';');
-        if (end == NULL) {
-            end = c + strlen(c);
-        }
+        const char *end = strchrnul(c, ';');
         *s = *end ? end + 1 : end;
         const char *eq = memchr(c, '=', (size_t)(end - c));
         if (eq == NULL) {
@@ -132,10 +132,7 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header, msa_cookie_drop_
     const char *s = header;
     while (*s) {
         const char *c = skip_ws(s);
-        const char *end = strchr(c, ';');
-        if (end == NULL) {
-            end = c + strlen(c);
-        }
+        const char *end = strchrnul(c, ';');
         const char *eq = memchr(c, '=', (size_t)(end - c));
         int dropped = 0;
         if (eq != NULL) {

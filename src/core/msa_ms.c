@@ -525,6 +525,9 @@ int msa_ms_scope_has_user_read(const char *scope)
 
 static int ms_domain(const char *s)
 {
+    if (strchr(s, '.') == NULL) {
+        return 0; /* one label: no host name (what the loop below finds too, at more cost) */
+    }
     apr_size_t len = strlen(s), label = 0;
     int dots = 0;
     if (len == 0 || len > 253) {

@@ -138,9 +138,8 @@ static void hide_env_copies(request_rec *r, const msa_dir_t *dir)
     }
 }
 
-static void strip_cookies(request_rec *r)
+static void strip_cookies(request_rec *r, const char *header)
 {
-    const char *header = apr_table_get(r->headers_in, "Cookie");
     if (header == NULL) {
         return;
     }
@@ -419,15 +418,19 @@ static void sign_in(request_rec *r, const msa_dir_t *dir, const msa_app_t *app, 
 static void hide_credentials(request_rec *r, const msa_dir_t *dir)
 {
     msa_req_t *q = msa_request_record(r, 1);
+    const char *cookie = apr_table_get(r->headers_in, "Cookie");
+    const char *authorization = apr_table_get(r->headers_in, "Authorization");
     if (!q->kept) {
-        q->sent_cookie = apr_table_get(r->headers_in, "Cookie");
-        q->sent_authorization = apr_table_get(r->headers_in, "Authorization");
+        q->sent_cookie = cookie;
+        q->sent_authorization = authorization;
         q->kept = 1;
     }
     if (dir->strip_cookie) {
-        strip_cookies(r);
+        strip_cookies(r, cookie);
     }
-    if (dir->accept_bearer && msa_bearer_token(r) != NULL) {
+    /* msa_bearer_token's test: the header the module takes as its own. */
+    if (dir->accept_bearer && authorization != NULL &&
+        strncasecmp(authorization, "Bearer ", 7) == 0) {
         apr_table_unset(r->headers_in, "Authorization");
     }
     if (r->main != NULL || r->prev != NULL) {
