@@ -28,6 +28,9 @@ N=${N:-200}
 TOP=${TOP:-15}
 WARMUP=${WARMUP:-5}
 TURN=${TURN:-5}
+# Run 2's function: what it collects and the tables are of (another of the module's hooks,
+# e.g. msa_hide_credentials).
+ROOT=${ROOT:-msa_check_authn}
 # One worker thread: every request meets the same thread's memo of the 4 tokens it
 # verified last (src/core/msa_jose.c), so a repeated cookie is a hit on every
 # request after the warm-up. With 64 threads, which thread takes a request is
@@ -102,7 +105,7 @@ fi
 # config and the Cookie header are those of run 1, but only /protected is asked for).
 OIDC_SAVED=${BENCH_OPENIDC:-}
 BENCH_OPENIDC=""
-cg_start authn --collect-atstart=no --toggle-collect=msa_check_authn
+cg_start authn --collect-atstart=no --toggle-collect="$ROOT"
 cg_requests /protected/file.txt "$WARMUP"
 cg_control -z
 cg_requests /protected/file.txt "$N"
@@ -110,15 +113,17 @@ cg_control -d protected
 cg_stop
 BENCH_OPENIDC=$OIDC_SAVED
 AUTHN_FILE="$BENCH_DIR/callgrind.out.authn.1"
-AUTHN=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root-only "$AUTHN_FILE")
+AUTHN=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root "$ROOT" --root-only "$AUTHN_FILE")
 
-CHECK_WHOLE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root-only "$BENCH_DIR/callgrind.out.whole.2")
+CHECK_WHOLE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root "$ROOT" --root-only \
+    "$BENCH_DIR/callgrind.out.whole.2")
 
 "$BENCH_PYTHON" - "$N" "$WHOLE_OPEN" "$WHOLE_PROT" "$AUTHN" "$CHECK_WHOLE" "$WHOLE_OIDC" "$WHOLE_TURN" \
-    "$TURN" <<'EOF'
+    "$TURN" "$ROOT" <<'EOF'
 import sys
 n, whole_open, whole_prot, authn, check_whole, whole_oidc, whole_turn, turn = \
     (int(x) for x in sys.argv[1:9])
+root = sys.argv[9]
 print()
 print("Ir per request, whole httpd process (run 1):")
 print("  %-26s %9s %9s %7s" % ("path", "Ir/req", "added", "x open"))
@@ -135,15 +140,15 @@ if whole_oidc:
              (whole_turn - whole_open) / max(1, whole_oidc - whole_open)))
 print("  added Ir / open request's Ir: msauth %.1f%% (repeated cookie), %.1f%% (tokens in turn)"
       % (100.0 * (whole_prot - whole_open) / whole_open, 100.0 * (whole_turn - whole_open) / whole_open))
-print("msa_check_authn, inclusive Ir per protected request:")
-print("  %9.0f   run 2 (--toggle-collect=msa_check_authn)" % (authn / n))
+print("%s, inclusive Ir per protected request:" % root)
+print("  %9.0f   run 2 (--toggle-collect=%s)" % (authn / n, root))
 print("  %9.0f   run 1 (its call tree in the whole-process profile)" % (check_whole / n))
 print("  = %.0f%% of a protected request, %.0f%% of what protected costs over open"
       % (100.0 * check_whole / whole_prot, 100.0 * check_whole / max(1, whole_prot - whole_open)))
 print()
 print("run 2 in detail:")
 EOF
-"$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --requests "$N" --top "$TOP" "$AUTHN_FILE"
+"$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root "$ROOT" --requests "$N" --top "$TOP" "$AUTHN_FILE"
 
 ERRORS=$(bench_errors)
 echo
