@@ -18,6 +18,7 @@
 #include "msa_health.h"
 #include "msa_metrics.h"
 #include "msa_module.h"
+#include "msa_mstokens.h"
 #include "msa_redact.h"
 
 static void msa_register_hooks(apr_pool_t *p)
@@ -28,11 +29,14 @@ static void msa_register_hooks(apr_pool_t *p)
     ap_hook_child_init(msa_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so nothing logs the request line before its codes and tokens are hidden. */
     ap_hook_post_read_request(msa_redact_request_line, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* Every request: client-sent X-MS-TOKEN-* headers go before anything reads them... */
+    ap_hook_post_perdir_config(msa_mstokens_strip, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* AuthType Microsoft: client-sent identity headers go before any access check... */
     ap_hook_post_perdir_config(msa_scrub_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* ...and the module's cookies and Bearer token before the handler, Require met or not. */
     ap_hook_fixups(msa_hide_credentials, NULL, NULL, APR_HOOK_FIRST);
-    /* ...and again for a request that got its configuration from a subrequest (DirectoryIndex). */
+    /* ...and again for a request that got its configuration from a subrequest (DirectoryIndex);
+     * then, on every request, Microsoft tokens not set for this one are removed. */
     ap_hook_insert_filter(msa_before_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* The access log still names the user an ErrorDocument into another app did not see. */
     ap_hook_log_transaction(msa_restore_users, NULL, NULL, APR_HOOK_REALLY_FIRST);

@@ -19,6 +19,8 @@ enum { MSA_GROUPS_OFF, MSA_GROUPS_TOKEN, MSA_GROUPS_GRAPH };
 enum { MSA_UNAUTH_AUTO, MSA_UNAUTH_LOGIN, MSA_UNAUTH_401, MSA_UNAUTH_PASS };
 enum { MSA_CLAIM_EMAIL, MSA_CLAIM_UPN, MSA_CLAIM_ID, MSA_CLAIM_NAME };
 enum { MSA_PASS_ENV, MSA_PASS_HEADERS, MSA_PASS_BOTH, MSA_PASS_NONE };
+/* MSAuthPassTokens: bit 1 the access token (and its expiry), bit 2 the id_token. */
+enum { MSA_TOKENS_OFF = 0, MSA_TOKENS_ACCESS = 1, MSA_TOKENS_ID = 2, MSA_TOKENS_ALL = 3 };
 
 /* App settings (context S A): X(type, field, directive). */
 #define MSA_APP_FIELDS(X)                                                                          \
@@ -74,7 +76,8 @@ enum { MSA_PASS_ENV, MSA_PASS_HEADERS, MSA_PASS_BOTH, MSA_PASS_NONE };
     X(int, easy_auth, "MSAuthEasyAuthHeaders")                                                     \
     X(int, accept_bearer, "MSAuthAcceptBearer")                                                    \
     X(int, strip_cookie, "MSAuthStripCookie")                                                      \
-    X(int, trust_unverified_email, "MSAuthTrustUnverifiedEmail")
+    X(int, trust_unverified_email, "MSAuthTrustUnverifiedEmail")                                   \
+    X(int, pass_tokens, "MSAuthPassTokens")
 
 #define MSA_CFG_MEMBER(type, field, directive)                                                     \
     type field;                                                                                    \
@@ -93,6 +96,9 @@ typedef struct msa_srv {
     struct msa_http *http; /* this server's HTTP client, made per process */
     struct msa_cache *cache_handle; /* this server's shared cache, made in post_config */
     const char *vhost_name;         /* its name in the audience of its tokens, post_config */
+    /* MSAuthPassTokens other than off in its configuration (or the main server's): logins
+     * ask for offline_access and their Microsoft tokens are kept */
+    int tokens_wanted;
     MSA_SRV_FIELDS(MSA_CFG_MEMBER)
 } msa_srv_t;
 

@@ -22,10 +22,11 @@ typedef struct msa_ms_client {
 
 typedef struct msa_ms_tokens {
     const char *access_token;
-    const char *id_token; /* NULL when absent */
-    const char *scope;    /* granted scopes, may be NULL */
-    long expires_in;      /* number or numeric string in the answer; 0 when absent */
-    const char *warning;  /* the credential's: an assertion file that could not be re-read */
+    const char *id_token;      /* NULL when absent */
+    const char *refresh_token; /* NULL when absent (offline_access not granted) */
+    const char *scope;         /* granted scopes, may be NULL */
+    long expires_in;           /* number or numeric string in the answer; 0 when absent */
+    const char *warning;       /* the credential's: an assertion file that could not be re-read */
 } msa_ms_tokens_t;
 
 typedef struct msa_ms_profile {
@@ -61,6 +62,17 @@ char *msa_ms_jwks_url(apr_pool_t *p, const msa_ms_client_t *c);
 apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
                                 const char *code, const char *code_verifier, msa_ms_tokens_t *out,
                                 const char **err);
+
+/*
+ * Redeems a refresh token at L/T/oauth2/v2.0/token (grant_type=refresh_token,
+ * the client's scope), authenticated as msa_ms_redeem_code. The answer's
+ * refresh_token, when there is one, replaces the one sent. MSA_EREFUSED when
+ * Microsoft refused the refresh token (invalid_grant: expired, revoked, or
+ * another client's: the user must sign in again); otherwise as
+ * msa_ms_redeem_code.
+ */
+apr_status_t msa_ms_refresh(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
+                            const char *refresh_token, msa_ms_tokens_t *out, const char **err);
 
 /*
  * G/v1.0/me with the access token, mapped as Para does. MSA_EDENIED for a

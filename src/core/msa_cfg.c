@@ -65,6 +65,7 @@ msa_dir_t *msa_dir_create(apr_pool_t *p)
     d->easy_auth = 0;
     d->accept_bearer = 1;
     d->strip_cookie = 1;
+    d->pass_tokens = MSA_TOKENS_OFF;
     return d;
 }
 
@@ -112,6 +113,8 @@ msa_srv_t *msa_srv_merge(apr_pool_t *p, const msa_srv_t *base, const msa_srv_t *
     msa_srv_t *m = apr_pcalloc(p, sizeof(*m));
     MSA_SRV_FIELDS(MERGE_FIELD)
     m->root = msa_app_merge(p, base->root, add->root);
+    /* The main server's <Location> sections apply in the virtual host too. */
+    m->tokens_wanted = base->tokens_wanted || add->tokens_wanted;
     /* Named apps of the main server are the vhost's too; a vhost's own block refines one. */
     m->apps = apr_hash_copy(p, base->apps);
     for (apr_hash_index_t *hi = apr_hash_first(p, add->apps); hi; hi = apr_hash_next(hi)) {

@@ -247,12 +247,55 @@ static apr_status_t ms_client_auth(apr_pool_t *p, const msa_ms_client_t *c, cons
     return APR_SUCCESS;
 }
 
+/* The token endpoint's answer to a code or a refresh token: the tokens, or why not. */
+static apr_status_t ms_token_answer(apr_pool_t *p, const char *what,
+                                    const msa_http_response_t *resp, msa_ms_tokens_t *out,
+                                    const char **err)
+{
+    const char *why;
+    json_object *o = ms_parse_object(p, resp, &why);
+    if (o == NULL) {
+        *err = apr_psprintf(p, "%s answered %d with %s (%s)", what, resp->status, why,
+                            ms_media_type(p, resp->content_type));
+        return MSA_EPROTO;
+    }
+    json_object *e = NULL;
+    if (resp->status != 200 || (json_object_object_get_ex(o, "error", &e) && e != NULL)) {
+        *err = ms_oauth_error(p, what, resp->status, o);
+        const char *code = msa_json_str(p, o, "error");
+        return code != NULL && strcmp(code, "invalid_grant") == 0 ? MSA_EREFUSED : MSA_EPROTO;
+    }
+    if (msa_json_string(p, o, "access_token", &out->access_token) != APR_SUCCESS ||
+        out->access_token == NULL || *out->access_token == '\0') {
+        out->access_token = NULL;
+        *err = apr_psprintf(p, "%s answered %d without an access token", what, resp->status);
+        return MSA_EPROTO;
+    }
+    if (msa_json_string(p, o, "id_token", &out->id_token) != APR_SUCCESS) {
+        out->access_token = NULL;
+        *err = apr_psprintf(p, "%s answered an id_token that is not a string", what);
+        return MSA_EPROTO;
+    }
+    if (out->id_token != NULL && *out->id_token == '\0') {
+        out->id_token = NULL;
+    }
+    if (msa_json_string(p, o, "scope", &out->scope) != APR_SUCCESS) {
+        out->scope = NULL; /* only a hint for whether Graph may be called */
+    }
+    if (msa_json_string(p, o, "refresh_token", &out->refresh_token) != APR_SUCCESS ||
+        (out->refresh_token != NULL && *out->refresh_token == '\0')) {
+        out->refresh_token = NULL;
+    }
+    out->expires_in = ms_expires_in(o);
+    return APR_SUCCESS;
+}
+
 apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
                                 const char *code, const char *code_verifier, msa_ms_tokens_t *out,
                                 const char **err)
 {
     static const char what[] = "token endpoint";
-    const char *dummy, *why;
+    const char *dummy;
     msa_http_response_t resp;
 
     err = err ? err : &dummy;
@@ -279,38 +322,37 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    return ms_token_answer(p, what, &resp, out, err);
+}
 
-    json_object *o = ms_parse_object(p, &resp, &why);
-    if (o == NULL) {
-        *err = apr_psprintf(p, "%s answered %d with %s (%s)", what, resp.status, why,
-                            ms_media_type(p, resp.content_type));
-        return MSA_EPROTO;
+apr_status_t msa_ms_refresh(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t *c,
+                            const char *refresh_token, msa_ms_tokens_t *out, const char **err)
+{
+    static const char what[] = "token endpoint (refresh)";
+    const char *dummy;
+    msa_http_response_t resp;
+
+    err = err ? err : &dummy;
+    *err = NULL;
+    memset(out, 0, sizeof(*out));
+    if (refresh_token == NULL || *refresh_token == '\0') {
+        *err = "no refresh token";
+        return APR_EINVAL;
     }
-    json_object *e = NULL;
-    if (resp.status != 200 || (json_object_object_get_ex(o, "error", &e) && e != NULL)) {
-        *err = ms_oauth_error(p, what, resp.status, o);
-        const char *code = msa_json_str(p, o, "error");
-        return code != NULL && strcmp(code, "invalid_grant") == 0 ? MSA_EREFUSED : MSA_EPROTO;
+    char *form = "";
+    ms_form_add(p, &form, "grant_type", "refresh_token");
+    ms_form_add(p, &form, "refresh_token", refresh_token);
+    char *url = msa_ms_token_url(p, c);
+    apr_status_t rv = ms_client_auth(p, c, url, &form, &out->warning, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    if (msa_json_string(p, o, "access_token", &out->access_token) != APR_SUCCESS ||
-        out->access_token == NULL || *out->access_token == '\0') {
-        out->access_token = NULL;
-        *err = apr_psprintf(p, "%s answered %d without an access token", what, resp.status);
-        return MSA_EPROTO;
+    ms_form_add(p, &form, "scope", c->scope);
+    rv = ms_call(h, p, what, url, NULL, form, &resp, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    if (msa_json_string(p, o, "id_token", &out->id_token) != APR_SUCCESS) {
-        out->access_token = NULL;
-        *err = apr_psprintf(p, "%s answered an id_token that is not a string", what);
-        return MSA_EPROTO;
-    }
-    if (out->id_token != NULL && *out->id_token == '\0') {
-        out->id_token = NULL;
-    }
-    if (msa_json_string(p, o, "scope", &out->scope) != APR_SUCCESS) {
-        out->scope = NULL; /* only a hint for whether Graph may be called */
-    }
-    out->expires_in = ms_expires_in(o);
-    return APR_SUCCESS;
+    return ms_token_answer(p, what, &resp, out, err);
 }
 
 /* The status of a Graph answer that is not 200. */

@@ -18,6 +18,7 @@
 #include "msa_cache.h"
 #include "msa_login.h"
 #include "msa_metrics.h"
+#include "msa_mstokens.h"
 #include "msa_request.h"
 #include "msa_session.h"
 #include "msa_state.h"
@@ -27,9 +28,9 @@
 /* Identity headers an app might trust: removed from every protected request. */
 static int spoofable(const char *name)
 {
-    static const char *const prefixes[] = {"X_MSAUTH_", "X_MS_CLIENT_PRINCIPAL"};
+    static const char *const prefixes[] = {"X_MSAUTH_", "X_MS_CLIENT_PRINCIPAL", "X_MS_TOKEN_"};
     if (name[0] != 'X' && name[0] != 'x') {
-        return 0; /* both prefixes start so */
+        return 0; /* every prefix starts so */
     }
     char norm[64];
     size_t n = 0;
@@ -408,6 +409,9 @@ static void sign_in(request_rec *r, const msa_dir_t *dir, const msa_app_t *app, 
     if (dir->easy_auth) {
         pass_easyauth(r, t);
     }
+    if (dir->pass_tokens != MSA_TOKENS_OFF) {
+        msa_mstokens_pass(r, msa_srv_get(r->server), app, t, dir->pass_tokens);
+    }
 }
 
 /*
@@ -585,16 +589,16 @@ int msa_hide_credentials(request_rec *r)
  */
 void msa_before_handler(request_rec *r)
 {
-    if (!is_microsoft(r)) {
-        return;
+    if (is_microsoft(r)) {
+        const msa_req_t *q = msa_request_record(r, 0);
+        if (q == NULL || q->checked != r->per_dir_config) {
+            const msa_dir_t *dir = msa_dir_get(r);
+            recheck_if_moved(r, dir);
+            hide_credentials(r, dir);
+        }
     }
-    const msa_req_t *q = msa_request_record(r, 0);
-    if (q != NULL && q->checked == r->per_dir_config) {
-        return;
-    }
-    const msa_dir_t *dir = msa_dir_get(r);
-    recheck_if_moved(r, dir);
-    hide_credentials(r, dir);
+    /* Any location, protected or not: the app sees only the Microsoft tokens set for it. */
+    msa_mstokens_guard(r);
 }
 
 int msa_check_authn(request_rec *r)

@@ -34,6 +34,8 @@ static const struct {
     [MSA_REC_GROUPS] = {"groups", MSA_CLASS_BULK, 0},
     [MSA_REC_SID_OWNER] = {"sid_owner", MSA_CLASS_DURABLE, 0},
     [MSA_REC_REVOKED_SID] = {"revoked_sid", MSA_CLASS_DURABLE, 1},
+    [MSA_REC_MS_TOKENS] = {"mstokens", MSA_CLASS_BULK, 0},
+    [MSA_REC_REFRESHING] = {"refreshing", MSA_CLASS_TRANSIENT, 0},
 };
 
 /*

@@ -18,6 +18,10 @@ typedef enum msa_rec {
     MSA_REC_SID_OWNER,
     /* a Microsoft session signed out (id: its sid): its tokens are dead (durable) */
     MSA_REC_REVOKED_SID,
+    /* a session's Microsoft tokens, sealed (msa_vault.h; bulk: large, losing it costs a login) */
+    MSA_REC_MS_TOKENS,
+    /* jti/<generation>: one refresh of a session's Microsoft tokens is under way (transient) */
+    MSA_REC_REFRESHING,
 } msa_rec_t;
 int msa_cache_pre_config(apr_pool_t *pconf);
 /* MSAuthCache's value: an error message (for the directive) or NULL. */

@@ -272,5 +272,7 @@ int msa_callback_handler(request_rec *r, const msa_srv_t *srv)
         ident.groups = NULL;
     }
 
+    /* What MSAuthPassTokens hands the app, kept once the session is issued. */
+    msa_request_record(r, 1)->ms_tokens = apr_pmemdup(r->pool, &tokens, sizeof(tokens));
     return msa_finish_login(r, srv, app, &ident, module_initiated ? ls.return_to : NULL);
 }

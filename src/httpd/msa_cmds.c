@@ -557,6 +557,25 @@ DIR_ENUM(set_unauth_action, unauth_action, "auto", "login", "401", "pass")
 DIR_ENUM(set_remote_user_claim, remote_user_claim, "email", "upn", "id", "name")
 DIR_ENUM(set_pass_claims, pass_claims, "env", "headers", "both", "none")
 
+/* MSAuthPassTokens: in the server's configuration it also makes its logins keep the tokens. */
+static const char *set_pass_tokens(cmd_parms *cmd, void *dconf, const char *v)
+{
+    static const char *const names[] = {"off", "access", "id", "all", NULL};
+    static const int kinds[] = {MSA_TOKENS_OFF, MSA_TOKENS_ACCESS, MSA_TOKENS_ID, MSA_TOKENS_ALL};
+    msa_dir_t *d = dconf;
+    int n;
+    if (msa_parse_enum(v, names, &n) != NULL) {
+        return apr_psprintf(cmd->pool, "%s: unknown value '%s' (expected off, access, id or all)",
+                            cmd->cmd->name, v);
+    }
+    MSA_CFG_SET(d, pass_tokens, kinds[n]);
+    /* httpd reads .htaccess with one pool for both (ap_check_cmd_context does the same). */
+    if (kinds[n] != MSA_TOKENS_OFF && cmd->pool != cmd->temp_pool) {
+        msa_srv_get(cmd->server)->tokens_wanted = 1;
+    }
+    return NULL;
+}
+
 #define DIR_FLAG(fn, field)                                                                        \
     static const char *fn(cmd_parms *cmd, void *dconf, int on)                                     \
     {                                                                                              \
@@ -652,6 +671,9 @@ const command_rec msa_cmds[] = {
                   "email, upn, id or name: what REMOTE_USER is"),
     AP_INIT_TAKE1("MSAuthPassClaims", set_pass_claims, NULL, D_,
                   "env, headers, both or none: how identity reaches the app"),
+    AP_INIT_TAKE1("MSAuthPassTokens", set_pass_tokens, NULL, D_,
+                  "off, access, id or all: the user's Microsoft tokens as X-MS-TOKEN-AAD-* "
+                  "request headers"),
     AP_INIT_FLAG("MSAuthEasyAuthHeaders", set_easy_auth, NULL, D_,
                  "On: also send X-MS-CLIENT-PRINCIPAL* headers"),
     AP_INIT_FLAG("MSAuthAcceptBearer", set_accept_bearer, NULL, D_,

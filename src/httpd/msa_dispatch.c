@@ -13,6 +13,7 @@
 #include "msa_jwt_api.h"
 #include "msa_login.h"
 #include "msa_logout.h"
+#include "msa_mstokens.h"
 #include "msa_passwordless.h"
 #include "msa_request.h"
 #include "msa_settings_api.h"
@@ -66,6 +67,12 @@ int msa_quick_handler(request_rec *r, int lookup_uri)
             return not_allowed(r, "POST");
         }
         return msa_passwordless_handler(r, srv);
+    }
+    if (strcmp(ep, "refresh") == 0) {
+        if (r->method_number != M_POST) {
+            return not_allowed(r, "POST");
+        }
+        return msa_mstokens_refresh_handler(r, srv);
     }
     if (strcmp(ep, "me") == 0) {
         if (r->method_number != M_GET) {

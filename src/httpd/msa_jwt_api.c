@@ -14,6 +14,7 @@
 #include "msa_jwt_api.h"
 #include "msa_login.h"
 #include "msa_metrics.h"
+#include "msa_mstokens.h"
 #include "msa_request.h"
 #include "msa_session.h"
 #include "msa_ms.h"
@@ -45,8 +46,9 @@ static int cors(request_rec *r, const msa_srv_t *srv)
     return 0;
 }
 
+/* A session token for ident; from: the session it replaces, whose Microsoft tokens go with it. */
 static int issue(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
-                 const msa_identity_t *ident)
+                 const msa_identity_t *ident, const msa_token_t *from)
 {
     msa_token_t st;
     char *jwt;
@@ -56,6 +58,9 @@ static int issue(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     }
     if (rc != OK) {
         return error(r, HTTP_BAD_REQUEST, "no user id to issue a token for");
+    }
+    if (from != NULL) {
+        msa_mstokens_carry(r, srv, app, from, &st);
     }
     msa_metric_token_issued();
     MSA_RLOG(r, APLOG_INFO, "token_issued", "appid=%s user=%s", msa_app_token_id(app), st.sub);
@@ -96,7 +101,7 @@ static int post(request_rec *r, const msa_srv_t *srv)
         if (rc != OK) {
             return error(r, HTTP_UNAUTHORIZED, "invalid, expired or spent ID token");
         }
-        return issue(r, srv, app, &ident);
+        return issue(r, srv, app, &ident, NULL);
     }
     app = msa_app_lookup(r, srv, req.appid ? req.appid : "");
     if (app == NULL) {
@@ -135,7 +140,7 @@ static int post(request_rec *r, const msa_srv_t *srv)
         MSA_RLOG(r, APLOG_INFO, "token_refused", "appid=%s: %s", msa_app_token_id(app), detail);
         return error(r, HTTP_UNAUTHORIZED, "the Microsoft access token was refused");
     }
-    return issue(r, srv, app, &ident);
+    return issue(r, srv, app, &ident, NULL);
 }
 
 /* The app of a Bearer session token: the one its appid claim names. */
@@ -171,7 +176,7 @@ static int refresh(request_rec *r, const msa_srv_t *srv)
     }
     msa_identity_t ident;
     msa_identity_of_token(t, &ident);
-    return issue(r, srv, app, &ident);
+    return issue(r, srv, app, &ident, t);
 }
 
 static int revoke_all(request_rec *r, const msa_srv_t *srv)
@@ -192,6 +197,7 @@ static int revoke_all(request_rec *r, const msa_srv_t *srv)
                  srv->cache);
         return error(r, HTTP_SERVICE_UNAVAILABLE, "the token store is unavailable");
     }
+    msa_mstokens_drop(r, srv, t);
     MSA_RLOG(r, APLOG_INFO, "tokens_revoked", "appid=%s user=%s", t->appid, t->sub);
     return msa_answer_json(
         r, HTTP_OK,

@@ -16,6 +16,7 @@
 #include "msa_idtoken.h"
 #include "msa_login.h"
 #include "msa_metrics.h"
+#include "msa_mstokens.h"
 #include "msa_request.h"
 #include "msa_session.h"
 #include "msa_state.h"
@@ -43,7 +44,7 @@ void msa_login_client(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
     c->client_id = app->client_id;
     c->client_secret = app->client_secret;
     c->credential = msa_app_credential(app);
-    c->scope = app->scope;
+    c->scope = msa_mstokens_scope(r->pool, srv, app);
     c->redirect_uri = app->redirect_uri
                           ? app->redirect_uri
                           : apr_pstrcat(r->pool, msa_self_origin(r, srv), srv->callback_path, NULL);
@@ -225,6 +226,10 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     if (rc != OK) {
         return msa_login_fail(r, srv, app, "profile_failed", APLOG_WARNING,
                               "no session token issued");
+    }
+    const msa_req_t *q = msa_request_record(r, 0);
+    if (q != NULL && q->ms_tokens != NULL) {
+        msa_mstokens_keep(r, srv, app, &st, q->ms_tokens);
     }
     msa_cookie_set(r, srv, app, app->cookie_name, session, app->cookie_path, app->session_timeout,
                    app->cookie_samesite);

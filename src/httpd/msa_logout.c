@@ -16,6 +16,7 @@
 #include "msa_idtoken.h"
 #include "msa_login.h"
 #include "msa_logout.h"
+#include "msa_mstokens.h"
 #include "msa_request.h"
 #include "msa_session.h"
 #include "msa_url.h"
@@ -50,6 +51,7 @@ int msa_logout_handler(request_rec *r, const msa_srv_t *srv)
                      srv->cache);
             return HTTP_SERVICE_UNAVAILABLE;
         }
+        msa_mstokens_drop(r, srv, t);
         MSA_RLOG(r, APLOG_INFO, "logout", "appid=%s user=%s", msa_app_token_id(app),
                  msa_loggable(r, t->sub));
     }

@@ -16,38 +16,6 @@
 #include "msa_session.h"
 #include "msa_url.h"
 
-/*
- * Why a POST cannot be shown to come from a page of this server, or NULL: its
- * Origin, else its Referer, must be this origin. Otherwise any site could post
- * its own user's ID token and sign the visitor in as that user (login CSRF).
- */
-static const char *foreign_post(request_rec *r, const msa_srv_t *srv)
-{
-    const char *self = msa_self_origin(r, srv);
-    const char *origin = apr_table_get(r->headers_in, "Origin");
-    const char *referer = apr_table_get(r->headers_in, "Referer");
-    size_t n = strlen(self);
-    if (origin != NULL) {
-        return strcasecmp(origin, self) == 0
-                   ? NULL
-                   : apr_psprintf(r->pool, "Origin %s is another origin", msa_loggable(r, origin));
-    }
-    if (referer == NULL) {
-        return "neither Origin nor Referer shows the page's origin";
-    }
-    if (strncasecmp(referer, self, n) == 0 && strchr("/?#", referer[n]) != NULL) {
-        return NULL; /* strchr finds the NUL too: the origin alone */
-    }
-    /* Only the origin of it: a path or query may carry a token. */
-    const char *host = ap_strstr_c(referer, "://");
-    if (host == NULL) {
-        return "the Referer is no URL of an origin";
-    }
-    size_t end = (size_t)(host + 3 - referer) + strcspn(host + 3, "/?#");
-    return apr_psprintf(r->pool, "Referer %s is another origin",
-                        msa_loggable(r, apr_pstrmemdup(r->pool, referer, end)));
-}
-
 /* The token (and returnto) of a POST form, or NULL with the failure answered in *rc. */
 static const char *passwordless_form(request_rec *r, const msa_srv_t *srv, const char **returnto,
                                      int *rc)
@@ -75,7 +43,7 @@ static const char *passwordless_form(request_rec *r, const msa_srv_t *srv, const
     /* The app's own failure URL, when the token names one. */
     const char *appid = msa_api_peek_appid(r->pool, token);
     const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
-    if ((why = foreign_post(r, srv)) != NULL) {
+    if ((why = msa_foreign_post(r, srv)) != NULL) {
         *rc = msa_login_fail(r, srv, app, "invalid_request", APLOG_INFO,
                              apr_pstrcat(r->pool, "POST /passwordless refused: ", why, NULL));
         return NULL;

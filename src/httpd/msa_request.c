@@ -243,3 +243,35 @@ const msa_app_t *msa_request_app(const request_rec *r)
     const msa_req_t *q = ap_get_module_config(r->request_config, &msauth_module);
     return q ? q->app : NULL;
 }
+
+/*
+ * Why a POST cannot be shown to come from a page of this server, or NULL: its
+ * Origin, else its Referer, must be this origin. Otherwise any site could post
+ * its own user's ID token and sign the visitor in as that user (login CSRF).
+ */
+const char *msa_foreign_post(request_rec *r, const msa_srv_t *srv)
+{
+    const char *self = msa_self_origin(r, srv);
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *referer = apr_table_get(r->headers_in, "Referer");
+    size_t n = strlen(self);
+    if (origin != NULL) {
+        return strcasecmp(origin, self) == 0
+                   ? NULL
+                   : apr_psprintf(r->pool, "Origin %s is another origin", msa_loggable(r, origin));
+    }
+    if (referer == NULL) {
+        return "neither Origin nor Referer shows the page's origin";
+    }
+    if (strncasecmp(referer, self, n) == 0 && strchr("/?#", referer[n]) != NULL) {
+        return NULL; /* strchr finds the NUL too: the origin alone */
+    }
+    /* Only the origin of it: a path or query may carry a token. */
+    const char *host = ap_strstr_c(referer, "://");
+    if (host == NULL) {
+        return "the Referer is no URL of an origin";
+    }
+    size_t end = (size_t)(host + 3 - referer) + strcspn(host + 3, "/?#");
+    return apr_psprintf(r->pool, "Referer %s is another origin",
+                        msa_loggable(r, apr_pstrmemdup(r->pool, referer, end)));
+}

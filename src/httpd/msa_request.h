@@ -26,6 +26,11 @@ int msa_redirect(request_rec *r, const char *url);
 const char *msa_bearer_token(request_rec *r);
 /* The endpoint's name when path is base or below it ("" for base itself); NULL otherwise. */
 const char *msa_endpoint(const char *path, const char *base);
+/*
+ * Why a POST cannot be shown to come from a page of this server, or NULL: its
+ * Origin, else its Referer, must be this origin (login CSRF, cross-site posts).
+ */
+const char *msa_foreign_post(request_rec *r, const msa_srv_t *srv);
 /* What AuthType Microsoft found for a request: the session and the app it opened. */
 typedef struct msa_req {
     const msa_token_t *token; /* the session accepted for this request, or NULL */
@@ -34,6 +39,8 @@ typedef struct msa_req {
     const char *sent_cookie, *sent_authorization; /* the client's, once hidden from the app */
     int kept;                                     /* sent_* hold them */
     apr_array_header_t *hidden; /* msa_hidden_user_t: users of earlier requests, put back to log */
+    const void *tokens_for; /* the per-directory config the Microsoft token headers were set for */
+    const struct msa_ms_tokens *ms_tokens; /* a login's answer from Microsoft, to be kept */
 } msa_req_t;
 typedef struct msa_hidden_user {
     request_rec *r;
