@@ -125,6 +125,11 @@ DEFAULT_SETTINGS = {
     "hang_seconds": 30.0,        # how long a "hang" fault sleeps
     "code_lifetime": 600,        # authorization codes live ten minutes
     "access_token_lifetime": 3599,
+    # Refresh tokens live 90 days at Microsoft (24 hours for single-page apps); shorter here
+    # to show what a client does with an expired one (AADSTS70008).
+    "refresh_token_lifetime": 90 * 86400,
+    # Seconds a refresh_token grant takes to answer: a window for concurrent refreshes.
+    "refresh_delay": 0.0,
     "id_token_lifetime": 3600,
     # Graph's server-driven paging: a directory-object page holds at most this many
     # entries whatever $top asks (0: $top is honoured, up to 999), as Graph may answer
@@ -569,7 +574,7 @@ class FakeMS:
             self.stats = {"jwks_fetches": 0, "token_requests": 0, "graph_me": 0,
                           "graph_groups": 0, "graph_organization": 0, "authorize": 0,
                           "metadata_fetches": 0,
-                          "logouts": 0, "userinfo": 0}
+                          "logouts": 0, "userinfo": 0, "refresh_grants": 0}
             self.settings = dict(self.base_settings)
 
     def workload_key(self):
@@ -760,10 +765,22 @@ class FakeMS:
     def issue_refresh_token(self, user, client_id, grant, segment, sid=None):
         token = "1.A" + junk(700)
         with self.lock:
-            self.refresh_tokens[token] = {"user": user["name"], "client_id": client_id,
-                                          "grant": grant, "segment": segment, "sid": sid,
-                                          "exp": time.time() + 90 * 86400}
+            self.refresh_tokens[token] = {
+                "user": user["name"], "client_id": client_id, "grant": grant,
+                "segment": segment, "sid": sid, "revoked": False,
+                "exp": time.time() + float(self.settings["refresh_token_lifetime"])}
         return token
+
+    def revoke_refresh_tokens(self, user_name):
+        """Graph's revokeSignInSessions (or an admin's revocation): every refresh token the
+        user holds stops working (AADSTS50173). Returns how many were live."""
+        n = 0
+        with self.lock:
+            for record in self.refresh_tokens.values():
+                if record["user"] == user_name and not record["revoked"]:
+                    record["revoked"] = True
+                    n += 1
+        return n
 
     def sso_session(self, cookie_sid, user, client_id):
         """The browser's sign-in session for user: the one its cookie names when that is
@@ -1666,11 +1683,30 @@ class Handler(BaseHTTPRequestHandler):
             return self.aad_json_error(400, "invalid_request", 900144, "The request body "
                                        "must contain the following parameter: "
                                        "'refresh_token'.")
+        self.ms.count("refresh_grants")
+        delay = float(self.ms.settings["refresh_delay"])
+        if delay > 0:
+            time.sleep(delay)
         with self.ms.lock:
             record = self.ms.refresh_tokens.get(token)
-        if record is None or record["exp"] < time.time():
+        if record is None:
             return self.aad_json_error(400, "invalid_grant", 9002313, "Invalid request. "
                                        "Request is malformed or invalid.")
+        if record["exp"] < time.time():
+            return self.aad_json_error(400, "invalid_grant", 70008, "The provided "
+                                       "authorization code or refresh token has expired due "
+                                       "to inactivity. Send a new interactive authorization "
+                                       "request for this user and resource.")
+        if record["revoked"]:
+            return self.aad_json_error(400, "invalid_grant", 50173, "The provided grant has "
+                                       "expired due to it being revoked, a fresh auth token is "
+                                       "needed. The user might have changed or reset their "
+                                       "password. The grant was issued on '%s' and the "
+                                       "TokensValidFrom date (before which tokens are not "
+                                       "valid) for this user is '%s'." % (
+                                           ms_timestamp(record["exp"] - float(
+                                               self.ms.settings["refresh_token_lifetime"])),
+                                           ms_timestamp()))
         if record["client_id"] != client["client_id"]:
             return self.aad_json_error(400, "invalid_grant", 700022, "The refresh token was "
                                        "issued to a different client.")
@@ -2116,6 +2152,17 @@ class Handler(BaseHTTPRequestHandler):
                         "tenant_domains": ms.tenant_domains(),
                         "keys": {k: v.kid for k, v in ms.keys.items()},
                         "published_kids": [k.kid for k in ms.published_keys()]})
+            if name == "refresh_tokens" and get:
+                # What was issued (for tests that look for them where they must not be).
+                with ms.lock:
+                    return json_response(200, {"refresh_tokens": [
+                        {"token": t, "user": rec["user"], "revoked": rec["revoked"],
+                         "exp": rec["exp"]} for t, rec in ms.refresh_tokens.items()]})
+            if name == "revoke_refresh_tokens" and post:
+                user = ms.find_user(body.get("user", "alice"))
+                if user is None:
+                    raise ValueError("unknown user %r" % body.get("user"))
+                return json_response(200, {"revoked": ms.revoke_refresh_tokens(user["name"])})
             if name == "access_token" and post:
                 return self.control_access_token(body)
             if name == "sign" and post:

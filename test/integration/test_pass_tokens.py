@@ -1,0 +1,500 @@
+"""MSAuthPassTokens: the user's Microsoft tokens handed to the app, on request.
+
+A location with `MSAuthPassTokens access|id|all` gives its app the signed-in user's
+current Graph access token (X-MS-TOKEN-AAD-ACCESS-TOKEN, X-MS-TOKEN-AAD-EXPIRES-ON) and
+id_token (X-MS-TOKEN-AAD-ID-TOKEN), Easy Auth's names: a CGI sees HTTP_X_MS_TOKEN_AAD_….
+Logins then ask for offline_access; the refresh token stays in MSAuthCache, sealed for
+its session, and the access token is refreshed before it expires — once, whichever
+servers need it at the same moment. Logout and revocation drop the tokens; a client can
+never inject one; the refresh token reaches no cookie, answer or log.
+
+Real httpd processes, a real memcached, and fakems issuing short-lived access tokens and
+serving grant_type=refresh_token as Microsoft does (rotation, AADSTS70008, AADSTS50173).
+"""
+
+import base64
+import concurrent.futures
+import hashlib
+import hmac
+import re
+import socket
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+from msauth import Httpd, fresh_store_epoch, jwt_parts, remember
+from test_cluster import Store, two_servers
+from test_frontchannel import Browser
+
+CLIENT = "7a7a7a7a-0000-4000-8000-00000000007a"
+SECRET = "pass-tokens-client-secret-0123456789"
+remember(SECRET)
+
+CONF = """MSAuthLoginHost @FAKEMS@
+MSAuthGraphHost @FAKEMS@
+MSAuthHTTPTimeout 3 2
+MSAuthClientID """ + CLIENT + """
+MSAuthClientSecret """ + SECRET + """
+MSAuthSecretKey @KEY@
+MSAuthSigninSuccess /
+MSAuthSigninFailure /?cause=?
+MSAuthCache %s
+LogLevel warn msauth:debug
+Alias /access/ @DIR@/htdocs/cgi/
+Alias /id/ @DIR@/htdocs/cgi/
+Alias /all/ @DIR@/htdocs/cgi/
+Alias /none/ @DIR@/htdocs/cgi/
+Alias /open/ @DIR@/htdocs/cgi/
+<Location /access/>
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens access
+    Require valid-user
+</Location>
+<Location /id/>
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens id
+    Require valid-user
+</Location>
+<Location /all/>
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens all
+    Require valid-user
+</Location>
+<Location /none/>
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    Require valid-user
+</Location>
+"""
+
+ACCESS = "HTTP_X_MS_TOKEN_AAD_ACCESS_TOKEN"
+EXPIRES = "HTTP_X_MS_TOKEN_AAD_EXPIRES_ON"
+ID = "HTTP_X_MS_TOKEN_AAD_ID_TOKEN"
+REFRESH = "/microsoft_auth/refresh"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registration(fakems):
+    # sid: the front-channel logout test signs a session out by it.
+    fakems.control("clients", {"client_id": CLIENT, "secret": SECRET,
+                               "optional_claims": ["sid"]})
+
+
+@pytest.fixture(scope="module")
+def store():
+    s = Store("memcache")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def server(store, fakems):
+    h = Httpd(CONF % store.spec, fakems, modules=["socache_memcache"], name="tokens")
+    h.expect_warn(fresh_store_epoch(store.spec))
+    h.start()
+    yield h
+    h.cleanup()
+
+
+def lifetime(fakems, access, refresh=None, delay=None):
+    settings = {"access_token_lifetime": access}
+    if refresh is not None:
+        settings["refresh_token_lifetime"] = refresh
+    if delay is not None:
+        settings["refresh_delay"] = delay
+    fakems.control("settings", settings)
+
+
+def env(httpd, path, token, headers=None):
+    """The CGI's environment lines (name -> value) at path with the session cookie."""
+    h = {"Accept": "application/json"}
+    h.update(headers or {})
+    r = requests.get(httpd.url(path + "whoami.cgi"), cookies={"msauth": token} if token else {},
+                     headers=h, timeout=30, allow_redirects=False)
+    assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    out = {}
+    for line in r.text.splitlines():
+        k, _, v = line.partition("=")
+        out[k] = v
+        remember(v if k in (ACCESS, ID) else None)
+    return out
+
+
+def status(httpd, path, token):
+    return requests.get(httpd.url(path + "whoami.cgi"), cookies={"msauth": token},
+                        headers={"Accept": "application/json"}, timeout=30,
+                        allow_redirects=False).status_code
+
+
+def graph_accepts(fakems, access_token):
+    r = requests.get(fakems.base + "/v1.0/me", timeout=10,
+                     headers={"Authorization": "Bearer " + access_token})
+    return r.status_code == 200
+
+
+def issued_refresh_tokens(fakems):
+    tokens = [t["token"] for t in fakems.control("refresh_tokens")["refresh_tokens"]]
+    for t in tokens:
+        remember(t)
+    return tokens
+
+
+def refresh_grants(fakems):
+    return fakems.stats()["refresh_grants"]
+
+
+def post_refresh(httpd, token, origin=True, headers=None):
+    h = {"Origin": httpd.origin} if origin else {}
+    h.update(headers or {})
+    return requests.post(httpd.url(REFRESH), cookies={"msauth": token} if token else {},
+                         headers=h, timeout=30, allow_redirects=False)
+
+
+def store_key(jti):
+    """The memcached key of a session's token record (msa_store_text_key)."""
+    if len(jti) <= 128 and re.fullmatch(r"[A-Za-z0-9\-_.:]+", jti):
+        return "msauth:mstokens:" + jti
+    md = hmac.new(b"mstokens", jti.encode(), hashlib.sha256).digest()[:24]
+    return "msauth:mstokens#" + base64.urlsafe_b64encode(md).decode().rstrip("=")
+
+
+def mc(store, command):
+    with socket.create_connection(("127.0.0.1", store.port), timeout=5) as sock:
+        sock.sendall(command)
+        out = b""
+        while not (out.endswith(b"END\r\n") or out.endswith(b"STORED\r\n")
+                   or out.endswith(b"ERROR\r\n")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def record_of(store, token):
+    """The store's record of a session (text), or None."""
+    key = store_key(jwt_parts(token)[1]["jti"])
+    out = mc(store, ("get %s\r\n" % key).encode())
+    if not out.startswith(b"VALUE "):
+        return None
+    header, _, rest = out.partition(b"\r\n")
+    n = int(header.split()[3])
+    return rest[:n].decode()
+
+
+def put_record(store, token, value):
+    key = store_key(jwt_parts(token)[1]["jti"])
+    data = value.encode()
+    assert mc(store, b"set %s 0 0 %d\r\n%s\r\n" % (key.encode(), len(data), data)) \
+        == b"STORED\r\n"
+
+
+def wait_past(expires_on_iso, slack=0.3):
+    """Sleeps until the ISO 8601 expiry has passed (the module's own clock is this one)."""
+    when = time.mktime(time.strptime(expires_on_iso[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    time.sleep(max(0.0, when - time.time() + slack))
+
+
+# -- what reaches the app ---------------------------------------------------------------------
+
+def test_tokens_reach_the_app_only_where_asked_and_only_the_kinds_asked(fakems, server):
+    token = Browser(fakems).sign_in(server)
+    authorize = [e for e in fakems.requests() if "/oauth2/v2.0/authorize" in e["path"]][-1]
+    assert "offline_access" in urllib.parse.unquote_plus(str(authorize)), authorize
+
+    access = env(server, "/access/", token)
+    assert access[ACCESS] and graph_accepts(fakems, access[ACCESS])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.0000000Z", access[EXPIRES]), access
+    assert ID not in access
+
+    ident = env(server, "/id/", token)
+    assert ident[ID].count(".") == 2 and jwt_parts(ident[ID])[1]["aud"] == CLIENT
+    assert ACCESS not in ident and EXPIRES not in ident
+
+    both = env(server, "/all/", token)
+    assert both[ACCESS] == access[ACCESS] and both[ID] == ident[ID] and both[EXPIRES]
+
+    none = env(server, "/none/", token)
+    assert none["REMOTE_USER"] and not [k for k in none if k.startswith("HTTP_X_MS_TOKEN")]
+
+
+def test_client_sent_token_headers_never_reach_the_app(fakems, server):
+    token = Browser(fakems).sign_in(server)
+    forged = {"X-MS-TOKEN-AAD-ACCESS-TOKEN": "forged-access-token",
+              "x-ms-token-aad-id-token": "forged-id-token",
+              "X-Ms-Token-Aad-Expires-On": "forged-expiry",
+              "X-MS-TOKEN-AAD-REFRESH-TOKEN": "forged-refresh-token"}
+    for path, session in (("/open/", None), ("/open/", token), ("/none/", token),
+                          ("/access/", token), ("/id/", token), ("/all/", token)):
+        seen = env(server, path, session, headers=forged)
+        leaked = {k: v for k, v in seen.items() if "forged" in v}
+        assert not leaked, (path, leaked)
+    # The real ones are still there, and only they.
+    seen = env(server, "/all/", token, headers=forged)
+    assert graph_accepts(fakems, seen[ACCESS])
+    assert "HTTP_X_MS_TOKEN_AAD_REFRESH_TOKEN" not in seen
+    # A location that passes no tokens: without a session the forged ones are gone as well.
+    r = requests.get(server.url("/access/whoami.cgi"), headers=dict(forged, Accept="*/*"),
+                     timeout=15, allow_redirects=False)
+    assert r.status_code == 401 and "forged" not in r.text
+
+
+# -- refresh ------------------------------------------------------------------------------
+
+def test_access_token_refreshed_across_its_expiry(fakems, server):
+    lifetime(fakems, 4)
+    token = Browser(fakems).sign_in(server)
+    first = env(server, "/all/", token)
+    assert refresh_grants(fakems) == 0
+    wait_past(first[EXPIRES])
+    assert not graph_accepts(fakems, first[ACCESS])   # Microsoft's own clock says so
+
+    later = env(server, "/all/", token)
+    assert later[ACCESS] != first[ACCESS] and graph_accepts(fakems, later[ACCESS])
+    assert later[EXPIRES] > first[EXPIRES]
+    assert later[ID] and jwt_parts(later[ID])[1]["oid"] == jwt_parts(first[ID])[1]["oid"]
+    assert refresh_grants(fakems) == 1
+    # The rotated refresh token is the one used next time.
+    rts = issued_refresh_tokens(fakems)
+    assert len(rts) >= 2
+    wait_past(later[EXPIRES])
+    third = env(server, "/access/", token)
+    assert third[ACCESS] not in (first[ACCESS], later[ACCESS])
+    used = [e for e in fakems.requests() if e["path"].endswith("/oauth2/v2.0/token")]
+    grants = [e for e in used if "refresh_token" in str(e.get("form", e))]
+    assert len(grants) >= 2, used[-2:]
+    server.wait_log(r"msauth: tokens_refreshed: appid=default user=", count=2)
+
+
+def test_refresh_ahead_of_expiry_keeps_the_app_served(fakems, server):
+    lifetime(fakems, 8)   # refreshed 2 s ahead of its expiry
+    token = Browser(fakems).sign_in(server)
+    first = env(server, "/access/", token)
+    deadline = time.time() + 12
+    while time.time() < deadline:
+        now = env(server, "/access/", token)
+        assert now[ACCESS], now     # never a gap
+        if now[ACCESS] != first[ACCESS]:
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError("never refreshed")
+    assert graph_accepts(fakems, first[ACCESS]), "refreshed only after the old one expired"
+
+
+def test_refresh_endpoint(fakems, server):
+    token = Browser(fakems).sign_in(server)
+    before = env(server, "/access/", token)
+    r = post_refresh(server, token)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert isinstance(body, list) and body[0]["provider_name"] == "aad"
+    assert body[0]["user_id"] and re.fullmatch(r"\d{4}-.*Z", body[0]["expires_on"])
+    assert "access_token" not in body[0] and "refresh_token" not in body[0]
+    assert "Set-Cookie" not in r.headers
+    after = env(server, "/access/", token)
+    assert after[ACCESS] != before[ACCESS] and after[EXPIRES] == body[0]["expires_on"]
+    assert refresh_grants(fakems) == 1
+
+    # GET, another origin, no origin at all: refused, nothing refreshed.
+    assert requests.get(server.url(REFRESH), cookies={"msauth": token},
+                        timeout=15).status_code == 405
+    assert post_refresh(server, token, origin=False,
+                        headers={"Origin": "https://evil.example"}).status_code == 403
+    assert post_refresh(server, token, origin=False).status_code == 403
+    assert post_refresh(server, token, origin=False,
+                        headers={"Referer": "https://evil.example/" + server.origin}
+                        ).status_code == 403
+    assert refresh_grants(fakems) == 1
+    # No session: 401.
+    r = post_refresh(server, None)
+    assert r.status_code == 401 and "WWW-Authenticate" in r.headers
+    assert post_refresh(server, token + "x").status_code == 401
+    # A same-origin page (Referer only) may.
+    assert post_refresh(server, token, origin=False,
+                        headers={"Referer": server.origin + "/app/"}).status_code == 200
+
+
+# -- failures at Microsoft: no stale token, never a 500 -------------------------------------
+
+def test_revoked_refresh_token_leaves_the_app_without_tokens(fakems, server):
+    lifetime(fakems, 3)
+    token = Browser(fakems).sign_in(server)
+    first = env(server, "/all/", token)
+    assert fakems.control("revoke_refresh_tokens", {"user": "alice"})["revoked"] >= 1
+    wait_past(first[EXPIRES])
+    server.expect_warn(r"msauth: tokens: appid=default user=.*: Microsoft refused the refresh "
+                       r"token \(.*AADSTS50173.*\): the app gets no Microsoft tokens")
+    seen = env(server, "/all/", token)
+    assert ACCESS not in seen and ID not in seen and EXPIRES not in seen, seen
+    assert seen["REMOTE_USER"]                    # still signed in to the app
+    assert refresh_grants(fakems) == 1
+    # Dropped: not asked again.
+    seen = env(server, "/access/", token)
+    assert ACCESS not in seen and refresh_grants(fakems) == 1
+    assert post_refresh(server, token).status_code == 401
+    server.check_log()
+
+
+def test_expired_refresh_token_is_aadsts70008(fakems, server):
+    lifetime(fakems, 3, refresh=1)
+    token = Browser(fakems).sign_in(server)
+    first = env(server, "/access/", token)
+    wait_past(first[EXPIRES])
+    server.expect_warn(r"Microsoft refused the refresh token \(.*AADSTS70008")
+    assert ACCESS not in env(server, "/access/", token)
+    server.check_log()
+
+
+def test_microsoft_down_at_refresh_time_omits_the_expired_token(fakems, server):
+    lifetime(fakems, 3)
+    token = Browser(fakems).sign_in(server)
+    first = env(server, "/access/", token)
+    wait_past(first[EXPIRES])
+    fakems.faults(token="500")
+    server.expect_warn(r"msauth: tokens: appid=default user=.*: the Microsoft tokens could not "
+                       r"be refreshed \(.*\): tried again in 5 s")
+    started = time.time()
+    seen = env(server, "/access/", token)
+    assert ACCESS not in seen and EXPIRES not in seen and seen["REMOTE_USER"]
+    # While the failed refresh's lock holds, requests neither call Microsoft nor wait long.
+    calls = fakems.stats()["token_requests"]
+    for _ in range(3):
+        assert ACCESS not in env(server, "/access/", token)
+    assert fakems.stats()["token_requests"] == calls and time.time() - started < 4
+    server.check_log()
+    # Microsoft back, the lock gone: the next request refreshes.
+    fakems.faults(token=None)
+    time.sleep(5.2)
+    back = env(server, "/access/", token)
+    assert graph_accepts(fakems, back[ACCESS])
+
+
+# -- logout and revocation ------------------------------------------------------------------
+
+def test_tokens_gone_after_logout(fakems, server, store):
+    token = Browser(fakems).sign_in(server)
+    assert env(server, "/access/", token)[ACCESS]
+    assert record_of(store, token).startswith("v1.")
+    r = requests.get(server.url("/microsoft_auth/logout"), cookies={"msauth": token},
+                     timeout=15, allow_redirects=False)
+    assert r.status_code == 302
+    assert record_of(store, token) == "-"         # dropped, not just unreachable
+    assert status(server, "/access/", token) == 401
+    assert post_refresh(server, token).status_code == 401
+
+
+def test_tokens_gone_after_revocation_by_the_jwt_api(fakems, server, store):
+    token = Browser(fakems).sign_in(server)
+    assert env(server, "/access/", token)[ACCESS]
+    r = requests.delete(server.url("/jwt_auth"), headers={"Authorization": "Bearer " + token},
+                        timeout=15)
+    assert r.status_code == 200, r.text
+    assert record_of(store, token) == "-"
+    assert status(server, "/access/", token) == 401
+
+
+def test_tokens_gone_after_front_channel_logout(fakems, server):
+    token = Browser(fakems).sign_in(server)
+    assert env(server, "/access/", token)[ACCESS]
+    sid = jwt_parts(token)[1]["sid"]
+    r = requests.get(server.url("/microsoft_auth/logout/frontchannel?sid=" + sid), timeout=15)
+    assert r.status_code == 200
+    assert status(server, "/access/", token) == 401
+    assert post_refresh(server, token).status_code == 401
+
+
+def test_jwt_api_refresh_carries_the_tokens_to_the_new_session(fakems, server):
+    token = Browser(fakems).sign_in(server)
+    before = env(server, "/access/", token)
+    r = requests.get(server.url("/jwt_auth"), headers={"Authorization": "Bearer " + token},
+                     timeout=15)
+    assert r.status_code == 200
+    fresh = r.json()["jwt"]["access_token"]
+    assert fresh != token
+    assert env(server, "/access/", fresh)[ACCESS] == before[ACCESS]
+
+
+# -- where the refresh token is, and is not ---------------------------------------------------
+
+def test_record_sealed_and_bound_to_its_session(fakems, server, store):
+    one = Browser(fakems).sign_in(server)
+    seen = env(server, "/all/", one)
+    record = record_of(store, one)
+    assert record and record.startswith("v1.")
+    raw = base64.urlsafe_b64decode(record[3:] + "=" * (-len(record[3:]) % 4))
+    for secret in issued_refresh_tokens(fakems) + [seen[ACCESS], seen[ID]]:
+        for probe in (secret, secret[-40:]):
+            assert probe not in record and probe.encode() not in raw
+    assert b"refresh" not in raw and b'"rt"' not in raw
+
+    # Another session's record copied under this one's key does not open.
+    two = Browser(fakems).sign_in(server, user="dave")
+    put_record(store, two, record)
+    stolen = env(server, "/all/", two)
+    assert ACCESS not in stolen and ID not in stolen
+    server.wait_log(r"msauth: tokens: appid=default user=.*: token record does not open")
+    # A damaged record: no tokens, no 500.
+    put_record(store, one, record[:-8] + "AAAAAAAA")
+    assert ACCESS not in env(server, "/access/", one)
+
+
+def test_refresh_token_in_no_cookie_answer_or_log(fakems, server):
+    lifetime(fakems, 3)
+    b = Browser(fakems)
+    answers = []
+    original = b.sites.get
+
+    def keep(*a, **kw):
+        r = original(*a, **kw)
+        answers.append(r)
+        return r
+    b.sites.get = keep
+    token = b.sign_in(server)
+    first = env(server, "/all/", token)
+    wait_past(first[EXPIRES])
+    env(server, "/all/", token)
+    r = post_refresh(server, token)
+    assert r.status_code == 200
+    answers.append(r)
+    me = requests.get(server.url("/microsoft_auth/me"), cookies={"msauth": token}, timeout=15)
+    answers.append(me)
+    rts = issued_refresh_tokens(fakems)
+    assert len(rts) >= 3
+    payload = jwt_parts(token)[1]
+    for rt in rts:
+        probe = rt[-48:]
+        assert probe not in token and probe not in str(payload)
+        for a in answers:
+            assert probe not in a.text and probe not in str(a.headers), a.url
+        for name in ("error.log", "access.log"):
+            assert probe not in server.read_file(name), name
+    # Nor the access and id tokens, in the logs.
+    for t in (first[ACCESS], first[ID]):
+        for name in ("error.log", "access.log"):
+            assert t[-48:] not in server.read_file(name)
+    assert "tokens_refreshed" in server.read_file("error.log")
+
+
+# -- two servers, one store: one refresh ------------------------------------------------------
+
+def test_one_refresh_when_two_servers_need_it_at_once(request, fakems):
+    store, a, b = two_servers(request, fakems, "memcache", name="tokens", conf=CONF)
+    lifetime(fakems, 3)
+    token = Browser(fakems).sign_in(a)
+    first = env(a, "/access/", token)
+    assert env(b, "/access/", token)[ACCESS] == first[ACCESS]
+    fakems.control("settings", {"refresh_delay": 1.0})
+    wait_past(first[EXPIRES])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [pool.submit(env, h, "/access/", token) for h in (a, b) * 4]
+        seen = [j.result() for j in jobs]
+    tokens = {s.get(ACCESS) for s in seen}
+    assert refresh_grants(fakems) == 1
+    assert len(tokens) == 1 and None not in tokens, [s.get(ACCESS, "-")[:12] for s in seen]
+    assert tokens != {first[ACCESS]} and graph_accepts(fakems, tokens.pop())
