@@ -15,6 +15,7 @@
 #include "msa_idtoken.h"
 #include "msa_login.h"
 #include "msa_metrics.h"
+#include "msa_mstokens.h"
 #include "msa_request.h"
 #include "msa_state.h"
 #include "msa_url.h"
@@ -272,7 +273,11 @@ int msa_callback_handler(request_rec *r, const msa_srv_t *srv)
         ident.groups = NULL;
     }
 
-    /* What MSAuthPassTokens hands the app, kept once the session is issued. */
-    msa_request_record(r, 1)->ms_tokens = apr_pmemdup(r->pool, &tokens, sizeof(tokens));
-    return msa_finish_login(r, srv, app, &ident, module_initiated ? ls.return_to : NULL);
+    int done = msa_finish_login(r, srv, app, &ident, module_initiated ? ls.return_to : NULL);
+    const msa_req_t *issued = msa_request_record(r, 0);
+    if (issued != NULL && issued->issued != NULL) {
+        /* What MSAuthPassTokens hands the app, kept for the session just issued. */
+        msa_mstokens_keep(r, srv, app, issued->issued, &tokens);
+    }
+    return done;
 }

@@ -16,7 +16,6 @@
 #include "msa_idtoken.h"
 #include "msa_login.h"
 #include "msa_metrics.h"
-#include "msa_mstokens.h"
 #include "msa_request.h"
 #include "msa_session.h"
 #include "msa_state.h"
@@ -44,7 +43,10 @@ void msa_login_client(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
     c->client_id = app->client_id;
     c->client_secret = app->client_secret;
     c->credential = msa_app_credential(app);
-    c->scope = msa_mstokens_scope(r->pool, srv, app);
+    /* MSAuthPassTokens: Microsoft issues a refresh token only for offline_access. */
+    c->scope = srv->tokens_wanted && !msa_word_in(app->scope, "offline_access")
+                   ? apr_pstrcat(r->pool, app->scope, " offline_access", NULL)
+                   : app->scope;
     c->redirect_uri = app->redirect_uri
                           ? app->redirect_uri
                           : apr_pstrcat(r->pool, msa_self_origin(r, srv), srv->callback_path, NULL);
@@ -227,10 +229,7 @@ int msa_finish_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
         return msa_login_fail(r, srv, app, "profile_failed", APLOG_WARNING,
                               "no session token issued");
     }
-    const msa_req_t *q = msa_request_record(r, 0);
-    if (q != NULL && q->ms_tokens != NULL) {
-        msa_mstokens_keep(r, srv, app, &st, q->ms_tokens);
-    }
+    msa_request_record(r, 1)->issued = apr_pmemdup(r->pool, &st, sizeof(st));
     msa_cookie_set(r, srv, app, app->cookie_name, session, app->cookie_path, app->session_timeout,
                    app->cookie_samesite);
 

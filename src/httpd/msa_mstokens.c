@@ -32,14 +32,6 @@
 #define WAIT_STEP         100000      /* microseconds between looks at another's refresh */
 #define FALLBACK_LIFETIME 300         /* an answer without expires_in: assume five minutes */
 
-const char *msa_mstokens_scope(apr_pool_t *p, const msa_srv_t *srv, const msa_app_t *app)
-{
-    if (!srv->tokens_wanted || msa_word_in(app->scope, "offline_access")) {
-        return app->scope;
-    }
-    return apr_pstrcat(p, app->scope, " offline_access", NULL);
-}
-
 /* The session a record is sealed for: its app, its jti and its user. */
 static const char *binding(apr_pool_t *p, const msa_token_t *t)
 {

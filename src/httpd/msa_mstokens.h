@@ -8,9 +8,6 @@
 
 #include "msa_module.h"
 
-/* The scopes a login of app asks for: MSAuthScope, plus offline_access where tokens are kept. */
-const char *msa_mstokens_scope(apr_pool_t *p, const msa_srv_t *srv, const msa_app_t *app);
-
 /*
  * Keeps the tokens of a login's answer for the session st just issued (when
  * the virtual host passes tokens anywhere). A store that cannot keep them is

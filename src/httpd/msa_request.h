@@ -40,7 +40,7 @@ typedef struct msa_req {
     int kept;                                     /* sent_* hold them */
     apr_array_header_t *hidden; /* msa_hidden_user_t: users of earlier requests, put back to log */
     const void *tokens_for; /* the per-directory config the Microsoft token headers were set for */
-    const struct msa_ms_tokens *ms_tokens; /* a login's answer from Microsoft, to be kept */
+    const msa_token_t *issued; /* the session a login issued in this request, or NULL */
 } msa_req_t;
 typedef struct msa_hidden_user {
     request_rec *r;
