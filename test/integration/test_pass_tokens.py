@@ -390,7 +390,8 @@ def test_tokens_gone_after_logout(fakems, server, store):
 
 
 def test_tokens_gone_after_revocation_by_the_jwt_api(fakems, server, store):
-    token = Browser(fakems).sign_in(server)
+    # A user of its own: every session of its user up to this second dies.
+    token = Browser(fakems).sign_in(server, user="erin")
     assert env(server, "/access/", token)[ACCESS]
     r = requests.delete(server.url("/jwt_auth"), headers={"Authorization": "Bearer " + token},
                         timeout=15)
