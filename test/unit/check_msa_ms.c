@@ -187,6 +187,53 @@ START_TEST(test_redeem_string_expiry_no_id_token)
 }
 END_TEST
 
+START_TEST(test_refresh_rotates_and_refusals)
+{
+    fixture_t f = setup_ms(0);
+    msa_ms_tokens_t t;
+    const char *err = NULL;
+
+    f.c.scope = "openid User.Read offline_access";
+    msa_responder_json(f.r, 200,
+                       "{\"token_type\":\"Bearer\",\"expires_in\":30,\"access_token\":\"AT.new\","
+                       "\"refresh_token\":\"1.ARotated\",\"id_token\":\"ID.new.x\"}");
+    ck_assert_int_eq(msa_ms_refresh(f.h, pool, &f.c, "1.AOld/RT+SECRETCODE", &t, &err),
+                     APR_SUCCESS);
+    ck_assert_str_eq(t.access_token, "AT.new");
+    ck_assert_str_eq(t.refresh_token, "1.ARotated");
+    ck_assert_str_eq(t.id_token, "ID.new.x");
+    ck_assert_int_eq(t.expires_in, 30);
+    const msa_resp_request_t *q = msa_responder_request(f.r, 0);
+    ck_assert_str_eq(q->target, "/common/oauth2/v2.0/token");
+    ck_assert_str_eq(q->body, "grant_type=refresh_token"
+                              "&refresh_token=1.AOld%2FRT%2BSECRETCODE"
+                              "&client_id=cid-123"
+                              "&client_secret=s3cr%3Dt%26x"
+                              "&scope=openid%20User.Read%20offline_access");
+
+    /* No rotation in the answer: refresh_token NULL (the caller keeps the one it has). */
+    msa_responder_json(f.r, 200, "{\"access_token\":\"AT.2\",\"refresh_token\":\"\"}");
+    ck_assert_int_eq(msa_ms_refresh(f.h, pool, &f.c, "1.AOld", &t, &err), APR_SUCCESS);
+    ck_assert_ptr_null(t.refresh_token);
+
+    /* Expired or revoked: invalid_grant, the user must sign in again. */
+    msa_responder_json(f.r, 400,
+                       "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS50173: The "
+                       "provided grant has expired due to it being revoked.\","
+                       "\"error_codes\":[50173]}");
+    ck_assert_int_eq(msa_ms_refresh(f.h, pool, &f.c, "1.AOld/RT+SECRETCODE", &t, &err),
+                     MSA_EREFUSED);
+    assert_clean_err(err);
+    ck_assert_str_eq(err, "token endpoint (refresh) answered 400: invalid_grant (AADSTS50173)");
+    ck_assert_ptr_null(t.access_token);
+
+    msa_responder_json(f.r, 500, "{\"error\":\"temporarily_unavailable\"}");
+    ck_assert_int_eq(msa_ms_refresh(f.h, pool, &f.c, "1.AOld", &t, &err), MSA_EPROTO);
+    ck_assert_int_eq(msa_ms_refresh(f.h, pool, &f.c, "", &t, &err), APR_EINVAL);
+    ck_assert_int_eq(msa_responder_nrequests(f.r), 4);
+}
+END_TEST
+
 START_TEST(test_redeem_microsoft_error)
 {
     fixture_t f = setup_ms(0);
@@ -813,6 +860,7 @@ int main(void)
     tcase_add_test(tc, test_redeem_success);
     tcase_add_test(tc, test_redeem_string_expiry_no_id_token);
     tcase_add_test(tc, test_redeem_microsoft_error);
+    tcase_add_test(tc, test_refresh_rotates_and_refusals);
     tcase_add_test(tc, test_redeem_bad_answers);
     tcase_add_test(tc, test_redeem_unreachable_and_too_big);
     tcase_add_test(tc, test_graph_me_mapping);
