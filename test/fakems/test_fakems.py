@@ -575,6 +575,31 @@ def test_offline_access_and_refresh(ms):
     assert r.status_code == 200 and r.json()["access_token"] != body["access_token"]
 
 
+def test_refresh_rotation_expiry_and_revocation(ms):
+    ms.control("post", "settings", {"access_token_lifetime": 5, "refresh_token_lifetime": 2})
+    body = ms.tokens(scope="openid offline_access User.Read")
+    assert body["expires_in"] == 5
+    fresh = ms.token(grant_type="refresh_token", refresh_token=body["refresh_token"]).json()
+    assert fresh["expires_in"] == 5 and fresh["id_token"]
+    assert fresh["refresh_token"] != body["refresh_token"]       # rotated
+    # Microsoft does not revoke the one used.
+    assert ms.token(grant_type="refresh_token",
+                    refresh_token=body["refresh_token"]).status_code == 200
+    assert ms.control("get", "stats")["refresh_grants"] == 2
+    time.sleep(2.2)
+    r = ms.token(grant_type="refresh_token", refresh_token=fresh["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.json()["error_codes"] == [70008]
+    ms.control("post", "settings", {"refresh_token_lifetime": 3600})
+    body = ms.tokens(scope="openid offline_access User.Read")
+    assert ms.control("post", "revoke_refresh_tokens", {"user": "alice"})["revoked"] >= 1
+    r = ms.token(grant_type="refresh_token", refresh_token=body["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert r.json()["error_codes"] == [50173]
+    listed = ms.control("get", "refresh_tokens")["refresh_tokens"]
+    assert body["refresh_token"] in [t["token"] for t in listed]
+
+
 # --------------------------------------------------------------------------
 # ID tokens, keys, metadata
 # --------------------------------------------------------------------------
