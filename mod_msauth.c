@@ -13,6 +13,7 @@
 
 #include "msa_authn.h"
 #include "msa_authz.h"
+#include "msa_challenge.h"
 #include "msa_config.h"
 #include "msa_dispatch.h"
 #include "msa_health.h"
@@ -38,6 +39,9 @@ static void msa_register_hooks(apr_pool_t *p)
     /* ...and again for a request that got its configuration from a subrequest (DirectoryIndex);
      * then, on every request, Microsoft tokens not set for this one are removed. */
     ap_hook_insert_filter(msa_before_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* MSAuthCAE: after the handler's own filters are set, before any content-set one (deflate). */
+    ap_hook_insert_filter(msa_cae_insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(MSA_CAE_FILTER, msa_cae_output_filter, NULL, AP_FTYPE_RESOURCE);
     /* The access log still names the user an ErrorDocument into another app did not see. */
     ap_hook_log_transaction(msa_restore_users, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* AuthType Microsoft: only when this location asks for it. */

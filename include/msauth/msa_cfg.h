@@ -46,6 +46,7 @@ enum { MSA_TOKENS_OFF = 0, MSA_TOKENS_ACCESS = 1, MSA_TOKENS_ID = 2, MSA_TOKENS_
     X(int, legacy_state, "MSAuthLegacyState")                                                      \
     X(int, passwordless_get, "MSAuthPasswordlessGET")                                              \
     X(int, groups, "MSAuthGroups")                                                                 \
+    X(int, cae, "MSAuthCAE")                                                                       \
     X(apr_array_header_t *, redirect_allow, "MSAuthRedirectAllow")
 
 /* Server settings (context S). */

@@ -18,6 +18,7 @@ typedef struct msa_ms_client {
     msa_cred_t *credential;    /* a certificate or an assertion file: client_assertion */
     const char *redirect_uri;
     const char *scope;
+    const char *claims; /* a claims request (JSON) for authorize and token requests, or NULL */
 } msa_ms_client_t;
 
 typedef struct msa_ms_tokens {

@@ -33,6 +33,7 @@ msa_app_t *msa_app_create(apr_pool_t *p, const char *appid)
     a->legacy_state = 0;
     a->passwordless_get = 0;
     a->groups = MSA_GROUPS_OFF;
+    a->cae = 0;
     return a;
 }
 

@@ -170,6 +170,9 @@ char *msa_ms_authorize_url(apr_pool_t *p, const msa_ms_client_t *c, const char *
     if (nonce != NULL) {
         url = apr_pstrcat(p, url, "&nonce=", msa_url_encode(p, nonce), NULL);
     }
+    if (c->claims != NULL) {
+        url = apr_pstrcat(p, url, "&claims=", msa_url_encode(p, c->claims), NULL);
+    }
     return url;
 }
 
@@ -317,6 +320,7 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
     }
     ms_form_add(p, &form, "scope", c->scope);
     ms_form_add(p, &form, "code_verifier", code_verifier);
+    ms_form_add(p, &form, "claims", c->claims);
 
     rv = ms_call(h, p, what, url, NULL, form, &resp, err);
     if (rv != APR_SUCCESS) {

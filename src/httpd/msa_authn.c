@@ -14,6 +14,7 @@
 #include "msa_cookie.h"
 #include "msa_apps.h"
 #include "msa_authn.h"
+#include "msa_cae.h"
 #include "msa_authz.h"
 #include "msa_cache.h"
 #include "msa_login.h"
@@ -80,8 +81,9 @@ static int own_cookie(void *ctx, const char *name, apr_size_t nlen, const char *
     if (nlen >= 6 && memcmp(name, "msauth", 6) == 0 && (nlen == 6 || name[6] == '-')) {
         return 1;
     }
-    if (nlen >= sizeof(MSA_STATE_COOKIE_PREFIX) - 1 &&
-        memcmp(name, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) {
+    if ((nlen >= sizeof(MSA_STATE_COOKIE_PREFIX) - 1 &&
+         memcmp(name, MSA_STATE_COOKIE_PREFIX, sizeof(MSA_STATE_COOKIE_PREFIX) - 1) == 0) ||
+        (nlen == sizeof(MSA_CAE_COOKIE) - 1 && memcmp(name, MSA_CAE_COOKIE, nlen) == 0)) {
         return 1;
     }
     return msa_apps_cookie_name(name, nlen) || msa_apps_stored_cookie_name(r, name, nlen) ||
@@ -317,8 +319,7 @@ static void pass_identity(request_rec *r, const msa_dir_t *dir, const msa_token_
     }
 }
 
-/* Whether the request is a browser navigation that may be sent to a login page. */
-static int is_navigation(request_rec *r)
+int msa_is_navigation(request_rec *r)
 {
     if (r->method_number != M_GET) { /* HEAD is M_GET with r->header_only */
         return 0;
@@ -342,7 +343,7 @@ static void pass_easyauth(request_rec *r, const msa_token_t *t)
                    msa_claims_easyauth_principal(r->pool, t));
 }
 
-static int is_microsoft(request_rec *r)
+int msa_is_microsoft(request_rec *r)
 {
     const char *type = ap_auth_type(r);
     return type != NULL && strcasecmp(type, "Microsoft") == 0;
@@ -535,7 +536,7 @@ int msa_restore_users(request_rec *r)
  */
 int msa_scrub_request(request_rec *r)
 {
-    if (!is_microsoft(r)) {
+    if (!msa_is_microsoft(r)) {
         return DECLINED;
     }
     msa_req_t *q = msa_request_record(r, 1);
@@ -561,7 +562,7 @@ int msa_scrub_request(request_rec *r)
  */
 int msa_hide_credentials(request_rec *r)
 {
-    if (!is_microsoft(r)) {
+    if (!msa_is_microsoft(r)) {
         return DECLINED;
     }
     const msa_dir_t *dir = msa_dir_get(r);
@@ -589,7 +590,7 @@ int msa_hide_credentials(request_rec *r)
  */
 void msa_before_handler(request_rec *r)
 {
-    if (is_microsoft(r)) {
+    if (msa_is_microsoft(r)) {
         const msa_req_t *q = msa_request_record(r, 0);
         if (q == NULL || q->checked != r->per_dir_config) {
             const msa_dir_t *dir = msa_dir_get(r);
@@ -603,7 +604,7 @@ void msa_before_handler(request_rec *r)
 
 int msa_check_authn(request_rec *r)
 {
-    if (!is_microsoft(r)) {
+    if (!msa_is_microsoft(r)) {
         return DECLINED;
     }
     const msa_srv_t *srv = msa_srv_get(r->server);
@@ -645,7 +646,7 @@ int msa_check_authn(request_rec *r)
     case MSA_UNAUTH_401:
         goto unauthorized;
     default:
-        if (!is_navigation(r)) {
+        if (!msa_is_navigation(r)) {
             goto unauthorized;
         }
     }

@@ -9,6 +9,10 @@ int msa_scrub_request(request_rec *r);
 /* Under AuthType Microsoft: the module's cookies and Bearer token hidden from the app (fixups). */
 int msa_hide_credentials(request_rec *r);
 int msa_check_authn(request_rec *r);
+/* Whether the request is under AuthType Microsoft. */
+int msa_is_microsoft(request_rec *r);
+/* Whether the request is a browser navigation that may be sent to a login page. */
+int msa_is_navigation(request_rec *r);
 /* insert_filter: a request that reached its handler by mod_dir's or mod_negotiation's fast
  * redirect. */
 void msa_before_handler(request_rec *r);

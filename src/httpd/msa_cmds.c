@@ -331,6 +331,7 @@ APP_ENUM(set_cookie_secure, cookie_secure, "Auto", "On", "Off")
 APP_ENUM(set_legacy_state, legacy_state, "Off", "On")
 APP_ENUM(set_passwordless_get, passwordless_get, "Off", "On")
 APP_ENUM(set_groups, groups, "Off", "Token", "Graph")
+APP_ENUM(set_cae, cae, "Off", "On")
 
 static const char *add_redirect_allow(cmd_parms *cmd, void *d, const char *v)
 {
@@ -635,6 +636,9 @@ const command_rec msa_cmds[] = {
                   "On: also accept Para's GET <callback>/passwordless?token (open to login CSRF)"),
     AP_INIT_TAKE1("MSAuthGroups", set_groups, NULL, S_,
                   "Off, Token or Graph: where group ids come from"),
+    AP_INIT_TAKE1("MSAuthCAE", set_cae, NULL, S_,
+                  "On: declare the cp1 capability and answer the app's claims challenges "
+                  "with a new sign-in"),
     AP_INIT_ITERATE("MSAuthRedirectAllow", add_redirect_allow, NULL, S_,
                     "URL prefixes return_to may point to, besides this host"),
     AP_INIT_TAKE1("MSAuthCallbackPath", set_callback_path, NULL, S_,

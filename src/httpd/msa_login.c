@@ -12,6 +12,7 @@
 
 #include "msa_apps.h"
 #include "msa_cache.h"
+#include "msa_cae.h"
 #include "msa_cookie.h"
 #include "msa_idtoken.h"
 #include "msa_login.h"
@@ -47,6 +48,7 @@ void msa_login_client(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
     c->scope = srv->tokens_wanted && !msa_word_in(app->scope, "offline_access")
                    ? apr_pstrcat(r->pool, app->scope, " offline_access", NULL)
                    : app->scope;
+    c->claims = app->cae ? MSA_CAE_CP1_CLAIMS : NULL;
     c->redirect_uri = app->redirect_uri
                           ? app->redirect_uri
                           : apr_pstrcat(r->pool, msa_self_origin(r, srv), srv->callback_path, NULL);
@@ -158,6 +160,12 @@ static void prune_state_cookies(request_rec *r, const msa_srv_t *srv, const msa_
 int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                     const char *return_to)
 {
+    return msa_start_login_claims(r, srv, app, return_to, NULL);
+}
+
+int msa_start_login_claims(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                           const char *return_to, const char *claims)
+{
     msa_login_state_t ls;
     msa_ms_client_t c;
     const char *err;
@@ -188,6 +196,9 @@ int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
     msa_cookie_set(r, srv, app, msa_login_state_cookie_name(r->pool, ls.state), cookie, "/",
                    MSA_STATE_TTL, MSA_SAMESITE_LAX);
     msa_login_client(r, srv, app, &c);
+    if (claims != NULL) {
+        c.claims = claims;
+    }
     msa_metric_login_started();
     MSA_RLOG(r, APLOG_DEBUG, "login_start", "appid=%s", msa_app_token_id(app));
     return msa_redirect(r,

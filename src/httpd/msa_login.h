@@ -12,6 +12,9 @@ int msa_login_handler(request_rec *r, const msa_srv_t *srv);
 /* Sets a state cookie and redirects to Microsoft; return_to already validated (or NULL). */
 int msa_start_login(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                     const char *return_to);
+/* msa_start_login with a claims request (JSON) instead of the app's own (CAE). */
+int msa_start_login_claims(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                           const char *return_to, const char *claims);
 /*
  * Completes ident once Graph /me accepted access_token (prof its answer): the
  * user's tenant from Graph and the addresses Graph vouches for. When

@@ -1,0 +1,242 @@
+/*
+ * MSAuthCAE: when the app behind AuthType Microsoft answers a signed-in
+ * browser's page with 401 and a claims challenge (WWW-Authenticate: Bearer
+ * error="insufficient_claims", claims="..."), the browser is sent to sign in
+ * again with those claims (and cp1) and brought back to the page. Anything
+ * else, and any challenge that does not read cleanly, goes to the browser as
+ * the app sent it.
+ *
+ * A loop guard (a MAC'd cookie) remembers the page last challenged: the same
+ * claims for the same page again within the window, or more than
+ * MSA_CAE_MAX_PER_PAGE challenges of it, pass the 401 on.
+ */
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#include "msa_authn.h"
+#include "msa_cae.h"
+#include "msa_challenge.h"
+#include "msa_cookie.h"
+#include "msa_hmac.h"
+#include "msa_jose.h"
+#include "msa_login.h"
+#include "msa_request.h"
+
+typedef struct cae_ctx {
+    int replaced; /* the app's answer was replaced: the rest of its body is dropped */
+} cae_ctx_t;
+
+void msa_cae_insert_filter(request_rec *r)
+{
+    if (r->main != NULL || !msa_is_microsoft(r)) {
+        return;
+    }
+    const msa_app_t *app = msa_request_app(r);
+    if (app == NULL || !app->cae || msa_request_token(r) == NULL) {
+        return;
+    }
+    /* A client that sends its own Authorization is an API client: it gets the 401 as it is. */
+    const msa_req_t *q = msa_request_record(r, 0);
+    const char *authz =
+        q && q->kept ? q->sent_authorization : apr_table_get(r->headers_in, "Authorization");
+    if (authz != NULL || !msa_is_navigation(r)) {
+        return;
+    }
+    ap_add_output_filter(MSA_CAE_FILTER, NULL, r, r->connection);
+}
+
+typedef struct find_ctx {
+    apr_pool_t *p;
+    const char *claims; /* the first challenge's claims */
+    const char *why;    /* the first unreadable field's reason */
+} find_ctx_t;
+
+static int find_field(void *data, const char *key, const char *value)
+{
+    find_ctx_t *fc = data;
+    const char *claims, *why;
+    (void)key;
+    if (fc->claims == NULL) {
+        apr_status_t rv = msa_cae_find_challenge(fc->p, value, &claims, &why);
+        if (rv == APR_SUCCESS) {
+            fc->claims = claims;
+        } else if (rv != APR_ENOENT && fc->why == NULL) {
+            fc->why = why;
+        }
+    }
+    return 1;
+}
+
+/* The original request's page (an ErrorDocument or internal redirect came from it). */
+static const char *first_page(request_rec *r)
+{
+    while (r->prev != NULL) {
+        r = r->prev;
+    }
+    return r->unparsed_uri;
+}
+
+/* A 16-character keyed digest of s, bound to what it is and the app. */
+static const char *cae_tag(apr_pool_t *p, const msa_app_t *app, const char *what, const char *s)
+{
+    unsigned char mac[32];
+    const msa_key_t *k = &APR_ARRAY_IDX(app->keys, 0, msa_key_t);
+    const char *msg = apr_pstrcat(p, "msauth-cae\n", what, "\n", app->appid, "\n", s, NULL);
+    msa_hmac_sha256(k->data, k->len, (const unsigned char *)msg, strlen(msg), mac);
+    return msa_b64url_encode(p, mac, 12);
+}
+
+/* The cookie the browser sent (the app never saw it: MSAuthStripCookie). */
+static const char *sent_guard(request_rec *r)
+{
+    const msa_req_t *q = msa_request_record(r, 0);
+    const char *header =
+        q && q->kept ? q->sent_cookie : apr_table_get(r->headers_in, "Cookie");
+    return msa_cookie_find(r->pool, header, MSA_CAE_COOKIE);
+}
+
+/*
+ * The loop guard: 1 when this challenge of page may send the browser to sign
+ * in, the cookie then updated; 0 (logged) when it must pass.
+ * Cookie: <count>.<since>.<page tag>.<claims tag>.<MAC of the rest>.
+ */
+static int guard_allows(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                        const char *page, const char *claims)
+{
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    const char *ptag = cae_tag(r->pool, app, "page", page);
+    const char *ctag = cae_tag(r->pool, app, "claims", claims);
+    apr_int64_t count = 0, since = now;
+    const char *sent = sent_guard(r);
+    if (sent != NULL && strlen(sent) < 200) {
+        char *v = apr_pstrdup(r->pool, sent), *last;
+        const char *f[5];
+        int n = 0;
+        for (char *t = apr_strtok(v, ".", &last); t != NULL && n < 5;
+             t = apr_strtok(NULL, ".", &last)) {
+            f[n++] = t;
+        }
+        if (n == 5) {
+            const char *body = apr_pstrcat(r->pool, f[0], ".", f[1], ".", f[2], ".", f[3], NULL);
+            const char *mac = cae_tag(r->pool, app, "guard", body);
+            apr_int64_t c = apr_atoi64(f[0]), s = apr_atoi64(f[1]);
+            if (msa_ct_streq(mac, f[4]) &&
+                strcmp(f[2], ptag) == 0 && c > 0 && s <= now && now - s < MSA_CAE_WINDOW) {
+                if (strcmp(f[3], ctag) == 0) {
+                    MSA_RLOG(r, APLOG_INFO, "cae_loop",
+                             "appid=%s: the page was sent to sign in with these claims %" APR_INT64_T_FMT
+                             "s ago and is challenged again: the 401 goes to the browser",
+                             msa_app_token_id(app), now - s);
+                    return 0;
+                }
+                if (c >= MSA_CAE_MAX_PER_PAGE) {
+                    MSA_RLOG(r, APLOG_INFO, "cae_loop",
+                             "appid=%s: the page was challenged %" APR_INT64_T_FMT
+                             " times in %" APR_INT64_T_FMT "s: the 401 goes to the browser",
+                             msa_app_token_id(app), c, now - s);
+                    return 0;
+                }
+                count = c;
+                since = s;
+            }
+        }
+    }
+    const char *body = apr_psprintf(r->pool, "%" APR_INT64_T_FMT ".%" APR_INT64_T_FMT ".%s.%s",
+                                    count + 1, since, ptag, ctag);
+    msa_cookie_set(r, srv, app, MSA_CAE_COOKIE,
+                   apr_pstrcat(r->pool, body, ".", cae_tag(r->pool, app, "guard", body), NULL),
+                   "/", MSA_CAE_WINDOW, MSA_SAMESITE_LAX);
+    return 1;
+}
+
+/* Headers of the app's answer that do not belong on a redirect. */
+static void drop_answer_headers(request_rec *r)
+{
+    static const char *const names[] = {"WWW-Authenticate", "Location",      "Content-Length",
+                                        "Content-Encoding", "Content-Range", "Content-Location",
+                                        "ETag",             "Last-Modified", "Expires"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        apr_table_unset(r->headers_out, names[i]);
+        apr_table_unset(r->err_headers_out, names[i]);
+    }
+}
+
+/*
+ * Whether the app's 401 is a claims challenge the browser is sent to answer:
+ * then the login is started (state cookie, Location) and 1 returned.
+ */
+static int start_challenged_login(request_rec *r)
+{
+    find_ctx_t fc = {r->pool, NULL, NULL};
+    apr_table_do(find_field, &fc, r->headers_out, "WWW-Authenticate", NULL);
+    apr_table_do(find_field, &fc, r->err_headers_out, "WWW-Authenticate", NULL);
+    const msa_app_t *app = msa_request_app(r);
+    if (fc.claims == NULL) {
+        if (fc.why != NULL) {
+            MSA_RLOG(r, APLOG_INFO, "cae_refused", "appid=%s: %s: the 401 goes to the browser",
+                     msa_app_token_id(app), fc.why);
+        }
+        return 0;
+    }
+    const char *json, *why;
+    if (msa_cae_merge(r->pool, fc.claims, &json, &why) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_INFO, "cae_refused",
+                 "appid=%s: %s (%" APR_SIZE_T_FMT " characters): the 401 goes to the browser",
+                 msa_app_token_id(app), why, strlen(fc.claims));
+        return 0;
+    }
+    const msa_srv_t *srv = msa_srv_get(r->server);
+    const char *page = first_page(r);
+    const char *target = msa_return_target(r, srv, app, page);
+    if (target == NULL || !guard_allows(r, srv, app, page, json)) {
+        return 0;
+    }
+    apr_table_unset(r->headers_out, "Location");
+    apr_table_unset(r->err_headers_out, "Location");
+    int rc = msa_start_login_claims(r, srv, app, target, json);
+    if (rc != HTTP_MOVED_TEMPORARILY) {
+        return 0; /* logged: the store cannot keep a login's state */
+    }
+    MSA_RLOG(r, APLOG_INFO, "cae_challenge",
+             "appid=%s: the app asked for claims (%" APR_SIZE_T_FMT
+             " characters): signing in again",
+             msa_app_token_id(app), strlen(fc.claims));
+    return 1;
+}
+
+apr_status_t msa_cae_output_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    cae_ctx_t *ctx = f->ctx;
+    if (ctx != NULL && ctx->replaced) {
+        apr_brigade_cleanup(bb); /* the rest of the app's 401 body */
+        return APR_SUCCESS;
+    }
+    if (r->status != HTTP_UNAUTHORIZED || !start_challenged_login(r)) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    f->ctx = ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    ctx->replaced = 1;
+    const char *location = apr_table_get(r->headers_out, "Location");
+    drop_answer_headers(r);
+    apr_table_setn(r->headers_out, "Location", location);
+    r->status = HTTP_MOVED_TEMPORARILY;
+    r->status_line = NULL;
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    const char *page = apr_pstrcat(r->pool,
+                                   "<!DOCTYPE html><html><head><title>Sign in again</title></head>"
+                                   "<body><p>This page asks you to <a href=\"",
+                                   ap_escape_html(r->pool, location),
+                                   "\">sign in again</a>.</p></body></html>\n", NULL);
+    apr_brigade_cleanup(bb);
+    apr_bucket_brigade *out = apr_brigade_create(r->pool, f->c->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(out, apr_bucket_pool_create(page, strlen(page), r->pool,
+                                                        f->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(out, apr_bucket_eos_create(f->c->bucket_alloc));
+    ap_set_content_length(r, (apr_off_t)strlen(page));
+    return ap_pass_brigade(f->next, out);
+}
