@@ -208,6 +208,41 @@ def redact(params):
     return out
 
 
+def claims_request(text):
+    """A claims request parameter (OIDC 5.5, Microsoft's claims=) as its JSON object, or None."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def capabilities(claims):
+    """The client capabilities a claims request declares: access_token.xms_cc.values."""
+    at = (claims or {}).get("access_token")
+    cc = at.get("xms_cc") if isinstance(at, dict) else None
+    values = cc.get("values") if isinstance(cc, dict) else None
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
+def answers_challenge(claims, pending):
+    """Whether a claims request asks for what a CAE challenge demanded: access_token.nbf."""
+    at = (claims or {}).get("access_token")
+    nbf = at.get("nbf") if isinstance(at, dict) else None
+    return isinstance(nbf, dict) and nbf.get("value") == pending["nbf"]
+
+
+def cae_www_authenticate(pending):
+    """Graph's claims challenge after a revocation (CAE), as Microsoft documents it."""
+    claims = json.dumps({"access_token": {"nbf": {"essential": True, "value": pending["nbf"]}}},
+                        separators=(",", ":"))
+    return ('Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/'
+            'oauth2/authorize", error="insufficient_claims", claims="%s"'
+            % base64.b64encode(claims.encode()).decode())
+
+
 def split_name(display):
     parts = display.split(None, 1)
     return (parts[0], parts[1]) if len(parts) == 2 else (display, None)
@@ -576,6 +611,8 @@ class FakeMS:
                           "metadata_fetches": 0,
                           "logouts": 0, "userinfo": 0, "refresh_grants": 0}
             self.settings = dict(self.base_settings)
+            # CAE: user name -> the challenge Graph answers that user's cp1 tokens with.
+            self.cae = {}
 
     def workload_key(self):
         with self.lock:
@@ -715,7 +752,12 @@ class FakeMS:
         with self.lock:
             return [self.keys["current"], self.keys["next"]] + list(self.rolled_keys)
 
-    def issue_access_token(self, user, client_id, grant, expired=False):
+    def cae_pending(self, user_name):
+        with self.lock:
+            pending = self.cae.get(user_name)
+            return dict(pending) if pending else None
+
+    def issue_access_token(self, user, client_id, grant, expired=False, xms_cc=()):
         now = int(time.time())
         lifetime = int(self.settings["access_token_lifetime"])
         exp = now - 3600 if expired else now + lifetime
@@ -725,10 +767,10 @@ class FakeMS:
             # Personal-account access tokens are opaque tickets, not JWTs.
             token = "EwB" + junk(1100)
         else:
-            token = self._graph_jwt(user, client_id, grant, now, exp)
+            token = self._graph_jwt(user, client_id, grant, now, exp, xms_cc)
         record = {"user": user["name"], "client_id": client_id,
                   "scopes": list(grant.graph) + list(grant.oidc),
-                  "audience": audience, "exp": exp}
+                  "audience": audience, "exp": exp, "xms_cc": list(xms_cc)}
         with self.lock:
             if len(self.access_tokens) > 5000:
                 self.access_tokens = {k: v for k, v in self.access_tokens.items()
@@ -736,7 +778,7 @@ class FakeMS:
             self.access_tokens[token] = record
         return token, lifetime
 
-    def _graph_jwt(self, user, client_id, grant, now, exp):
+    def _graph_jwt(self, user, client_id, grant, now, exp, xms_cc=()):
         """A Graph access token as Microsoft shapes it: a JWT whose header carries
         a `nonce`; the signature covers the nonce's hash, not the nonce, so no
         one but Graph can verify it (Graph here recognises its own tokens)."""
@@ -756,6 +798,8 @@ class FakeMS:
             "sub": b64url(hashlib.sha256(("graph|" + user["oid"]).encode()).digest())[:43],
             "tid": user["tid"], "unique_name": user["upn"], "upn": user["upn"],
             "uti": junk(22), "ver": "1.0", "xms_st": {"sub": junk(43)}, "xms_tcdt": 1600000000}
+        if xms_cc:
+            claims["xms_cc"] = list(xms_cc)
         signed_header = {"typ": "JWT", "nonce": b64url(hashlib.sha256(nonce.encode()).digest()),
                          "alg": "RS256", "x5t": key.x5t, "kid": key.kid}
         signed = make_jwt(signed_header, claims, "RS256", key=key)
@@ -1282,7 +1326,7 @@ class Handler(BaseHTTPRequestHandler):
                   "grant": grant, "nonce": req.get("nonce"),
                   "code_challenge": req.get("code_challenge"),
                   "code_challenge_method": req.get("code_challenge_method") or "plain",
-                  "segment": segment, "user": user["name"],
+                  "segment": segment, "user": user["name"], "claims": req.get("claims"),
                   "sid": self.ms.sso_session(self.cookie(SSO_COOKIE), user, client["client_id"]),
                   "expires": time.time() + self.ms.settings["code_lifetime"],
                   "redeemed": False}
@@ -1667,8 +1711,15 @@ class Handler(BaseHTTPRequestHandler):
             # must not rely on the identity platform to make its logins single-use.
             if knob != "code_reuse":
                 record["redeemed"] = True
+        asked = claims_request(record.get("claims"))
+        xms_cc = capabilities(asked) + capabilities(claims_request(self.params().get("claims")))
+        with self.ms.lock:
+            pending = self.ms.cae.get(user["name"])
+            if pending and not pending["sticky"] and answers_challenge(asked, pending):
+                del self.ms.cae[user["name"]]   # signed in again with the claims asked for
         return self.token_success(client, user, record["grant"], record["nonce"],
-                                  record["segment"], knob, record.get("sid"))
+                                  record["segment"], knob, record.get("sid"),
+                                  sorted(set(xms_cc)))
 
     def same_tenant(self, segment, tenant, record, user):
         """A code redeems at the segment it was issued for, or at the user's tenant."""
@@ -1714,8 +1765,9 @@ class Handler(BaseHTTPRequestHandler):
         return self.token_success(client, user, record["grant"], None, record["segment"],
                                   knob, record.get("sid"))
 
-    def token_success(self, client, user, grant, nonce, segment, knob, sid=None):
-        access_token, lifetime = self.ms.issue_access_token(user, client["client_id"], grant)
+    def token_success(self, client, user, grant, nonce, segment, knob, sid=None, xms_cc=()):
+        access_token, lifetime = self.ms.issue_access_token(user, client["client_id"], grant,
+                                                            xms_cc=xms_cc)
         body = {"token_type": "Bearer", "scope": grant.string(),
                 "expires_in": str(lifetime) if knob == "expires_in_string" else lifetime,
                 "ext_expires_in": lifetime, "access_token": access_token}
@@ -1949,7 +2001,15 @@ class Handler(BaseHTTPRequestHandler):
         caller, error = self.graph_caller(PROFILE_PERMISSIONS)
         if error:
             return error
-        user, _ = caller
+        user, record = caller
+        pending = self.ms.cae_pending(user["name"])
+        if pending and "cp1" in record.get("xms_cc", ()):
+            # A CAE-capable client is challenged at once; another keeps its token to expiry.
+            return self.graph_error(401, "InvalidAuthenticationToken", "Continuous access "
+                                    "evaluation resulted in challenge with result: "
+                                    "InteractionRequired and code: "
+                                    "TokenIssuedBeforeRevocationTimestamp",
+                                    [("WWW-Authenticate", cae_www_authenticate(pending))])
         given, surname = split_name(user["displayName"])
         profile = {
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
@@ -2163,6 +2223,8 @@ class Handler(BaseHTTPRequestHandler):
                 if user is None:
                     raise ValueError("unknown user %r" % body.get("user"))
                 return json_response(200, {"revoked": ms.revoke_refresh_tokens(user["name"])})
+            if name == "cae" and (get or post):
+                return self.control_cae(body if post else None)
             if name == "access_token" and post:
                 return self.control_access_token(body)
             if name == "sign" and post:
@@ -2171,6 +2233,26 @@ class Handler(BaseHTTPRequestHandler):
             return json_response(400, {"error": str(e)})
         return json_response(404, {"error": "unknown control endpoint or method",
                                    "endpoint": name})
+
+    def control_cae(self, body):
+        """GET ?user=U: the CAE challenge pending for U. POST {"user", "challenge": true|false,
+        "sticky"}: revoke U's session (Graph challenges U's cp1 tokens until U signs in again
+        with the claims asked for; sticky: even then) or lift the challenge."""
+        name = body.get("user") if body is not None else first(self.query, "user")
+        user = self.ms.find_user(name)
+        if user is None:
+            raise ValueError("unknown user %r" % name)
+        if body is not None:
+            with self.ms.lock:
+                if body.get("challenge", True):
+                    self.ms.cae[user["name"]] = {"nbf": str(int(time.time())),
+                                                 "sticky": bool(body.get("sticky"))}
+                else:
+                    self.ms.cae.pop(user["name"], None)
+        pending = self.ms.cae_pending(user["name"])
+        return json_response(200, {"user": user["name"], "pending": pending,
+                                   "www_authenticate": cae_www_authenticate(pending)
+                                   if pending else None})
 
     def control_access_token(self, body):
         user = self.ms.find_user(body.get("user", "alice"))

@@ -1323,3 +1323,63 @@ def test_federated_credential(ms):
                                                      "lifetime": -10})["token"]
     assert_aad_error(assertion_token(ms, expired, client_id=FED_APP), 401, "invalid_client",
                      700024)
+
+
+# -- continuous access evaluation -------------------------------------------
+
+CP1 = json.dumps({"access_token": {"xms_cc": {"values": ["cp1"]}}})
+
+
+def challenge_claims(header):
+    m = re.search(r'error="insufficient_claims", claims="([^"]+)"', header)
+    assert m, header
+    return json.loads(base64.b64decode(m.group(1)))
+
+
+def test_cae_challenge_until_signed_in_with_the_claims(ms):
+    cp1 = ms.tokens(claims=CP1)["access_token"]
+    plain = ms.tokens()["access_token"]
+    assert ms.graph("me", cp1).status_code == 200
+    state = ms.control("post", "cae", {"user": "alice@contoso.example"})
+    assert state["user"] == "alice" and state["pending"]["sticky"] is False
+    assert ms.control("get", "cae", params={"user": "alice"}) == state
+    # A client that declared cp1 is challenged at once; another keeps its token.
+    r = ms.graph("me", cp1)
+    assert r.status_code == 401
+    header = r.headers["WWW-Authenticate"]
+    assert header == state["www_authenticate"]
+    assert header.startswith('Bearer realm="", authorization_uri="https://login.'
+                             'microsoftonline.com/common/oauth2/authorize", ')
+    asked = challenge_claims(header)
+    assert asked == {"access_token": {"nbf": {"essential": True,
+                                              "value": state["pending"]["nbf"]}}}
+    assert ms.graph("me", plain).status_code == 200
+    # Signing in again without the claims does not lift it; with them (and cp1) it does.
+    again = ms.tokens(claims=CP1)["access_token"]
+    assert ms.graph("me", again).status_code == 401
+    asked["access_token"]["xms_cc"] = {"values": ["cp1"]}
+    fresh = ms.tokens(claims=json.dumps(asked))["access_token"]
+    assert ms.graph("me", fresh).status_code == 200
+    assert ms.control("get", "cae", params={"user": "alice"})["pending"] is None
+    # The claims each request carried are in the request log.
+    logged = [e for e in ms.control("get", "requests")["requests"]
+              if e["path"].endswith("/authorize")]
+    assert json.loads(logged[-1]["query"]["claims"]) == asked
+
+
+def test_cae_sticky_and_lifted(ms):
+    state = ms.control("post", "cae", {"user": "alice", "sticky": True})
+    asked = challenge_claims(state["www_authenticate"])
+    token = ms.tokens(claims=json.dumps(asked))["access_token"]
+    # sticky: no sign-in satisfies it (Microsoft keeps refusing)
+    assert ms.graph("me", ms.mint()).status_code == 200  # a token without cp1
+    r = ms.graph("me", ms.tokens(claims=CP1)["access_token"])
+    assert r.status_code == 401
+    assert ms.control("get", "cae", params={"user": "alice"})["pending"]["sticky"] is True
+    assert token
+    lifted = ms.control("post", "cae", {"user": "alice", "challenge": False})
+    assert lifted["pending"] is None and lifted["www_authenticate"] is None
+    assert ms.graph("me", ms.tokens(claims=CP1)["access_token"]).status_code == 200
+    ms.control("post", "cae", {"user": "alice"})
+    ms.control("post", "reset")
+    assert ms.control("get", "cae", params={"user": "alice"})["pending"] is None
