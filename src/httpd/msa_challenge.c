@@ -6,9 +6,9 @@
  * else, and any challenge that does not read cleanly, goes to the browser as
  * the app sent it.
  *
- * A loop guard (a MAC'd cookie) remembers the page last challenged: the same
- * claims for the same page again within the window, or more than
- * MSA_CAE_MAX_PER_PAGE challenges of it, pass the 401 on.
+ * A loop guard (a MAC'd cookie) remembers the page (its path) last
+ * challenged: the same claims for the same page again within the window, or
+ * more than MSA_CAE_MAX_PER_PAGE challenges of it, pass the 401 on.
  */
 #include <apr_strings.h>
 #include <http_core.h>
@@ -70,13 +70,13 @@ static int find_field(void *data, const char *key, const char *value)
     return 1;
 }
 
-/* The original request's page (an ErrorDocument or internal redirect came from it). */
-static const char *first_page(request_rec *r)
+/* The original request (an ErrorDocument or internal redirect came from it). */
+static request_rec *first_request(request_rec *r)
 {
     while (r->prev != NULL) {
         r = r->prev;
     }
-    return r->unparsed_uri;
+    return r;
 }
 
 /* A 16-character keyed digest of s, bound to what it is and the app. */
@@ -189,9 +189,11 @@ static int start_challenged_login(request_rec *r)
         return 0;
     }
     const msa_srv_t *srv = msa_srv_get(r->server);
-    const char *page = first_page(r);
-    const char *target = msa_return_target(r, srv, app, page);
-    if (target == NULL || !guard_allows(r, srv, app, page, json)) {
+    /* Back to the page as asked for; the guard counts by its path, whatever its query. */
+    request_rec *first = first_request(r);
+    const char *target = msa_return_target(r, srv, app, first->unparsed_uri);
+    const char *path = first->parsed_uri.path ? first->parsed_uri.path : first->uri;
+    if (target == NULL || !guard_allows(r, srv, app, path, json)) {
         return 0;
     }
     apr_table_unset(r->headers_out, "Location");
