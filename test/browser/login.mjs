@@ -3,6 +3,7 @@
 //
 //   node login.mjs --url START_URL --user alice --screenshot out.png [--click SELECTOR] [--cancel]
 //                  [--login-screenshot ms.png] [--callback-path /microsoft_auth]
+//                  [--browse URL] [--revoke CONTROL_URL] [--again URL [--again-screenshot p.png]]
 //   node login.mjs START_URL alice out.png
 //
 // Or with the environment: LOGIN_URL, LOGIN_USER, LOGIN_SCREENSHOT, LOGIN_CLICK, LOGIN_CANCEL=1,
@@ -15,6 +16,12 @@
 // browser stores them, without their values). Exit status 0 on success, 1 on any failure
 // (the JSON line then has "ok": false, the failed step and the error), 2 when the whole run
 // overran its time limit. Every step has a 15 s limit, the whole run 60 s.
+//
+// With --again (continuous access evaluation): once signed in, open --browse URL (a page of the
+// app, read as `browse`), POST {"user": USER} to --revoke (fakems's /_fakems/cae: the user's
+// session is revoked), then open --again URL: the browser must land on Microsoft's page again
+// (`login_page_again`), pick the user there and come back; the landing page read is then that
+// one, and the first landing is reported as `first`.
 //
 // Each run gets a new, empty Chromium profile (--user-data-dir) of its own, removed at the end.
 
@@ -44,6 +51,10 @@ function parseArgs(argv) {
     cancel: process.env.LOGIN_CANCEL === '1',
     callbackPath: process.env.LOGIN_CALLBACK_PATH || '/microsoft_auth',
     loginScreenshot: process.env.LOGIN_PAGE_SCREENSHOT,
+    browse: null,
+    revoke: null,
+    again: null,
+    againScreenshot: null,
   };
   const positional = [];
   for (let i = 0; i < argv.length; i++) {
@@ -59,6 +70,10 @@ function parseArgs(argv) {
     else if (a === '--cancel') opts.cancel = true;
     else if (a === '--callback-path') opts.callbackPath = value();
     else if (a === '--login-screenshot') opts.loginScreenshot = value();
+    else if (a === '--browse') opts.browse = value();
+    else if (a === '--revoke') opts.revoke = value();
+    else if (a === '--again') opts.again = value();
+    else if (a === '--again-screenshot') opts.againScreenshot = value();
     else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else positional.push(a);
   }
@@ -70,6 +85,10 @@ function parseArgs(argv) {
   if (!opts.cancel && !opts.user) throw new Error('no user (--user or LOGIN_USER), nor --cancel');
   if (opts.user && !/^[A-Za-z0-9_.-]+$/.test(opts.user)) throw new Error(`bad user name ${opts.user}`);
   if (!opts.screenshot) throw new Error('no screenshot path (--screenshot or LOGIN_SCREENSHOT)');
+  if ((opts.browse || opts.revoke || opts.againScreenshot) && !opts.again) {
+    throw new Error('--browse, --revoke and --again-screenshot need --again');
+  }
+  if (opts.again && opts.cancel) throw new Error('--again signs in again: not with --cancel');
   return opts;
 }
 
@@ -179,6 +198,42 @@ async function main() {
 
     report.step = `click ${target}`;
     await Promise.all([page.waitForURL(backOnApp, { waitUntil: 'load' }), page.click(target)]);
+
+    if (opts.again) {
+      const landing = async () => ({
+        url: page.url(), status: lastStatus, title: await page.title(),
+        text: await page.evaluate(() => document.body ? document.body.innerText : ''),
+      });
+      report.first = await landing();
+      if (opts.browse) {
+        report.step = 'browse';
+        await page.goto(opts.browse, { waitUntil: 'load' });
+        report.browse = await landing();
+      }
+      if (opts.revoke) {
+        report.step = "revoke the user's session";
+        const res = await fetch(opts.revoke, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ user: opts.user }), signal: AbortSignal.timeout(STEP_MS),
+        });
+        if (!res.ok) throw new Error(`${opts.revoke} answered ${res.status}`);
+        report.revoked = await res.json();
+      }
+      report.step = 'open the page again';
+      const before = navigations.length;
+      await page.goto(opts.again, { waitUntil: 'load' });
+      report.step = "wait for Microsoft's login page again";
+      await page.waitForURL(onLoginPage, { waitUntil: 'load' });
+      await page.locator(target).waitFor({ state: 'visible' });
+      report.login_page_again = redact(page.url());
+      report.navigations_again = navigations.slice(before);
+      if (opts.againScreenshot) {
+        fs.mkdirSync(path.dirname(path.resolve(opts.againScreenshot)), { recursive: true });
+        await page.screenshot({ path: opts.againScreenshot, fullPage: true, timeout: STEP_MS });
+      }
+      report.step = `click ${target} again`;
+      await Promise.all([page.waitForURL(backOnApp, { waitUntil: 'load' }), page.click(target)]);
+    }
 
     report.step = 'read the landing page';
     report.url = page.url();

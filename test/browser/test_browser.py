@@ -6,7 +6,11 @@ real httpd with the built module and fakems, both on loopback:
   (a) module-initiated: /cgi/whoami.cgi -> Microsoft -> pick alice -> back on the CGI;
   (b) the seed's button: / -> click #microsoftLoginBtn (jQuery, Para's documented code)
       -> pick bob -> MSAuthSigninSuccess (the CGI);
-  (c) the user cancels on Microsoft's page -> MSAuthSigninFailure with cause=access_denied.
+  (c) the user cancels on Microsoft's page -> MSAuthSigninFailure with cause=access_denied;
+  (d) continuous access evaluation: alice signs in and browses an app with MSAuthCAE On,
+      fakems revokes her session, the app's next page answers with Graph's claims
+      challenge, the browser lands on Microsoft's page with those claims, alice signs in
+      again and the browser ends on the page it asked for, showing its content.
 
 There is no skip: without Chromium, node or playwright-core the tests fail
 (test/browser/run.sh installs them).
@@ -28,8 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "test", "integration"))
 
-from msauth import (CLIENT_ID, CONSUMERS_TID, MODULE, SEED_SCOPE, FakeMS, Httpd, query_of,  # noqa: E402
-                    start_group, stop_group)
+from msauth import (CAE_CGI, CLIENT_ID, CONSUMERS_TID, MODULE, SEED_SCOPE, FakeMS,  # noqa: E402
+                    Httpd, install_cgi, query_of, start_group, stop_group)
 
 LOGIN = os.path.join(HERE, "login.mjs")
 ARTIFACTS = os.path.join(ROOT, "test", "artifacts")
@@ -50,6 +54,16 @@ MSAuthSigninSuccess /cgi/whoami.cgi
 MSAuthSigninFailure /signin-failed.html?cause=?
 <Location /cgi>
     AuthType Microsoft
+    Require valid-user
+</Location>
+# An app that declares cp1 and whose pages pass Graph's claims challenge on.
+<MSAuthApp revocable>
+    MSAuthCAE On
+</MSAuthApp>
+Alias /revocable/ @DIR@/htdocs/cgi/
+<Location /revocable/>
+    AuthType Microsoft
+    MSAuthApp revocable
     Require valid-user
 </Location>
 """
@@ -122,6 +136,7 @@ def httpd(fakems):
         f.write(h.substitute(INDEX_HTML))
     with open(os.path.join(h.htdocs, "signin-failed.html"), "w") as f:
         f.write(FAILED_HTML)
+    install_cgi(h, "cae.cgi", CAE_CGI)
     shutil.copy(JQUERY, os.path.join(h.htdocs, "jquery.min.js"))
     os.chmod(os.path.join(h.htdocs, "jquery.min.js"), 0o644)
     h.start()
@@ -395,3 +410,44 @@ def test_single_sign_out_framed_by_microsoft_and_by_nobody_else(fakems, httpd):
         h.check_log()
     finally:
         h.cleanup()
+def test_claims_challenge_round_trip(fakems, httpd):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, "browser-cae-back.png")
+    again_shot = os.path.join(ARTIFACTS, "browser-cae-challenge.png")
+    page = httpd.url("/revocable/cae.cgi?report=q3")
+    r = run_login("--url", page, "--user", "alice", "--screenshot", shot,
+                  "--browse", httpd.url("/revocable/whoami.cgi"),
+                  "--revoke", fakems.base + "/_fakems/cae",
+                  "--again", page, "--again-screenshot", again_shot)
+
+    # Signed in (cp1 declared) and browsing.
+    assert query_of(r["login_page"])["claims"] == [
+        '{"access_token":{"xms_cc":{"values":["cp1"]}}}'], r["login_page"]
+    assert r["first"]["url"] == page and r["first"]["status"] == 200, r["first"]
+    assert "Quarterly figures for alice@contoso.example" in r["first"]["text"], r["first"]
+    assert "REMOTE_USER=alice@contoso.example" in r["browse"]["text"], r["browse"]
+    nbf = r["revoked"]["pending"]["nbf"]
+
+    # The next navigation to the page went straight to Microsoft, with the challenge's
+    # claims and cp1: the app's 401 never reached the browser.
+    again = r["login_page_again"]
+    assert again.startswith(fakems.base + "/common/oauth2/v2.0/authorize?"), again
+    assert json.loads(query_of(again)["claims"][0]) == {"access_token": {
+        "nbf": {"essential": True, "value": nbf}, "xms_cc": {"values": ["cp1"]}}}, again
+    assert r["navigations_again"][0] == "GET " + page, r["navigations_again"]
+    assert r["navigations_again"][1].startswith("GET " + fakems.base + "/common/"), r
+
+    # Signed in again: back on the page it asked for, showing its content.
+    assert r["url"] == page, r["url"]
+    assert r["status"] == 200
+    assert "Quarterly figures for alice@contoso.example" in r["text"], r["text"]
+    assert fakems.control("cae?user=alice")["pending"] is None
+    cookies = app_cookies(r)
+    assert cookies["msauth_cae"]["httpOnly"] is True, cookies
+    assert cookies["msauth_cae"]["sameSite"] == "Lax", cookies
+    assert len(token_calls(fakems)) == 2
+    assert script_errors(r) == [], r["page_errors"]
+    httpd.wait_log(r"cae_challenge: appid=revocable: the app asked for claims")
+    check_png(shot)
+    check_png(again_shot)
+    httpd.check_log()

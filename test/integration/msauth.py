@@ -65,6 +65,33 @@ MSAuthClientID @CLIENT_ID@
 MSAuthClientSecret @CLIENT_SECRET@
 """
 
+# The app: a page that answers Graph's challenge while fakems says the user's session is
+# revoked (as an app calling Graph with the user's token would pass it on).
+CAE_CGI = r'''#!/usr/bin/python3
+import json, os, sys, urllib.parse, urllib.request
+user = os.environ.get("REMOTE_USER", "")
+with urllib.request.urlopen("@FAKEMS@/_fakems/cae?user=" + urllib.parse.quote(user),
+                            timeout=5) as r:
+    state = json.load(r)
+if state["www_authenticate"]:
+    sys.stdout.write("Status: 401 Unauthorized\r\nWWW-Authenticate: %s\r\n"
+                     "Content-Type: text/plain\r\n\r\nthe app's own 401 body\n"
+                     % state["www_authenticate"])
+else:
+    sys.stdout.write("Content-Type: text/html\r\n\r\n<!DOCTYPE html><html><head><title>"
+                     "Figures</title></head><body><h1 id=\"content\">Quarterly figures for "
+                     "%s</h1></body></html>\n" % user)
+'''
+
+
+def install_cgi(httpd, name, text):
+    """Writes a CGI into the server's cgi directory (@FAKEMS@ filled in), before start."""
+    path = os.path.join(httpd.htdocs, "cgi", name)
+    with open(path, "w") as f:
+        f.write(httpd.substitute(text))
+    os.chmod(path, 0o755)
+
+
 BASE_MODULES = [
     "mpm_event", "authn_core", "authz_core", "authz_user", "authz_host", "mime", "alias",
     "dir", "env", "headers", "setenvif", "cgid", "socache_shmcb",

@@ -5,7 +5,6 @@ and fakems, whose /_fakems/cae revokes a user's session."""
 
 import base64
 import json
-import os
 import re
 import time
 import urllib.parse
@@ -13,28 +12,11 @@ import urllib.parse
 import pytest
 import requests
 
-from msauth import FAKEMS_APP, Httpd, query_of
+from msauth import CAE_CGI, FAKEMS_APP, Httpd, install_cgi, query_of
 
 CP1 = {"access_token": {"xms_cc": {"values": ["cp1"]}}}
 NAV = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
 
-# The app: a page that answers Graph's challenge while fakems says the user's session is
-# revoked (as an app calling Graph with the user's token would pass it on).
-CAE_CGI = r'''#!/usr/bin/python3
-import json, os, sys, urllib.parse, urllib.request
-user = os.environ.get("REMOTE_USER", "")
-with urllib.request.urlopen("@FAKEMS@/_fakems/cae?user=" + urllib.parse.quote(user),
-                            timeout=5) as r:
-    state = json.load(r)
-if state["www_authenticate"]:
-    sys.stdout.write("Status: 401 Unauthorized\r\nWWW-Authenticate: %s\r\n"
-                     "Content-Type: text/plain\r\n\r\nthe app's own 401 body\n"
-                     % state["www_authenticate"])
-else:
-    sys.stdout.write("Content-Type: text/html\r\n\r\n<!DOCTYPE html><html><head><title>"
-                     "Figures</title></head><body><h1 id=\"content\">Quarterly figures for "
-                     "%s</h1></body></html>\n" % user)
-'''
 # An app that answers 401 with the WWW-Authenticate fields its query names (www=, repeated).
 CHALLENGE_CGI = r'''#!/usr/bin/python3
 import os, sys, urllib.parse
@@ -72,18 +54,11 @@ Alias /open/ @DIR@/htdocs/cgi/
 """
 
 
-def install(h, name, text):
-    path = os.path.join(h.htdocs, "cgi", name)
-    with open(path, "w") as f:
-        f.write(text.replace("@FAKEMS@", h.fakems.base))
-    os.chmod(path, 0o755)
-
-
 @pytest.fixture(scope="module")
 def httpd(request, fakems):
     h = Httpd(CONF, fakems, name="cae")
-    install(h, "cae.cgi", CAE_CGI)
-    install(h, "challenge.cgi", CHALLENGE_CGI)
+    install_cgi(h, "cae.cgi", CAE_CGI)
+    install_cgi(h, "challenge.cgi", CHALLENGE_CGI)
     h.start()
     request.addfinalizer(h.cleanup)
     return h
