@@ -367,8 +367,8 @@ apr_status_t msa_cae_merge(apr_pool_t *p, const char *claims, const char **json,
             const char *sv = json_object_get_string(v);
             int seen = 0;
             for (apr_size_t j = 0; j < json_object_array_length(merged); j++) {
-                seen |= strcmp(json_object_get_string(json_object_array_get_idx(merged, j)),
-                               sv) == 0;
+                seen |=
+                    strcmp(json_object_get_string(json_object_array_get_idx(merged, j)), sv) == 0;
             }
             if (!seen) {
                 json_object_array_add(merged, json_object_new_string(sv));

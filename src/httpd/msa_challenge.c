@@ -93,8 +93,7 @@ static const char *cae_tag(apr_pool_t *p, const msa_app_t *app, const char *what
 static const char *sent_guard(request_rec *r)
 {
     const msa_req_t *q = msa_request_record(r, 0);
-    const char *header =
-        q && q->kept ? q->sent_cookie : apr_table_get(r->headers_in, "Cookie");
+    const char *header = q && q->kept ? q->sent_cookie : apr_table_get(r->headers_in, "Cookie");
     return msa_cookie_find(r->pool, header, MSA_CAE_COOKIE);
 }
 
@@ -123,13 +122,14 @@ static int guard_allows(request_rec *r, const msa_srv_t *srv, const msa_app_t *a
             const char *body = apr_pstrcat(r->pool, f[0], ".", f[1], ".", f[2], ".", f[3], NULL);
             const char *mac = cae_tag(r->pool, app, "guard", body);
             apr_int64_t c = apr_atoi64(f[0]), s = apr_atoi64(f[1]);
-            if (msa_ct_streq(mac, f[4]) &&
-                strcmp(f[2], ptag) == 0 && c > 0 && s <= now && now - s < MSA_CAE_WINDOW) {
+            if (msa_ct_streq(mac, f[4]) && strcmp(f[2], ptag) == 0 && c > 0 && s <= now &&
+                now - s < MSA_CAE_WINDOW) {
                 if (strcmp(f[3], ctag) == 0) {
-                    MSA_RLOG(r, APLOG_INFO, "cae_loop",
-                             "appid=%s: the page was sent to sign in with these claims %" APR_INT64_T_FMT
-                             "s ago and is challenged again: the 401 goes to the browser",
-                             msa_app_token_id(app), now - s);
+                    MSA_RLOG(
+                        r, APLOG_INFO, "cae_loop",
+                        "appid=%s: the page was sent to sign in with these claims %" APR_INT64_T_FMT
+                        "s ago and is challenged again: the 401 goes to the browser",
+                        msa_app_token_id(app), now - s);
                     return 0;
                 }
                 if (c >= MSA_CAE_MAX_PER_PAGE) {
@@ -147,17 +147,17 @@ static int guard_allows(request_rec *r, const msa_srv_t *srv, const msa_app_t *a
     const char *body = apr_psprintf(r->pool, "%" APR_INT64_T_FMT ".%" APR_INT64_T_FMT ".%s.%s",
                                     count + 1, since, ptag, ctag);
     msa_cookie_set(r, srv, app, MSA_CAE_COOKIE,
-                   apr_pstrcat(r->pool, body, ".", cae_tag(r->pool, app, "guard", body), NULL),
-                   "/", MSA_CAE_WINDOW, MSA_SAMESITE_LAX);
+                   apr_pstrcat(r->pool, body, ".", cae_tag(r->pool, app, "guard", body), NULL), "/",
+                   MSA_CAE_WINDOW, MSA_SAMESITE_LAX);
     return 1;
 }
 
 /* Headers of the app's answer that do not belong on a redirect. */
 static void drop_answer_headers(request_rec *r)
 {
-    static const char *const names[] = {"WWW-Authenticate", "Location",      "Content-Length",
-                                        "Content-Encoding", "Content-Range", "Content-Location",
-                                        "ETag",             "Last-Modified", "Expires"};
+    static const char *const names[] = {
+        "WWW-Authenticate", "Location", "Content-Length", "Content-Encoding", "Content-Range",
+        "Content-Location", "ETag",     "Last-Modified",  "Expires"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         apr_table_unset(r->headers_out, names[i]);
         apr_table_unset(r->err_headers_out, names[i]);
@@ -236,8 +236,8 @@ apr_status_t msa_cae_output_filter(ap_filter_t *f, apr_bucket_brigade *bb)
                                    "\">sign in again</a>.</p></body></html>\n", NULL);
     apr_brigade_cleanup(bb);
     apr_bucket_brigade *out = apr_brigade_create(r->pool, f->c->bucket_alloc);
-    APR_BRIGADE_INSERT_TAIL(out, apr_bucket_pool_create(page, strlen(page), r->pool,
-                                                        f->c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(
+        out, apr_bucket_pool_create(page, strlen(page), r->pool, f->c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(out, apr_bucket_eos_create(f->c->bucket_alloc));
     ap_set_content_length(r, (apr_off_t)strlen(page));
     return ap_pass_brigade(f->next, out);

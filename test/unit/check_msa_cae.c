@@ -31,8 +31,9 @@ START_TEST(microsoft_example)
              "YWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiY3AxIn19fQ==\"",
              &c),
         APR_SUCCESS);
-    ck_assert_str_eq(c, "eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiY3AxIn1"
-                        "9fQ==");
+    ck_assert_str_eq(c,
+                     "eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiY3AxIn1"
+                     "9fQ==");
 }
 END_TEST
 
@@ -76,15 +77,15 @@ END_TEST
 START_TEST(malformed)
 {
     static const char *const bad[] = {
-        "Bearer error=\"insufficient_claims\"",                         /* no claims */
-        "Bearer error=\"insufficient_claims\", claims=\"\"",            /* empty claims */
-        "Bearer error=\"insufficient_claims\", claims=\"e30",           /* unterminated */
-        "Bearer error=\"insufficient_claims\", claims=e30\"x\"",        /* junk after a value */
+        "Bearer error=\"insufficient_claims\"",                            /* no claims */
+        "Bearer error=\"insufficient_claims\", claims=\"\"",               /* empty claims */
+        "Bearer error=\"insufficient_claims\", claims=\"e30",              /* unterminated */
+        "Bearer error=\"insufficient_claims\", claims=e30\"x\"",           /* junk after a value */
         "Bearer error=\"insufficient_claims\", error=\"x\", claims=\"e\"", /* repeated */
-        "Bearer error=\"insufficient_claims\", claims=\"e\x01\"",       /* control character */
-        "Bearer error=\"insufficient_claims\",, claims=",               /* no value */
-        "=Bearer",                                                      /* no scheme */
-        "Bearer error=\"insufficient_claims\" claims=\"e30\"",          /* no comma */
+        "Bearer error=\"insufficient_claims\", claims=\"e\x01\"",          /* control character */
+        "Bearer error=\"insufficient_claims\",, claims=",                  /* no value */
+        "=Bearer",                                                         /* no scheme */
+        "Bearer error=\"insufficient_claims\" claims=\"e30\"",             /* no comma */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *c, *why = NULL;

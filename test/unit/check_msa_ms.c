@@ -99,6 +99,37 @@ START_TEST(test_authorize_url_pkce_nonce)
 }
 END_TEST
 
+START_TEST(test_authorize_url_claims)
+{
+    msa_ms_client_t c = real_client;
+    c.claims = "{\"access_token\":{\"xms_cc\":{\"values\":[\"cp1\"]}}}";
+    ck_assert_str_eq(msa_ms_authorize_url(pool, &c, "s", "ch", "nn"),
+                     "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+                     "?client_id=cid-123&response_type=code"
+                     "&redirect_uri=https%3A%2F%2Fapp.example%2Fmicrosoft_auth"
+                     "&response_mode=query&scope=openid%20profile%20email%20User.Read"
+                     "&state=s&code_challenge=ch&code_challenge_method=S256&nonce=nn"
+                     "&claims=%7B%22access_token%22%3A%7B%22xms_cc%22%3A%7B%22values%22%3A%5B%"
+                     "22cp1%22%5D%7D%7D%7D");
+}
+END_TEST
+
+START_TEST(test_redeem_sends_claims)
+{
+    fixture_t f = setup_ms(0);
+    msa_ms_tokens_t t;
+    const char *err = NULL;
+    f.c.claims = "{\"access_token\":{\"xms_cc\":{\"values\":[\"cp1\"]}}}";
+    msa_responder_json(f.r, 200, "{\"access_token\":\"AT\",\"expires_in\":1}");
+    ck_assert_int_eq(msa_ms_redeem_code(f.h, pool, &f.c, CODE, "v", &t, &err), APR_SUCCESS);
+    const msa_resp_request_t *q = msa_responder_request(f.r, 0);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_nonnull(strstr(q->body,
+                                 "&code_verifier=v&claims=%7B%22access_token%22%3A%7B%22"
+                                 "xms_cc%22%3A%7B%22values%22%3A%5B%22cp1%22%5D%7D%7D%7D"));
+}
+END_TEST
+
 START_TEST(test_logout_and_jwks_url)
 {
     ck_assert_str_eq(msa_ms_logout_url(pool, &real_client, NULL),
@@ -856,6 +887,8 @@ int main(void)
     TCase *tc = msa_test_case("ms");
     tcase_add_test(tc, test_authorize_url_plain);
     tcase_add_test(tc, test_authorize_url_pkce_nonce);
+    tcase_add_test(tc, test_authorize_url_claims);
+    tcase_add_test(tc, test_redeem_sends_claims);
     tcase_add_test(tc, test_logout_and_jwks_url);
     tcase_add_test(tc, test_redeem_success);
     tcase_add_test(tc, test_redeem_string_expiry_no_id_token);
