@@ -117,16 +117,24 @@ END_TEST
 
 /* ---- msa_cookie_strip ---- */
 
-/* The pairs drop was asked about, as "name=value|" each (what it was given, no more). */
-static char *asked;
+/* The pairs drop was asked about, as "name=value|" each (what it was given, no more), kept
+ * with the test's pool so that no test reads another's. */
+static const char *asked_so_far(void)
+{
+    void *v = NULL;
+    apr_pool_userdata_get(&v, "asked", pool);
+    return v;
+}
 
 static int drop_ours(void *ctx, const char *name_at, apr_size_t nlen, const char *value_at,
                      apr_size_t vlen)
 {
     (void)ctx;
     const char *name = apr_pstrmemdup(pool, name_at, nlen);
-    asked = apr_pstrcat(pool, asked ? asked : "", name, "=", apr_pstrmemdup(pool, value_at, vlen),
-                        "|", NULL);
+    const char *before = asked_so_far();
+    char *now = apr_pstrcat(pool, before ? before : "", name, "=",
+                            apr_pstrmemdup(pool, value_at, vlen), "|", NULL);
+    apr_pool_userdata_setn(now, "asked", NULL, pool);
     return strcmp(name, "msauth") == 0 || strncmp(name, "msauth_state_", 13) == 0;
 }
 
@@ -328,15 +336,15 @@ END_TEST
 /* What the judge is shown: the name and the value as they stand, blanks around them left out. */
 START_TEST(strip_shows_pairs)
 {
-    asked = NULL;
+    apr_pool_userdata_setn(NULL, "asked", NULL, pool);
     ck_assert_str_eq(
         msa_cookie_strip(pool, " a = 1 ;b=\"q\" ; flag; c=; =v;msauth=t", drop_ours, NULL),
         "a = 1; b=\"q\"; flag; c=; =v");
-    ck_assert_str_eq(asked, "a=1|b=\"q\"|c=|=v|msauth=t|");
+    ck_assert_str_eq(asked_so_far(), "a=1|b=\"q\"|c=|=v|msauth=t|");
     /* A joined line's pair is judged with the rest of its pair. */
-    asked = NULL;
+    apr_pool_userdata_setn(NULL, "asked", NULL, pool);
     ck_assert_str_eq(msa_cookie_strip(pool, "a=1, msauth=tok x; b=2", drop_ours, NULL), "a=1; b=2");
-    ck_assert_str_eq(asked, "a=1, msauth=tok x|msauth=tok x|b=2|");
+    ck_assert_str_eq(asked_so_far(), "a=1, msauth=tok x|msauth=tok x|b=2|");
 }
 END_TEST
 

@@ -51,9 +51,9 @@ START_TEST(another_session_or_key_does_not_open)
     char *rec = NULL;
     const char *err = NULL;
     ck_assert_int_eq(msa_vault_seal(pool, &key, bound, &in, &rec, &err), APR_SUCCESS);
-    ck_assert_int_eq(msa_vault_open(pool, &key, 1, "msauth-ms-tokens\ndefault\njti-2\nuser-1",
-                                    rec, &out, &err),
-                     APR_EINVAL);
+    ck_assert_int_eq(
+        msa_vault_open(pool, &key, 1, "msauth-ms-tokens\ndefault\njti-2\nuser-1", rec, &out, &err),
+        APR_EINVAL);
     ck_assert_ptr_null(out.access_token);
     ck_assert_int_eq(msa_vault_open(pool, &old, 1, bound, rec, &out, &err), APR_EINVAL);
     /* A rotation: the old key listed after the new one still opens what it sealed. */
@@ -76,7 +76,8 @@ START_TEST(damaged_records_refused)
         bad[i] = bad[i] == 'A' ? 'B' : 'A';
         ck_assert_int_eq(msa_vault_open(pool, &key, 1, bound, bad, &out, &err), APR_EINVAL);
     }
-    const char *junk[] = {"", "-", "v1.", "v2.AAAA", "v1.!!!!", "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+    const char *junk[] = {"",        "-",       "v1.",
+                          "v2.AAAA", "v1.!!!!", "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
     for (size_t i = 0; i < sizeof(junk) / sizeof(*junk); i++) {
         ck_assert_int_eq(msa_vault_open(pool, &key, 1, bound, junk[i], &out, &err), APR_EINVAL);
     }
