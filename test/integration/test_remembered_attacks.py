@@ -153,8 +153,11 @@ def test_delete_jwt_auth_outlives_a_shortened_session_timeout(fakems, settings_h
     old = until(lambda: stored_login(fakems, h), 3)
     assert old and lifetime(old) == 3600
     cookie = {"msauth-runtime": old}
-    assert requests.get(h.url("/stored/whoami.cgi"), cookies=cookie,
-                        timeout=10).status_code == 200
+    # A child that has not read the settings since the PUT (at most a second) refuses the
+    # app it does not know yet, and says so.
+    h.expect_error(r"app 'runtime' is not configured in this server")
+    assert until(lambda: requests.get(h.url("/stored/whoami.cgi"), cookies=cookie,
+                                      timeout=10).status_code == 200, 3)
     # The administrator shortens the app's sessions (the minimum, a minute).
     r = admin(h, "PUT", "/runtime/session_timeout", {"value": 60})
     assert r.status_code == 200, r.text
