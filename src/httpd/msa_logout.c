@@ -153,27 +153,11 @@ int msa_frontchannel_handler(request_rec *r, const msa_srv_t *srv)
 
 int msa_me_handler(request_rec *r, const msa_srv_t *srv)
 {
-    apr_table_t *q;
-    const char *appid = NULL;
-    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
-        msa_query_get1(q, "appid", &appid) == APR_EINVAL) {
-        return msa_answer_error(r, HTTP_BAD_REQUEST, "malformed query");
-    }
-    const msa_app_t *app = msa_app_lookup(r, srv, appid ? appid : "");
-    if (app == NULL) {
-        return msa_answer_error(r, HTTP_NOT_FOUND, "unknown app");
-    }
-    msa_token_t *t = NULL;
-    const char *presented;
-    int rc = msa_session_check(r, srv, app, 1, 0, &t, &presented);
-    if (rc == HTTP_SERVICE_UNAVAILABLE) {
-        return msa_answer_error(r, rc, "session store unavailable");
-    }
-    if (t == NULL) {
-        apr_table_setn(r->err_headers_out, "WWW-Authenticate",
-                       apr_psprintf(r->pool, "Bearer realm=\"%s\"%s", msa_app_token_id(app),
-                                    presented ? ", error=\"invalid_token\"" : ""));
-        return msa_answer_error(r, HTTP_UNAUTHORIZED, "not signed in");
+    const msa_app_t *app;
+    msa_token_t *t;
+    int rc;
+    if (!msa_endpoint_session(r, srv, &app, &t, &rc)) {
+        return rc;
     }
     return msa_answer_json(r, HTTP_OK, msa_claims_me_json(r->pool, t));
 }

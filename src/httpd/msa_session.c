@@ -16,6 +16,7 @@
 #include "msa_metrics.h"
 #include "msa_request.h"
 #include "msa_session.h"
+#include "msa_url.h"
 
 #define MAX_COOKIE 4000 /* bytes of name=value: browsers keep at least 4096 */
 
@@ -266,4 +267,34 @@ int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, 
     }
     msa_identity_of_token(&t, ident);
     return OK;
+}
+
+int msa_endpoint_session(request_rec *r, const msa_srv_t *srv, const msa_app_t **app,
+                         msa_token_t **t, int *rc)
+{
+    apr_table_t *q;
+    const char *appid = NULL, *presented = NULL;
+    *t = NULL;
+    if (msa_query_parse(r->pool, r->args, &q) != APR_SUCCESS ||
+        msa_query_get1(q, "appid", &appid) == APR_EINVAL) {
+        *rc = msa_answer_error(r, HTTP_BAD_REQUEST, "malformed query");
+        return 0;
+    }
+    *app = msa_app_lookup(r, srv, appid ? appid : "");
+    if (*app == NULL) {
+        *rc = msa_answer_error(r, HTTP_NOT_FOUND, "unknown app");
+        return 0;
+    }
+    if (msa_session_check(r, srv, *app, 1, 0, t, &presented) == HTTP_SERVICE_UNAVAILABLE) {
+        *rc = msa_answer_error(r, HTTP_SERVICE_UNAVAILABLE, "session store unavailable");
+        return 0;
+    }
+    if (*t == NULL) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                       apr_psprintf(r->pool, "Bearer realm=\"%s\"%s", msa_app_token_id(*app),
+                                    presented ? ", error=\"invalid_token\"" : ""));
+        *rc = msa_answer_error(r, HTTP_UNAUTHORIZED, "not signed in");
+        return 0;
+    }
+    return 1;
 }

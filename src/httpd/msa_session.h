@@ -29,6 +29,16 @@ int msa_session_check(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
                       int remembered, msa_token_t **out, const char **presented);
 
 /*
+ * The session a module endpoint serves (GET <callback>/me, POST <callback>/refresh):
+ * the app of ?appid= (the root app without it) and its session, cookie or Bearer,
+ * asked of the store. 1 with *app and *t; else 0, the answer given (400 malformed
+ * query, 404 unknown app, 503 store unavailable, 401 with WWW-Authenticate) and
+ * the handler's return in *rc.
+ */
+int msa_endpoint_session(request_rec *r, const msa_srv_t *srv, const msa_app_t **app,
+                         msa_token_t **t, int *rc);
+
+/*
  * Issues a session token for ident (groups that would make the cookie too big
  * go to the cache): OK, HTTP_BAD_REQUEST (no id), HTTP_SERVICE_UNAVAILABLE.
  */
