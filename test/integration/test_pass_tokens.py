@@ -450,6 +450,14 @@ def test_record_sealed_and_bound_to_its_session(fakems, server, store):
     stolen = env(server, "/all/", two)
     assert ACCESS not in stolen and ID not in stolen
     server.wait_log(r"msauth: tokens: appid=default user=.*: token record does not open")
+    # Nor under another session of the same user: a record is its session's, not its user's.
+    again = Browser(fakems).sign_in(server)
+    assert jwt_parts(again)[1]["sub"] == jwt_parts(one)[1]["sub"]
+    assert env(server, "/access/", again)[ACCESS] != seen[ACCESS]
+    put_record(store, again, record)
+    copied = env(server, "/all/", again)
+    assert ACCESS not in copied and ID not in copied, copied.get(ACCESS, "")[:16]
+    server.wait_log(r"msauth: tokens: appid=default user=.*: token record does not open", count=2)
     # A damaged record: no tokens, no 500.
     put_record(store, one, record[:-8] + "AAAAAAAA")
     assert ACCESS not in env(server, "/access/", one)
