@@ -16,7 +16,9 @@ import base64
 import concurrent.futures
 import hashlib
 import hmac
+import os
 import re
+import shutil
 import socket
 import time
 import urllib.parse
@@ -517,3 +519,144 @@ def test_one_refresh_when_two_servers_need_it_at_once(request, fakems):
     assert refresh_grants(fakems) == 1
     assert len(tokens) == 1 and None not in tokens, [s.get(ACCESS, "-")[:12] for s in seen]
     assert tokens != {first[ACCESS]} and graph_accepts(fakems, tokens.pop())
+
+
+# -- the other ways a request reaches an app --------------------------------------------------
+
+PATHS_CONF = """
+<Directory @DIR@/htdocs/ssi>
+    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+</Directory>
+Alias /ssi-all/ @DIR@/htdocs/ssi/
+<Location /ssi-all/>
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens all
+    Require valid-user
+</Location>
+Alias /ssi-open/ @DIR@/htdocs/ssi/
+Alias /idx/ @DIR@/htdocs/idx/
+<Directory @DIR@/htdocs/idx>
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
+    DirectoryIndex index.cgi
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens all
+    Require valid-user
+    <Files "index.cgi">
+        MSAuthPassTokens off
+    </Files>
+</Directory>
+Alias /copy/ @DIR@/htdocs/cgi/
+<Location /copy/>
+    RequestHeader set X-MS-Graph-Bearer "expr=%{req:X-MS-TOKEN-AAD-ACCESS-TOKEN}"
+</Location>
+Alias /copy-all/ @DIR@/htdocs/cgi/
+<Location /copy-all/>
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens all
+    Require valid-user
+    RequestHeader set X-MS-Graph-Bearer "expr=%{req:X-MS-TOKEN-AAD-ACCESS-TOKEN}"
+</Location>
+ErrorDocument 404 /open/whoami.cgi
+RewriteEngine On
+RewriteRule ^/pt/(.*)$ /open/$1 [PT]
+"""
+
+FORGED = {"X-MS-TOKEN-AAD-ACCESS-TOKEN": "forged-access-token",
+          "x-ms-token-aad-id-token": "forged-id-token",
+          "X-Ms-Token-Aad-Expires-On": "forged-expiry",
+          "X_MS_TOKEN_AAD_ACCESS_TOKEN": "forged-underscore-token"}
+
+
+@pytest.fixture(scope="module")
+def paths(fakems):
+    s = Store("memcache")
+    h = Httpd(CONF % s.spec + PATHS_CONF, fakems, modules=["socache_memcache", "include", "rewrite"],
+              name="tokens-paths")
+    h.expect_warn(fresh_store_epoch(s.spec))
+    for d in ("ssi", "idx"):
+        os.makedirs(os.path.join(h.htdocs, d))
+    with open(os.path.join(h.htdocs, "ssi", "open.shtml"), "w") as f:
+        f.write('<!--#include virtual="/open/whoami.cgi" -->\n')
+    with open(os.path.join(h.htdocs, "ssi", "tokens.shtml"), "w") as f:
+        f.write("".join('--%s\n<!--#include virtual="/%s/whoami.cgi" -->\n' % (p, p)
+                        for p in ("open", "none", "access", "id")))
+    shutil.copy(os.path.join(h.htdocs, "cgi", "whoami.cgi"),
+                os.path.join(h.htdocs, "idx", "index.cgi"))
+    h.start()
+    yield h
+    h.cleanup()
+    s.stop()
+
+
+def sections(httpd, path, token, headers=None, code=200):
+    """The CGI environment lines a page shows, by the `--name` line before each (or "")."""
+    r = requests.get(httpd.url(path), cookies={"msauth": token} if token else {},
+                     headers=dict(headers or {}, Accept="*/*"), timeout=30,
+                     allow_redirects=False)
+    assert r.status_code == code, (path, r.status_code, r.text[:300])
+    out, part = {"": {}}, ""
+    for line in r.text.splitlines():
+        if line.startswith("--"):
+            part = line[2:]
+            out[part] = {}
+            continue
+        k, _, v = line.partition("=")
+        out[part][k] = v
+        remember(v if k in (ACCESS, ID) else None)
+    return out
+
+
+def token_vars(seen):
+    return {k: v[:16] for k, v in seen.items() if "X_MS_TOKEN" in k}
+
+
+def test_included_cgi_gets_only_the_tokens_of_its_own_location(fakems, paths):
+    # A page that passes every token includes CGIs of other locations: each sees what its
+    # own location passes, never the page's tokens (nor their copy in the page's environment).
+    token = Browser(fakems).sign_in(paths)
+    page = sections(paths, "/ssi-all/tokens.shtml", token)
+    assert not token_vars(page["open"]), token_vars(page["open"])
+    assert page["none"]["REMOTE_USER"] and not token_vars(page["none"]), token_vars(page["none"])
+    assert graph_accepts(fakems, page["access"][ACCESS]) and page["access"][EXPIRES]
+    assert ID not in page["access"], token_vars(page["access"])
+    assert page["id"][ID].count(".") == 2
+    assert ACCESS not in page["id"] and EXPIRES not in page["id"], token_vars(page["id"])
+
+
+def test_directory_index_under_pass_tokens_off_gets_no_tokens(fakems, paths):
+    # /idx/ passes every token; its index.cgi, reached through DirectoryIndex, says off.
+    token = Browser(fakems).sign_in(paths)
+    seen = sections(paths, "/idx/", token)[""]
+    assert seen["REMOTE_USER"] and not token_vars(seen), token_vars(seen)
+    assert not token_vars(sections(paths, "/idx/index.cgi", token)[""])
+
+
+def test_client_sent_tokens_reach_no_other_path(fakems, paths):
+    token = Browser(fakems).sign_in(paths)
+    for path, session, code in (("/ssi-open/open.shtml", None, 200),
+                                ("/ssi-open/open.shtml", token, 200),
+                                ("/ssi-all/tokens.shtml", token, 200),
+                                ("/missing/page", None, 404), ("/missing/page", token, 404),
+                                ("/pt/whoami.cgi", None, 200), ("/pt/whoami.cgi", token, 200),
+                                ("/idx/", token, 200), ("/copy/whoami.cgi", None, 200),
+                                ("/copy/whoami.cgi", token, 200)):
+        for part, seen in sections(paths, path, session, FORGED, code).items():
+            leaked = {k: v for k, v in seen.items() if "forged" in v}
+            assert not leaked, (path, part, leaked)
+
+
+def test_a_fixup_copying_the_token_header_copies_only_a_real_one(fakems, paths):
+    # mod_headers (a fixup) copies X-MS-TOKEN-AAD-ACCESS-TOKEN for a backend: where tokens
+    # are passed it copies the real one; where none are, never one a client sent.
+    token = Browser(fakems).sign_in(paths)
+    real = sections(paths, "/copy-all/whoami.cgi", token, FORGED)[""]
+    assert real["HTTP_X_MS_GRAPH_BEARER"] == real[ACCESS]
+    assert graph_accepts(fakems, real[ACCESS])
+    for session in (None, token):
+        seen = sections(paths, "/copy/whoami.cgi", session, FORGED)[""]
+        assert "forged" not in seen.get("HTTP_X_MS_GRAPH_BEARER", ""), seen
