@@ -549,6 +549,20 @@ Alias /idx/ @DIR@/htdocs/idx/
         MSAuthPassTokens off
     </Files>
 </Directory>
+Alias /idx-open/ @DIR@/htdocs/idx-open/
+<Directory @DIR@/htdocs/idx-open>
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
+    DirectoryIndex index.cgi
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens all
+    Require valid-user
+    <Files "index.cgi">
+        AuthType None
+        Require all granted
+    </Files>
+</Directory>
 Alias /copy/ @DIR@/htdocs/cgi/
 <Location /copy/>
     RequestHeader set X-MS-Graph-Bearer "expr=%{req:X-MS-TOKEN-AAD-ACCESS-TOKEN}"
@@ -578,15 +592,15 @@ def paths(fakems):
     h = Httpd(CONF % s.spec + PATHS_CONF, fakems, modules=["socache_memcache", "include", "rewrite"],
               name="tokens-paths")
     h.expect_warn(fresh_store_epoch(s.spec))
-    for d in ("ssi", "idx"):
+    for d in ("ssi", "idx", "idx-open"):
         os.makedirs(os.path.join(h.htdocs, d))
+        shutil.copy(os.path.join(h.htdocs, "cgi", "whoami.cgi"),
+                    os.path.join(h.htdocs, d, "index.cgi"))
     with open(os.path.join(h.htdocs, "ssi", "open.shtml"), "w") as f:
         f.write('<!--#include virtual="/open/whoami.cgi" -->\n')
     with open(os.path.join(h.htdocs, "ssi", "tokens.shtml"), "w") as f:
         f.write("".join('--%s\n<!--#include virtual="/%s/whoami.cgi" -->\n' % (p, p)
                         for p in ("open", "none", "access", "id")))
-    shutil.copy(os.path.join(h.htdocs, "cgi", "whoami.cgi"),
-                os.path.join(h.htdocs, "idx", "index.cgi"))
     h.start()
     yield h
     h.cleanup()
@@ -634,6 +648,10 @@ def test_directory_index_under_pass_tokens_off_gets_no_tokens(fakems, paths):
     seen = sections(paths, "/idx/", token)[""]
     assert seen["REMOTE_USER"] and not token_vars(seen), token_vars(seen)
     assert not token_vars(sections(paths, "/idx/index.cgi", token)[""])
+    # /idx-open/ passes every token; its index.cgi is open to all (no AuthType Microsoft).
+    seen = sections(paths, "/idx-open/", token)[""]
+    assert not token_vars(seen), token_vars(seen)
+    assert not token_vars(sections(paths, "/idx-open/index.cgi", token)[""])
 
 
 def test_client_sent_tokens_reach_no_other_path(fakems, paths):
