@@ -549,6 +549,19 @@ Alias /idx/ @DIR@/htdocs/idx/
         MSAuthPassTokens off
     </Files>
 </Directory>
+Alias /idx-access/ @DIR@/htdocs/idx-access/
+<Directory @DIR@/htdocs/idx-access>
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
+    DirectoryIndex index.cgi
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens all
+    Require valid-user
+    <Files "index.cgi">
+        MSAuthPassTokens access
+    </Files>
+</Directory>
 Alias /idx-open/ @DIR@/htdocs/idx-open/
 <Directory @DIR@/htdocs/idx-open>
     Options +ExecCGI
@@ -592,7 +605,7 @@ def paths(fakems):
     h = Httpd(CONF % s.spec + PATHS_CONF, fakems, modules=["socache_memcache", "include", "rewrite"],
               name="tokens-paths")
     h.expect_warn(fresh_store_epoch(s.spec))
-    for d in ("ssi", "idx", "idx-open"):
+    for d in ("ssi", "idx", "idx-access", "idx-open"):
         os.makedirs(os.path.join(h.htdocs, d))
         shutil.copy(os.path.join(h.htdocs, "cgi", "whoami.cgi"),
                     os.path.join(h.htdocs, d, "index.cgi"))
@@ -642,12 +655,17 @@ def test_included_cgi_gets_only_the_tokens_of_its_own_location(fakems, paths):
     assert ACCESS not in page["id"] and EXPIRES not in page["id"], token_vars(page["id"])
 
 
-def test_directory_index_under_pass_tokens_off_gets_no_tokens(fakems, paths):
+def test_directory_index_file_gets_only_the_tokens_its_own_configuration_passes(fakems, paths):
     # /idx/ passes every token; its index.cgi, reached through DirectoryIndex, says off.
     token = Browser(fakems).sign_in(paths)
     seen = sections(paths, "/idx/", token)[""]
     assert seen["REMOTE_USER"] and not token_vars(seen), token_vars(seen)
     assert not token_vars(sections(paths, "/idx/index.cgi", token)[""])
+    # /idx-access/ passes every token; its index.cgi only the access token.
+    for path in ("/idx-access/", "/idx-access/index.cgi"):
+        seen = sections(paths, path, token)[""]
+        assert graph_accepts(fakems, seen[ACCESS]) and seen[EXPIRES], path
+        assert ID not in seen, (path, token_vars(seen))
     # /idx-open/ passes every token; its index.cgi is open to all (no AuthType Microsoft).
     seen = sections(paths, "/idx-open/", token)[""]
     assert not token_vars(seen), token_vars(seen)
