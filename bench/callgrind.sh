@@ -15,9 +15,9 @@
 #      mod_auth_openidc request (the whole server: parsing, the file, the
 #      response, the module), and each module's added Ir (its path minus open);
 #      every path gets the same request (one Cookie header with both sessions);
-#      then mod_msauth with TURN (5) sessions of alice in turn, one per request:
-#      more than the 4 tokens a thread remembers, so each token is verified as a
-#      first-seen one (MAC computed, payload decoded);
+#      then mod_msauth with FIRST (40) sessions of alice, each presented once: a
+#      token the server has not verified yet on every request (MAC computed,
+#      payload decoded, the revocation asked of the store), per request of those;
 #   2. --collect-atstart=no --toggle-collect=msa_check_authn: only what runs
 #      inside msa_check_authn (AuthType Microsoft's check_authn hook), so the
 #      function list is the subtree of the check, not its callers.
@@ -27,7 +27,7 @@ set -eu
 N=${N:-200}
 TOP=${TOP:-15}
 WARMUP=${WARMUP:-5}
-TURN=${TURN:-5}
+FIRST=${FIRST:-40}
 # Run 2's function: what it collects and the tables are of (another of the module's hooks,
 # e.g. msa_hide_credentials).
 ROOT=${ROOT:-msa_check_authn}
@@ -68,10 +68,10 @@ echo "== $(bench_module_id)"
 cg_start whole
 bench_check
 FIRST_COOKIE=$BENCH_COOKIE
-TURN_COOKIES=()
-for _ in $(seq "$TURN"); do
+FIRST_COOKIES=()
+for _ in $(seq "$FIRST"); do
     bench_login
-    TURN_COOKIES+=("$BENCH_COOKIE")
+    FIRST_COOKIES+=("$BENCH_COOKIE")
 done
 BENCH_COOKIE=$FIRST_COOKIE
 COOKIE=$(bench_cookie_header)
@@ -89,8 +89,8 @@ if [ -n "${BENCH_OPENIDC:-}" ]; then
     cg_requests /openidc/file.txt "$N"
     cg_control -d openidc
 fi
-cg_requests_turn /protected/file.txt "$N" "${TURN_COOKIES[@]}"
-cg_control -d turn
+cg_requests_turn /protected/file.txt "$FIRST" "${FIRST_COOKIES[@]}"
+cg_control -d first
 cg_stop
 WHOLE_OPEN=$(cg_totals "$BENCH_DIR/callgrind.out.whole.1")
 WHOLE_PROT=$(cg_totals "$BENCH_DIR/callgrind.out.whole.2")
@@ -119,9 +119,9 @@ CHECK_WHOLE=$("$BENCH_PYTHON" "$BENCH_ROOT/bench/cgtree.py" --root "$ROOT" --roo
     "$BENCH_DIR/callgrind.out.whole.2")
 
 "$BENCH_PYTHON" - "$N" "$WHOLE_OPEN" "$WHOLE_PROT" "$AUTHN" "$CHECK_WHOLE" "$WHOLE_OIDC" "$WHOLE_TURN" \
-    "$TURN" "$ROOT" <<'EOF'
+    "$FIRST" "$ROOT" <<'EOF'
 import sys
-n, whole_open, whole_prot, authn, check_whole, whole_oidc, whole_turn, turn = \
+n, whole_open, whole_prot, authn, check_whole, whole_oidc, whole_turn, first = \
     (int(x) for x in sys.argv[1:9])
 root = sys.argv[9]
 print()
@@ -130,15 +130,17 @@ print("  %-26s %9s %9s %7s" % ("path", "Ir/req", "added", "x open"))
 rows = [("open", whole_open), ("msauth (/protected)", whole_prot)]
 if whole_oidc:
     rows.append(("openidc (/openidc)", whole_oidc))
-rows.append(("msauth, %d tokens in turn" % turn, whole_turn))
+# Per request of its own run: first requests, each a token not seen before.
+whole_turn = whole_turn * n // max(1, first)
+rows.append(("msauth, first-seen (%d)" % first, whole_turn))
 for i, (name, total) in enumerate(rows):
     added = "-" if i == 0 else "+%.0f" % ((total - whole_open) / n)
     print("  %-26s %9.0f %9s %7.2f" % (name, total / n, added, total / whole_open))
 if whole_oidc:
-    print("  added Ir, msauth / openidc: %.3f (repeated cookie), %.3f (tokens in turn)"
+    print("  added Ir, msauth / openidc: %.3f (repeated cookie), %.3f (first-seen token)"
           % ((whole_prot - whole_open) / max(1, whole_oidc - whole_open),
              (whole_turn - whole_open) / max(1, whole_oidc - whole_open)))
-print("  added Ir / open request's Ir: msauth %.1f%% (repeated cookie), %.1f%% (tokens in turn)"
+print("  added Ir / open request's Ir: msauth %.1f%% (repeated cookie), %.1f%% (first-seen token)"
       % (100.0 * (whole_prot - whole_open) / whole_open, 100.0 * (whole_turn - whole_open) / whole_open))
 print("%s, inclusive Ir per protected request:" % root)
 print("  %9.0f   run 2 (--toggle-collect=%s)" % (authn / n, root))

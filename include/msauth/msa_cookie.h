@@ -24,7 +24,8 @@ typedef int (*msa_cookie_drop_fn)(void *ctx, const char *name, apr_size_t name_l
 /*
  * The Cookie header without the cookies for which drop is true; NULL when
  * nothing is left. The header itself (the same pointer) when the result is
- * byte for byte the header.
+ * byte for byte the header; its tail (a pointer into it) when only cookies at
+ * its start were dropped. Never a copy the caller may not keep as long as the header.
  */
 const char *msa_cookie_strip(apr_pool_t *p, const char *header, msa_cookie_drop_fn drop, void *ctx);
 

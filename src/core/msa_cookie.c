@@ -88,32 +88,36 @@ const char *msa_cookie_find(apr_pool_t *p, const char *header, const char *name)
 }
 
 /*
- * The stripped header as it is built: while it is the header's first len bytes (out
- * NULL), nothing is written; the first pair that does not follow on in place starts
- * a copy.
+ * The stripped header as it is built: while it is a run of the header (out NULL,
+ * header[start, start + len), pairs joined by "; " as sent), nothing is written; the
+ * first pair that does not follow on in place starts a copy.
  */
 typedef struct strip_out {
     const char *header;
     char *out;
-    apr_size_t len;
+    apr_size_t start, len;
 } strip_out_t;
 
 static void strip_emit(apr_pool_t *p, strip_out_t *o, const char *c, apr_size_t n)
 {
     if (o->out == NULL) {
-        const char *h = o->header;
-        if (o->len == 0 ? c == h
-                        : c == h + o->len + 2 && h[o->len] == ';' && h[o->len + 1] == ' ') {
-            o->len = (apr_size_t)(c - h) + n;
+        const char *h = o->header, *end = h + o->start + o->len;
+        if (o->len == 0) {
+            o->start = (apr_size_t)(c - h);
+            o->len = n;
             return;
         }
-        o->out = apr_palloc(p, 2 * strlen(h) + 1); /* "a;b" may become "a; b" */
-        memcpy(o->out, h, o->len);
+        if (c == end + 2 && end[0] == ';' && end[1] == ' ') {
+            o->len = (apr_size_t)(c - h) - o->start + n;
+            return;
+        }
+        /* "a;b" may become "a; b": at most twice what is left of the header. */
+        apr_size_t left = strlen(c);
+        o->out = apr_palloc(p, o->len + 2 * (left + 2) + 1);
+        memcpy(o->out, h + o->start, o->len);
     }
-    if (o->len != 0) {
-        o->out[o->len++] = ';';
-        o->out[o->len++] = ' ';
-    }
+    o->out[o->len++] = ';';
+    o->out[o->len++] = ' ';
     memcpy(o->out + o->len, c, n);
     o->len += n;
 }
@@ -127,7 +131,7 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header, msa_cookie_drop_
      * Pairs that stay are kept byte for byte: quotes, nameless cookies and all, joined by
      * "; ". Nothing is copied while the result is the header itself.
      */
-    strip_out_t o = {header, NULL, 0};
+    strip_out_t o = {header, NULL, 0, 0};
     const char *comma = strchr(header, ','); /* the next comma at or after the pair, if any */
     const char *s = header;
     while (*s) {
@@ -181,7 +185,9 @@ const char *msa_cookie_strip(apr_pool_t *p, const char *header, msa_cookie_drop_
         return NULL;
     }
     if (o.out == NULL) {
-        return header[o.len] == '\0' ? header : apr_pstrmemdup(p, header, o.len);
+        /* A run that ends the header is a string as it stands: the header's own tail. */
+        const char *run = header + o.start;
+        return run[o.len] == '\0' ? run : apr_pstrmemdup(p, run, o.len);
     }
     o.out[o.len] = '\0';
     return o.out;

@@ -334,7 +334,8 @@ static int signed_by(apr_pool_t *p, const char *jwt, const apr_array_header_t *k
     return 0;
 }
 
-int msa_apps_own_token(request_rec *r, const char *value, apr_size_t len)
+/* Whether value (len bytes) is a token of one of the server's apps, configured or stored. */
+static int own_token(request_rec *r, const char *value, apr_size_t len)
 {
     /* Only a compact JWS whose claims name an app is worth a MAC. */
     if (len < 3 || memcmp(value, "eyJ", 3) != 0 || memchr(value, '.', len) == NULL) {
@@ -358,7 +359,8 @@ int msa_apps_own_token(request_rec *r, const char *value, apr_size_t len)
     return 0;
 }
 
-int msa_apps_stored_cookie_name(request_rec *r, const char *name, apr_size_t len)
+/* Whether name (len bytes) is an auth_cookie a settings store sets (any virtual host's). */
+static int stored_cookie_name(request_rec *r, const char *name, apr_size_t len)
 {
     for (store_view_t *v = views; v; v = v->next) {
         if (apr_hash_get(snapshot_of_view(r, v)->cookie_names, name, (apr_ssize_t)len) != NULL) {
@@ -384,6 +386,16 @@ int msa_apps_cookie_name(const char *name, apr_size_t len)
 {
     return cookie_names != NULL && (cookie_name_marks & cookie_name_mark(name, len)) &&
            apr_hash_get(cookie_names, name, (apr_ssize_t)len) != NULL;
+}
+
+int msa_apps_own_cookie(request_rec *r, const char *name, apr_size_t nlen, const char *value,
+                        apr_size_t vlen)
+{
+    /* The cheap looks first: a name's mark, a store at all, a value that opens like a JWS. */
+    return msa_apps_cookie_name(name, nlen) ||
+           (views != NULL && stored_cookie_name(r, name, nlen)) ||
+           (vlen > 3 && value[0] == 'e' && value[1] == 'y' && value[2] == 'J' &&
+            own_token(r, value, vlen));
 }
 
 int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)

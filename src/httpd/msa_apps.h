@@ -8,14 +8,14 @@
 int msa_apps_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 /* The effective app for appid: a stored app first (settings store), else the configured one. */
 const msa_app_t *msa_app_lookup(request_rec *r, const msa_srv_t *srv, const char *appid);
-/* Whether name (len bytes) is an auth_cookie a settings store sets (any virtual host's). */
-int msa_apps_stored_cookie_name(request_rec *r, const char *name, apr_size_t len);
 /*
- * Whether value is a token of one of the server's apps (configured in any
- * virtual host or stored): a cookie of ours whatever its name (a renamed
- * cookie, another port's); value is len bytes, not NUL-terminated.
+ * Whether a cookie (name nlen bytes, value vlen bytes, neither NUL-terminated) is
+ * one of the server's: the session cookie name of an app configured in any virtual
+ * host or set by a settings store, or whatever its name a token of one of those apps
+ * (a renamed cookie, another port's).
  */
-int msa_apps_own_token(request_rec *r, const char *value, apr_size_t len);
+int msa_apps_own_cookie(request_rec *r, const char *name, apr_size_t nlen, const char *value,
+                        apr_size_t vlen);
 /* Starts the thread that looks at each settings file five times a second. */
 void msa_apps_child_init(apr_pool_t *p, server_rec *s);
 /* The settings store as this request sees it (the file as of a second ago at most), or NULL. */

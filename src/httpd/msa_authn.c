@@ -86,8 +86,7 @@ static int own_cookie(void *ctx, const char *name, apr_size_t nlen, const char *
         (nlen == sizeof(MSA_CAE_COOKIE) - 1 && memcmp(name, MSA_CAE_COOKIE, nlen) == 0)) {
         return 1;
     }
-    return msa_apps_cookie_name(name, nlen) || msa_apps_stored_cookie_name(r, name, nlen) ||
-           msa_apps_own_token(r, value, vlen);
+    return msa_apps_own_cookie(r, name, nlen, value, vlen);
 }
 
 /* The (REDIRECT_)*HTTP_COOKIE or HTTP_AUTHORIZATION a CGI would see, as its header; else NULL. */
@@ -345,8 +344,19 @@ static void pass_easyauth(request_rec *r, const msa_token_t *t)
 
 int msa_is_microsoft(request_rec *r)
 {
-    const char *type = ap_auth_type(r);
-    return type != NULL && strcasecmp(type, "Microsoft") == 0;
+    /*
+     * Every hook of every request asks, and httpd evaluates AuthType (it may be an
+     * expression) each time: the answer is kept with the request for the
+     * configuration it was found under (a subrequest or an internal redirect is a
+     * request of its own; mod_dir and mod_negotiation moving this one change it).
+     */
+    msa_req_t *q = msa_request_record(r, 1);
+    if (q->type_for != r->per_dir_config) {
+        const char *type = ap_auth_type(r);
+        q->type_microsoft = type != NULL && strcasecmp(type, "Microsoft") == 0;
+        q->type_for = r->per_dir_config;
+    }
+    return q->type_microsoft;
 }
 
 /* An environment variable that names a user: REMOTE_USER, MSAUTH_*, an identity header's. */

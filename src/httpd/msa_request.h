@@ -41,6 +41,8 @@ typedef struct msa_req {
     apr_array_header_t *hidden; /* msa_hidden_user_t: users of earlier requests, put back to log */
     const void *tokens_for; /* the per-directory config the Microsoft token headers were set for */
     const msa_token_t *issued; /* the session a login issued in this request, or NULL */
+    const void *type_for;      /* the per-directory config type_microsoft was found under */
+    int type_microsoft;        /* whether its AuthType is Microsoft */
 } msa_req_t;
 typedef struct msa_hidden_user {
     request_rec *r;

@@ -170,6 +170,33 @@ START_TEST(strip_cases)
 }
 END_TEST
 
+/* What is left runs on in the header: handed back where it stands, else one copy. */
+START_TEST(strip_hands_back_runs_of_the_header)
+{
+    const char *h = "msauth=xyz; a=1; b=2";
+    ck_assert_ptr_eq(msa_cookie_strip(pool, h, drop_ours, NULL), h + 12);
+    h = "a=1; b=2; msauth=xyz";
+    const char *r = msa_cookie_strip(pool, h, drop_ours, NULL);
+    ck_assert_str_eq(r, "a=1; b=2");
+    ck_assert(r < h || r >= h + strlen(h) + 1); /* a copy: the run is no string of its own */
+    h = "msauth=1; a=1; msauth_state_x=2; b=2; msauth=3";
+    ck_assert_str_eq(msa_cookie_strip(pool, h, drop_ours, NULL), "a=1; b=2");
+    h = "msauth=1;a=1;  b=2";
+    ck_assert_str_eq(msa_cookie_strip(pool, h, drop_ours, NULL), "a=1; b=2");
+    h = "msauth=1; a=1;b=2";
+    ck_assert_str_eq(msa_cookie_strip(pool, h, drop_ours, NULL), "a=1; b=2");
+    /* Many pairs after a gap: the copy holds them all. */
+    char many[4096] = "a=0; msauth=x";
+    for (int i = 1; i < 300; i++) {
+        apr_size_t at = strlen(many);
+        apr_snprintf(many + at, sizeof(many) - at, ";k%d=%d", i, i);
+    }
+    r = msa_cookie_strip(pool, many, drop_ours, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert(strncmp(r, "a=0; k1=1; k2=2; ", 17) == 0);
+}
+END_TEST
+
 /* httpd joins two Cookie lines with ", ": a cookie of ours opening the second goes too. */
 START_TEST(strip_joined_cookie_lines)
 {
@@ -426,6 +453,7 @@ static Suite *cookie_suite(void)
     tcase_add_test(tc, each_stops_early);
     tcase_add_test(tc, each_pair_cap);
     tcase_add_test(tc, strip_cases);
+    tcase_add_test(tc, strip_hands_back_runs_of_the_header);
     tcase_add_test(tc, strip_nothing_ours);
     tcase_add_test(tc, strip_ours_anywhere);
     tcase_add_test(tc, strip_shows_pairs);
