@@ -92,9 +92,7 @@ static const char *cae_tag(apr_pool_t *p, const msa_app_t *app, const char *what
 /* The cookie the browser sent (the app never saw it: MSAuthStripCookie). */
 static const char *sent_guard(request_rec *r)
 {
-    const msa_req_t *q = msa_request_record(r, 0);
-    const char *header = q && q->kept ? q->sent_cookie : apr_table_get(r->headers_in, "Cookie");
-    return msa_cookie_find(r->pool, header, MSA_CAE_COOKIE);
+    return msa_cookie_find(r->pool, msa_sent_cookies(r), MSA_CAE_COOKIE);
 }
 
 /*

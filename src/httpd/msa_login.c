@@ -141,7 +141,8 @@ static int collect_state(void *ctx, const char *name, const char *value)
 static void prune_state_cookies(request_rec *r, const msa_srv_t *srv, const msa_app_t *app)
 {
     prune_ctx_t pc = {r, app, apr_array_make(r->pool, 4, sizeof(state_cookie_t))};
-    msa_cookie_each(r->pool, apr_table_get(r->headers_in, "Cookie"), collect_state, &pc);
+    /* A claims challenge starts a login after MSAuthStripCookie hid them from the app. */
+    msa_cookie_each(r->pool, msa_sent_cookies(r), collect_state, &pc);
     int excess = pc.found->nelts - (MSA_STATE_COOKIE_MAX - 1);
     while (excess-- > 0) {
         int oldest = 0;

@@ -57,6 +57,12 @@ const char *msa_self_origin(request_rec *r, const msa_srv_t *srv)
     return apr_pstrmemdup(r->pool, origin, strlen(origin) - 1);
 }
 
+const char *msa_sent_cookies(request_rec *r)
+{
+    const msa_req_t *q = msa_request_record(r, 0);
+    return q && q->kept ? q->sent_cookie : apr_table_get(r->headers_in, "Cookie");
+}
+
 const char *msa_cookie_get(request_rec *r, const char *name)
 {
     return msa_cookie_find(r->pool, apr_table_get(r->headers_in, "Cookie"), name);

@@ -15,6 +15,8 @@ const char *msa_return_target(request_rec *r, const msa_srv_t *srv, const msa_ap
 const char *msa_self_origin(request_rec *r, const msa_srv_t *srv);
 int msa_request_is_https(request_rec *r, const msa_srv_t *srv);
 const char *msa_cookie_get(request_rec *r, const char *name);
+/* The Cookie header the client sent, its module cookies included even once hidden from the app. */
+const char *msa_sent_cookies(request_rec *r);
 void msa_cookie_set(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, const char *name,
                     const char *value, const char *path, apr_int64_t max_age, int samesite);
 
