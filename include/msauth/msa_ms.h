@@ -66,7 +66,7 @@ apr_status_t msa_ms_redeem_code(msa_http_t *h, apr_pool_t *p, const msa_ms_clien
 
 /*
  * Redeems a refresh token at L/T/oauth2/v2.0/token (grant_type=refresh_token,
- * the client's scope), authenticated as msa_ms_redeem_code. The answer's
+ * the client's scope and claims), authenticated as msa_ms_redeem_code. The answer's
  * refresh_token, when there is one, replaces the one sent. MSA_EREFUSED when
  * Microsoft refused the refresh token (invalid_grant: expired, revoked, or
  * another client's: the user must sign in again); otherwise as

@@ -352,6 +352,8 @@ apr_status_t msa_ms_refresh(msa_http_t *h, apr_pool_t *p, const msa_ms_client_t 
         return rv;
     }
     ms_form_add(p, &form, "scope", c->scope);
+    /* The capabilities of each token request: a refreshed access token is a CAE one too. */
+    ms_form_add(p, &form, "claims", c->claims);
     rv = ms_call(h, p, what, url, NULL, form, &resp, err);
     if (rv != APR_SUCCESS) {
         return rv;

@@ -1762,8 +1762,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.aad_json_error(400, "invalid_grant", 700022, "The refresh token was "
                                        "issued to a different client.")
         user = self.ms.users.get(record["user"])
+        # The client capabilities of this request (claims=), as for a code.
+        xms_cc = capabilities(claims_request(self.params().get("claims")))
         return self.token_success(client, user, record["grant"], None, record["segment"],
-                                  knob, record.get("sid"))
+                                  knob, record.get("sid"), sorted(set(xms_cc)))
 
     def token_success(self, client, user, grant, nonce, segment, knob, sid=None, xms_cc=()):
         access_token, lifetime = self.ms.issue_access_token(user, client["client_id"], grant,
