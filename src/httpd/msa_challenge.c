@@ -89,16 +89,50 @@ static const char *cae_tag(apr_pool_t *p, const msa_app_t *app, const char *what
     return msa_b64url_encode(p, mac, 12);
 }
 
-/* The cookie the browser sent (the app never saw it: MSAuthStripCookie). */
-static const char *sent_guard(request_rec *r)
+typedef struct guard {
+    request_rec *r;
+    const msa_app_t *app;
+    int found;
+    apr_int64_t count, since;
+    const char *ptag, *ctag;
+} guard_t;
+
+/*
+ * Cookie: <count>.<since>.<page tag>.<claims tag>.<MAC of the rest>. The first
+ * one of this app's MAC wins: another cookie of the name (a narrower path or
+ * another domain's, sent before it) is no reason to lose the module's own.
+ */
+static int open_guard(void *data, const char *name, const char *value)
 {
-    return msa_cookie_find(r->pool, msa_sent_cookies(r), MSA_CAE_COOKIE);
+    guard_t *g = data;
+    if (strcmp(name, MSA_CAE_COOKIE) != 0 || strlen(value) >= 200) {
+        return 0;
+    }
+    char *v = apr_pstrdup(g->r->pool, value), *last;
+    const char *f[5];
+    int n = 0;
+    for (char *t = apr_strtok(v, ".", &last); t != NULL && n < 5;
+         t = apr_strtok(NULL, ".", &last)) {
+        f[n++] = t;
+    }
+    if (n != 5 || apr_strtok(NULL, ".", &last) != NULL) {
+        return 0;
+    }
+    const char *body = apr_pstrcat(g->r->pool, f[0], ".", f[1], ".", f[2], ".", f[3], NULL);
+    if (!msa_ct_streq(cae_tag(g->r->pool, g->app, "guard", body), f[4])) {
+        return 0;
+    }
+    g->found = 1;
+    g->count = apr_atoi64(f[0]);
+    g->since = apr_atoi64(f[1]);
+    g->ptag = f[2];
+    g->ctag = f[3];
+    return 1;
 }
 
 /*
  * The loop guard: 1 when this challenge of page may send the browser to sign
  * in, the cookie then updated; 0 (logged) when it must pass.
- * Cookie: <count>.<since>.<page tag>.<claims tag>.<MAC of the rest>.
  */
 static int guard_allows(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                         const char *page, const char *claims)
@@ -107,40 +141,27 @@ static int guard_allows(request_rec *r, const msa_srv_t *srv, const msa_app_t *a
     const char *ptag = cae_tag(r->pool, app, "page", page);
     const char *ctag = cae_tag(r->pool, app, "claims", claims);
     apr_int64_t count = 0, since = now;
-    const char *sent = sent_guard(r);
-    if (sent != NULL && strlen(sent) < 200) {
-        char *v = apr_pstrdup(r->pool, sent), *last;
-        const char *f[5];
-        int n = 0;
-        for (char *t = apr_strtok(v, ".", &last); t != NULL && n < 5;
-             t = apr_strtok(NULL, ".", &last)) {
-            f[n++] = t;
+    /* The cookies the browser sent (the app never saw them: MSAuthStripCookie). */
+    guard_t g = {r, app, 0, 0, 0, NULL, NULL};
+    msa_cookie_each(r->pool, msa_sent_cookies(r), open_guard, &g);
+    if (g.found && strcmp(g.ptag, ptag) == 0 && g.count > 0 && g.since <= now &&
+        now - g.since < MSA_CAE_WINDOW) {
+        if (strcmp(g.ctag, ctag) == 0) {
+            MSA_RLOG(r, APLOG_INFO, "cae_loop",
+                     "appid=%s: the page was sent to sign in with these claims %" APR_INT64_T_FMT
+                     "s ago and is challenged again: the 401 goes to the browser",
+                     msa_app_token_id(app), now - g.since);
+            return 0;
         }
-        if (n == 5) {
-            const char *body = apr_pstrcat(r->pool, f[0], ".", f[1], ".", f[2], ".", f[3], NULL);
-            const char *mac = cae_tag(r->pool, app, "guard", body);
-            apr_int64_t c = apr_atoi64(f[0]), s = apr_atoi64(f[1]);
-            if (msa_ct_streq(mac, f[4]) && strcmp(f[2], ptag) == 0 && c > 0 && s <= now &&
-                now - s < MSA_CAE_WINDOW) {
-                if (strcmp(f[3], ctag) == 0) {
-                    MSA_RLOG(
-                        r, APLOG_INFO, "cae_loop",
-                        "appid=%s: the page was sent to sign in with these claims %" APR_INT64_T_FMT
-                        "s ago and is challenged again: the 401 goes to the browser",
-                        msa_app_token_id(app), now - s);
-                    return 0;
-                }
-                if (c >= MSA_CAE_MAX_PER_PAGE) {
-                    MSA_RLOG(r, APLOG_INFO, "cae_loop",
-                             "appid=%s: the page was challenged %" APR_INT64_T_FMT
-                             " times in %" APR_INT64_T_FMT "s: the 401 goes to the browser",
-                             msa_app_token_id(app), c, now - s);
-                    return 0;
-                }
-                count = c;
-                since = s;
-            }
+        if (g.count >= MSA_CAE_MAX_PER_PAGE) {
+            MSA_RLOG(r, APLOG_INFO, "cae_loop",
+                     "appid=%s: the page was challenged %" APR_INT64_T_FMT
+                     " times in %" APR_INT64_T_FMT "s: the 401 goes to the browser",
+                     msa_app_token_id(app), g.count, now - g.since);
+            return 0;
         }
+        count = g.count;
+        since = g.since;
     }
     const char *body = apr_psprintf(r->pool, "%" APR_INT64_T_FMT ".%" APR_INT64_T_FMT ".%s.%s",
                                     count + 1, since, ptag, ctag);

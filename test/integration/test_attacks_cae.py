@@ -124,6 +124,26 @@ def test_challenges_never_pile_up_login_state_cookies(httpd, fakems):
     assert r.status_code == 302 and r.headers["Location"] == page, (r.status_code, r.headers)
 
 
+# The loop guard --------------------------------------------------------------------------
+
+def test_loop_guard_not_blinded_by_a_tossed_cookie(httpd, fakems):
+    """A msauth_cae cookie planted with a narrower path (a sibling host's Domain cookie, or
+    another app's guard on the same host) is sent before the module's own: the guard must
+    still find its own among them, or the page that keeps asking for the same claims sends
+    the browser to Microsoft again after every sign-in, without end."""
+    b = Browser(httpd, fakems)
+    b.login()
+    b.s.cookies.set("msauth_cae", "1.1.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA",
+                    path="/app/")
+    field = challenge(b64(nbf_claims(4242)))
+    page = challenge_path(field)
+    r = b.sign_in(b.to_microsoft(b.get(page)), page)
+    assert r.status_code == 401, ("sent to Microsoft again after signing in with the claims "
+                                  "asked for", r.status_code, r.headers.get("Location"))
+    assert "the app's own 401 body" in r.text
+    httpd.wait_log(r"cae_loop.*sent to sign in with these claims")
+
+
 # cp1 on the refresh-token grant -------------------------------------------------------------
 
 def test_cp1_declared_on_the_refresh_grant_only_when_on(httpd, fakems):
