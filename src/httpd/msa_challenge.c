@@ -29,6 +29,26 @@ typedef struct cae_ctx {
     int replaced; /* the app's answer was replaced: the rest of its body is dropped */
 } cae_ctx_t;
 
+/* The original request (an ErrorDocument or internal redirect came from it). */
+static request_rec *first_request(request_rec *r)
+{
+    while (r->prev != NULL) {
+        r = r->prev;
+    }
+    return r;
+}
+
+/*
+ * Whether the client's own request was a GET or HEAD: httpd runs the page a
+ * local redirect (a CGI's Location, an ErrorDocument) names as a GET whatever
+ * the method the client sent, and the page to come back to is the client's.
+ */
+static int sent_as_get(request_rec *r)
+{
+    const char *line = first_request(r)->the_request;
+    return line != NULL && (strncmp(line, "GET ", 4) == 0 || strncmp(line, "HEAD ", 5) == 0);
+}
+
 void msa_cae_insert_filter(request_rec *r)
 {
     if (r->main != NULL || !msa_is_microsoft(r)) {
@@ -42,7 +62,7 @@ void msa_cae_insert_filter(request_rec *r)
     const msa_req_t *q = msa_request_record(r, 0);
     const char *authz =
         q && q->kept ? q->sent_authorization : apr_table_get(r->headers_in, "Authorization");
-    if (authz != NULL || !msa_is_navigation(r)) {
+    if (authz != NULL || !msa_is_navigation(r) || !sent_as_get(r)) {
         return;
     }
     ap_add_output_filter(MSA_CAE_FILTER, NULL, r, r->connection);
@@ -68,15 +88,6 @@ static int find_field(void *data, const char *key, const char *value)
         }
     }
     return 1;
-}
-
-/* The original request (an ErrorDocument or internal redirect came from it). */
-static request_rec *first_request(request_rec *r)
-{
-    while (r->prev != NULL) {
-        r = r->prev;
-    }
-    return r;
 }
 
 /* A 16-character keyed digest of s, bound to what it is and the app. */

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from msauth import CAE_CGI, FAKEMS_APP, Httpd, install_cgi, query_of, remember
-from test_cae import (CHALLENGE_CGI, CP1, Browser, b64, challenge, challenge_path, claims_sent,
+from test_cae import (CHALLENGE_CGI, CP1, NAV, Browser, b64, challenge, challenge_path, claims_sent,
                       nbf_claims)
 
 STATE_COOKIE_MAX = 4   # MSA_STATE_COOKIE_MAX: parallel logins a browser keeps
@@ -40,6 +40,15 @@ except urllib.error.HTTPError as e:
     if www:
         sys.stdout.write("WWW-Authenticate: %s\r\n" % www)
     sys.stdout.write("Content-Type: text/plain\r\n\r\nGraph said no\n")
+'''
+
+# A form's action that answers with a local Location: httpd runs that page as a GET of
+# the same request (mod_cgid's internal redirect).
+POST_CGI = r'''#!/usr/bin/python3
+import os, sys, urllib.parse
+sys.stdin.read(int(os.environ.get("CONTENT_LENGTH") or 0))
+q = urllib.parse.parse_qs(os.environ.get("QUERY_STRING", ""))
+sys.stdout.write("Location: %s\r\n\r\n" % q["next"][0])
 '''
 
 CONF = FAKEMS_APP + """MSAuthSecretKey @KEY@
@@ -75,6 +84,7 @@ def httpd(request, fakems):
     install_cgi(h, "cae.cgi", CAE_CGI)
     install_cgi(h, "challenge.cgi", CHALLENGE_CGI)
     install_cgi(h, "graph.cgi", GRAPH_CGI)
+    install_cgi(h, "post.cgi", POST_CGI)
     h.start()
     request.addfinalizer(h.cleanup)
     return h
@@ -122,6 +132,25 @@ def test_challenges_never_pile_up_login_state_cookies(httpd, fakems):
     back = fakems.pick_user(auth, "alice")
     r = b.get(back)
     assert r.status_code == 302 and r.headers["Location"] == page, (r.status_code, r.headers)
+
+
+# What is no navigation ----------------------------------------------------------------------
+
+def test_a_post_turned_into_a_challenged_page_is_no_navigation(httpd, fakems):
+    """A form posted to an action that hands the request on to a challenged page (a local
+    Location: httpd runs it as a GET) is still a POST: its 401 goes to the browser, rather
+    than a sign-in that brings the browser back to the form's action with a GET."""
+    b = Browser(httpd, fakems)
+    b.login()
+    field = challenge(b64(nbf_claims(31)))
+    action = "/app/post.cgi?" + urllib.parse.urlencode({"next": challenge_path(field)})
+    r = b.s.post(httpd.url(action), headers=NAV, data={"amount": "100"}, allow_redirects=False,
+                 timeout=30)
+    assert r.status_code == 401, (r.status_code, r.headers.get("Location"))
+    assert "the app's own 401 body" in r.text
+    assert r.headers["WWW-Authenticate"] == field
+    # The same page reached by a GET is sent to sign in.
+    b.to_microsoft(b.get(action))
 
 
 # The loop guard --------------------------------------------------------------------------
