@@ -8,17 +8,19 @@ httpd and fakems.
 - The cp1 capability goes on every request for tokens, the refresh-token grant too: a
   refreshed access token without it is no CAE token, and Graph serves a revoked user with
   it until it expires instead of challenging at once.
-- Claims, however hostile, reach Microsoft as one claims parameter of the authorize URL,
-  and no trace of them or of a token reaches the error log at msauth:trace8.
+- A form's POST handed on to a challenged page by a local redirect is still no navigation.
+- The loop guard finds its own cookie among others of its name sent before it.
+- Claims, however hostile or deep, reach Microsoft as one claims parameter of the
+  authorize URL or not at all, and no trace of them or of a token reaches the error log
+  at msauth:trace8.
 """
 
 import json
 import urllib.parse
 
 import pytest
-import requests
 
-from msauth import CAE_CGI, FAKEMS_APP, Httpd, install_cgi, query_of, remember
+from msauth import CAE_CGI, FAKEMS_APP, Httpd, install_cgi
 from test_cae import (CHALLENGE_CGI, CP1, NAV, Browser, b64, challenge, challenge_path, claims_sent,
                       nbf_claims)
 
@@ -104,10 +106,11 @@ def token_requests(fakems, grant):
             if e["path"].endswith("/token") and e["form"].get("grant_type") == grant]
 
 
-def refresh(b, httpd, cookie="msauth"):
-    r = b.s.post(httpd.url("/microsoft_auth/refresh" + ("?appid=off" if cookie != "msauth"
-                                                         else "")),
-                 headers={"Origin": httpd.origin}, timeout=30)
+def refresh(b, httpd, appid=None):
+    """POST <callback>/refresh: the app's access token refreshed at Microsoft now."""
+    query = "?appid=" + appid if appid else ""
+    r = b.s.post(httpd.url("/microsoft_auth/refresh" + query), headers={"Origin": httpd.origin},
+                 timeout=30)
     assert r.status_code == 200, (r.status_code, r.text[:300])
 
 
@@ -185,7 +188,7 @@ def test_cp1_declared_on_the_refresh_grant_only_when_on(httpd, fakems):
     off = Browser(httpd, fakems)
     off.login("/offtok/whoami.cgi")
     assert "claims" not in token_requests(fakems, "authorization_code")[-1]["form"]
-    refresh(off, httpd, cookie="msauth-off")
+    refresh(off, httpd, appid="off")
     assert "claims" not in token_requests(fakems, "refresh_token")[-1]["form"]
 
 
@@ -228,6 +231,19 @@ def test_hostile_claims_stay_one_claims_parameter(httpd, fakems):
     sent = claims_sent(auth)
     assert sent["redirect_uri"] == "https://evil.example/" and sent["state"] == "evil"
     assert "cp1" in sent["access_token"]["xms_cc"]["values"]
+
+
+def test_deeply_nested_claims_refused_cleanly(httpd, fakems):
+    """Claims nested a thousand arrays deep (under the length limit) are no claims: the
+    app's 401 goes to the browser, logged, and the server goes on serving."""
+    b = Browser(httpd, fakems)
+    b.login()
+    deep = b'{"access_token":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    field = challenge(b64(deep))
+    r = b.get(challenge_path(field))
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == field
+    httpd.wait_log(r"cae_refused.*the claims are not a JSON object")
+    assert "Quarterly figures" in b.get("/app/cae.cgi").text
 
 
 def test_nothing_of_the_claims_or_tokens_at_trace8(fakems):
