@@ -38,4 +38,14 @@ apr_status_t msa_cae_find_challenge(apr_pool_t *p, const char *field, const char
  */
 apr_status_t msa_cae_merge(apr_pool_t *p, const char *claims, const char **json, const char **why);
 
+/*
+ * The time before which a claims request (msa_cae_merge's JSON) refuses
+ * tokens: access_token.nbf's value, which Microsoft's challenge after a
+ * revocation event carries ({"access_token":{"nbf":{"essential":true,
+ * "value":"1602707784"}}}), as epoch seconds, a string of digits or an
+ * integer. APR_SUCCESS with *at; APR_ENOENT when it asks for no such time
+ * (a step-up challenge, acrs) or the value is no time.
+ */
+apr_status_t msa_cae_not_before(apr_pool_t *p, const char *json, apr_int64_t *at);
+
 #endif

@@ -389,3 +389,38 @@ apr_status_t msa_cae_merge(apr_pool_t *p, const char *claims, const char **json,
     *json = apr_pstrdup(p, text);
     return APR_SUCCESS;
 }
+
+apr_status_t msa_cae_not_before(apr_pool_t *p, const char *json, apr_int64_t *at)
+{
+    *at = 0;
+    json_object *o = json ? msa_json_parse_object(p, json, strlen(json)) : NULL;
+    json_object *token = NULL, *nbf = NULL, *value = NULL;
+    if (o == NULL || !json_object_object_get_ex(o, "access_token", &token) ||
+        !json_object_is_type(token, json_type_object) ||
+        !json_object_object_get_ex(token, "nbf", &nbf) ||
+        !json_object_is_type(nbf, json_type_object) ||
+        !json_object_object_get_ex(nbf, "value", &value)) {
+        return APR_ENOENT;
+    }
+    apr_int64_t t = 0;
+    if (json_object_is_type(value, json_type_int)) {
+        t = json_object_get_int64(value);
+    } else if (json_object_is_type(value, json_type_string)) {
+        const char *s = json_object_get_string(value);
+        apr_size_t n = (apr_size_t)json_object_get_string_len(value);
+        /* Seconds since 1970, as Microsoft writes them: 1 to 12 digits, nothing else. */
+        if (n == 0 || n > 12 || strspn(s, "0123456789") != n) {
+            return APR_ENOENT;
+        }
+        for (apr_size_t i = 0; i < n; i++) {
+            t = t * 10 + (s[i] - '0');
+        }
+    } else {
+        return APR_ENOENT;
+    }
+    if (t <= 0) {
+        return APR_ENOENT;
+    }
+    *at = t;
+    return APR_SUCCESS;
+}

@@ -24,6 +24,7 @@
 #include "msa_jose.h"
 #include "msa_login.h"
 #include "msa_request.h"
+#include "msa_session.h"
 
 typedef struct cae_ctx {
     int replaced; /* the app's answer was replaced: the rest of its body is dropped */
@@ -195,6 +196,39 @@ static void drop_answer_headers(request_rec *r)
 }
 
 /*
+ * Microsoft's challenge after a revocation event (the user disabled, the
+ * password reset, the sessions revoked) refuses every token issued before the
+ * event (access_token.nbf). The module's session issued before it ends too, on
+ * every server sharing MSAuthCache: a user who cannot sign in again is out of
+ * every page at once, not only of those that call Graph, and a copy of the
+ * cookie is worth nothing. A step-up challenge (acrs) names no such time and
+ * leaves the session as it is.
+ */
+static void end_session_issued_before(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                                      const char *json)
+{
+    const msa_token_t *t = NULL;
+    for (request_rec *rr = r; rr != NULL && t == NULL; rr = rr->prev) {
+        t = msa_request_token(rr);
+    }
+    apr_int64_t at;
+    if (t == NULL || msa_cae_not_before(r->pool, json, &at) != APR_SUCCESS || t->iat >= at) {
+        return;
+    }
+    if (msa_session_revoke(r, srv, t) != APR_SUCCESS) {
+        /* Every protected request refuses its sessions while the store cannot answer. */
+        MSA_RLOG(r, APLOG_ERR, "cache_error",
+                 "MSAuthCache %s cannot end the session the app's claims challenge revoked",
+                 srv->cache);
+        return;
+    }
+    MSA_RLOG(r, APLOG_INFO, "cae_revoked",
+             "appid=%s user=%s: the session was issued %" APR_INT64_T_FMT
+             "s before the revocation the app's claims name: ended",
+             msa_app_token_id(app), msa_loggable(r, t->sub), at - t->iat);
+}
+
+/*
  * Whether the app's 401 is a claims challenge the browser is sent to answer:
  * then the login is started (state cookie, Location) and 1 returned.
  */
@@ -232,6 +266,7 @@ static int start_challenged_login(request_rec *r)
     if (rc != HTTP_MOVED_TEMPORARILY) {
         return 0; /* logged: the store cannot keep a login's state */
     }
+    end_session_issued_before(r, srv, app, json);
     MSA_RLOG(r, APLOG_INFO, "cae_challenge",
              "appid=%s: the app asked for claims (%" APR_SIZE_T_FMT
              " characters): signing in again",

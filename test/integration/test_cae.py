@@ -369,3 +369,62 @@ def test_loop_guard_bounds_fresh_challenges_of_a_page(httpd, fakems):
     httpd.wait_log(r"cae_loop.*the page was challenged 3 times in \d+s")
     # The guard is per page: another one is still sent to sign in.
     b.to_microsoft(b.get(challenge_path(field, page="/other/challenge.cgi")))
+
+
+# A revocation challenge ends the module's session issued before it ----------------------
+
+def _copy_of_session(b):
+    """Another client holding a copy of the browser's session cookie."""
+    other = requests.Session()
+    for c in b.s.cookies:
+        if c.name == "msauth":
+            other.cookies.set(c.name, c.value)
+    assert other.cookies.get("msauth")
+    return other
+
+
+def _whoami(httpd, s):
+    return s.get(httpd.url("/other/whoami.cgi"), headers={"Accept": "*/*"},
+                 allow_redirects=False, timeout=30)
+
+
+def test_revocation_challenge_ends_the_session_issued_before_it(httpd, fakems):
+    """Microsoft's challenge after a revocation event (access_token.nbf later than the
+    session's issue) ends the module's session everywhere: a page that never calls Graph
+    refuses it too, and so does a copy of its cookie. Signing in again gives a session that
+    the same challenge leaves alone."""
+    b = Browser(httpd, fakems)
+    b.login()
+    copy = _copy_of_session(b)
+    assert _whoami(httpd, copy).status_code == 200
+    time.sleep(1.1)
+    nbf = int(time.time())
+    page = challenge_path(challenge(b64(nbf_claims(nbf))))
+    auth = b.to_microsoft(b.get(page))
+    r = _whoami(httpd, copy)
+    assert r.status_code == 401, (r.status_code, r.text[:200])
+    r = b.get("/other/whoami.cgi")
+    assert r.status_code == 302, (r.status_code, r.text[:200])  # sent to sign in
+    httpd.wait_log(r"cae_revoked.*appid=.* user=.*: the session was issued \d+s before the "
+                   r"revocation the app's claims name: ended")
+    # Signed in again (after the event): the page's same challenge now goes to the browser.
+    back = fakems.pick_user(auth, "alice")
+    assert b.get(back).status_code == 302
+    assert_passed_on(b.get(page), [challenge(b64(nbf_claims(nbf)))])
+    assert b.get("/other/whoami.cgi", headers={"Accept": "*/*"}).status_code == 200
+
+
+@pytest.mark.parametrize("claims", [
+    {"access_token": {"acrs": {"essential": True, "value": "c1"}}},  # step-up: no time
+    "before",  # a revocation before the session was issued
+], ids=["step-up", "revoked-before-issue"])
+def test_challenge_without_a_later_revocation_keeps_the_session(httpd, fakems, claims):
+    b = Browser(httpd, fakems)
+    b.login()
+    copy = _copy_of_session(b)
+    if claims == "before":
+        claims = nbf_claims(int(time.time()) - 3600)
+    b.to_microsoft(b.get(challenge_path(challenge(b64(claims)))))
+    assert _whoami(httpd, copy).status_code == 200
+    log = httpd.new_log()
+    assert "cae_challenge" in log and "cae_revoked" not in log, log[-1000:]

@@ -151,6 +151,42 @@ static const char *object_of(apr_size_t n)
     return json;
 }
 
+/* The revocation time of Microsoft's challenge after an event; none for other claims. */
+START_TEST(not_before)
+{
+    apr_int64_t at = -1;
+    ck_assert_int_eq(
+        msa_cae_not_before(pool,
+                           "{\"access_token\":{\"nbf\":{\"essential\":true,"
+                           "\"value\":\"1602707784\"},\"xms_cc\":{\"values\":[\"cp1\"]}}}",
+                           &at),
+        APR_SUCCESS);
+    ck_assert_int_eq(at, 1602707784);
+    ck_assert_int_eq(
+        msa_cae_not_before(pool, "{\"access_token\":{\"nbf\":{\"value\":1700000000}}}", &at),
+        APR_SUCCESS);
+    ck_assert_int_eq(at, 1700000000);
+    static const char *const none[] = {
+        MSA_CAE_CP1_CLAIMS,
+        "{\"access_token\":{\"acrs\":{\"essential\":true,\"value\":\"c1\"}}}",
+        "{\"access_token\":{\"nbf\":{\"value\":\"16027x7784\"}}}",
+        "{\"access_token\":{\"nbf\":{\"value\":\"\"}}}",
+        "{\"access_token\":{\"nbf\":{\"value\":\"9999999999999\"}}}",
+        "{\"access_token\":{\"nbf\":{\"value\":-5}}}",
+        "{\"access_token\":{\"nbf\":{\"value\":[1]}}}",
+        "{\"access_token\":{\"nbf\":\"1602707784\"}}",
+        "{\"access_token\":\"x\"}",
+        "{\"id_token\":{\"nbf\":{\"value\":\"1602707784\"}}}",
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        ck_assert_msg(msa_cae_not_before(pool, none[i], &at) == APR_ENOENT, "%s", none[i]);
+        ck_assert_int_eq(at, 0);
+    }
+    ck_assert_int_eq(msa_cae_not_before(pool, NULL, &at), APR_ENOENT);
+}
+END_TEST
+
 START_TEST(merge_refuses)
 {
     ck_assert_ptr_null(merge(""));
@@ -186,6 +222,7 @@ int main(void)
     tcase_add_test(tc, merge_adds_cp1);
     tcase_add_test(tc, merge_base64_forms);
     tcase_add_test(tc, merge_refuses);
+    tcase_add_test(tc, not_before);
     suite_add_tcase(s, tc);
     return msa_test_run(s);
 }
