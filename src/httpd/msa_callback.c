@@ -20,62 +20,7 @@
 #include "msa_state.h"
 #include "msa_url.h"
 
-#define JWKS_MIN_REFRESH 60   /* seconds between fetches on an unknown kid */
-#define MAX_GROUPS       1500 /* a longer list fails the login (and would not fit the cache) */
-
-/*
- * The JWKS of c's tenant: the cached document unless refresh is set. An
- * unknown kid refreshes it at most once a minute (the first fetch is free):
- * MSA_ENOKEY when a refresh is not allowed yet.
- */
-static apr_status_t jwks_get(request_rec *r, const msa_srv_t *srv, const msa_ms_client_t *c,
-                             int refresh, const char **json, const char **err)
-{
-    const char *url = msa_ms_jwks_url(r->pool, c);
-    apr_int64_t now = apr_time_sec(apr_time_now());
-    msa_jwks_entry_t e = {0, 0, NULL};
-    char *v = NULL;
-    int cached = msa_cache_get(r, srv, MSA_REC_JWKS, url, url, 64 * 1024, &v) == APR_SUCCESS &&
-                 msa_jwks_entry_parse(v, &e);
-    if (cached && !refresh) {
-        *json = e.json;
-        return APR_SUCCESS;
-    }
-    if (cached && now - e.refreshed < JWKS_MIN_REFRESH) {
-        *err = "kid not in JWKS (refreshed less than a minute ago)";
-        return MSA_ENOKEY;
-    }
-    char *doc = NULL;
-    apr_status_t rv = msa_ms_fetch_jwks(srv->http, r->pool, c, &doc, err);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    msa_metric_jwks_fetch();
-    MSA_RLOG(r, APLOG_INFO, "jwks_fetched", "keys of tenant %s fetched%s",
-             msa_loggable(r, c->tenant), refresh ? " again for an unknown key id" : "");
-    msa_jwks_entry_t fresh = {now, refresh ? now : 0, doc};
-    const char *entry = msa_jwks_entry_format(r->pool, &fresh);
-    /* Keys are kept a day; a cache that cannot keep them only costs a fetch per login. */
-    if (msa_cache_put(r, srv, MSA_REC_JWKS, url, url, entry, apr_time_from_sec(now + 86400)) !=
-        APR_SUCCESS) {
-        MSA_RLOG(r, APLOG_WARNING, "cache_error", "MSAuthCache %s cannot keep the JWKS",
-                 srv->cache);
-    }
-    *json = doc;
-    return APR_SUCCESS;
-}
-
-typedef struct jwks_ctx {
-    request_rec *r;
-    const msa_srv_t *srv;
-    const msa_ms_client_t *c;
-} jwks_ctx_t;
-
-static apr_status_t jwks_of(void *ctx, int refresh, const char **json, const char **err)
-{
-    jwks_ctx_t *jc = ctx;
-    return jwks_get(jc->r, jc->srv, jc->c, refresh, json, err);
-}
+#define MAX_GROUPS 1500 /* a longer list fails the login (and would not fit the cache) */
 
 /* Checks a module-initiated state against its cookie, clearing the cookie. */
 static const char *check_state_cookie(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
@@ -215,19 +160,9 @@ int msa_callback_handler(request_rec *r, const msa_srv_t *srv)
     msa_identity_t ident = {0};
     int overage = 0;
     if (tokens.id_token != NULL) {
-        jwks_ctx_t jc = {r, srv, &c};
-        msa_idtoken_check_t chk = {
-            .client_id = app->client_id,
-            .login_host = srv->login_host,
-            .nonce = module_initiated ? ls.nonce : NULL,
-            .app = app,
-            .now = apr_time_sec(apr_time_now()),
-            .skew = srv->clock_skew,
-            .jwks = jwks_of,
-            .ctx = &jc,
-        };
-        const char *cause =
-            msa_idtoken_verify(r->pool, tokens.id_token, &chk, &ident, &overage, &detail);
+        const char *cause = msa_login_verify_id_token(r, srv, app, &c, tokens.id_token,
+                                                      module_initiated ? ls.nonce : NULL, &ident,
+                                                      &overage, &detail);
         if (cause != NULL) {
             return msa_login_fail(r, srv, app, cause, APLOG_WARNING, detail);
         }

@@ -37,4 +37,15 @@ int msa_login_fail(request_rec *r, const msa_srv_t *srv, const msa_app_t *app, c
 void msa_login_client(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
                       msa_ms_client_t *c);
 
+/*
+ * Verifies an id_token Microsoft's token endpoint answered for app (client c)
+ * as a login does: signature, issuer, audience, times, the app's tenant rule,
+ * and nonce when given. NULL with ident filled, or the failure cause with
+ * *detail set (msa_idtoken_verify).
+ */
+const char *msa_login_verify_id_token(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                                      const msa_ms_client_t *c, const char *id_token,
+                                      const char *nonce, msa_identity_t *ident, int *overage,
+                                      const char **detail);
+
 #endif

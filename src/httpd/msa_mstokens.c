@@ -204,6 +204,31 @@ static refreshed_t await_other(request_rec *r, const msa_srv_t *srv, const msa_a
 }
 
 /*
+ * Whether the id_token a refresh answered is this session's (OpenID Connect
+ * Core 12.2): verified as a login's is, and naming the session's user and
+ * tenant. Otherwise nothing of that answer is kept: *err says why.
+ */
+static int refreshed_id_token_ok(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
+                                 const msa_ms_client_t *c, const msa_token_t *t,
+                                 const char *id_token, const char **err)
+{
+    msa_identity_t ident;
+    int overage = 0;
+    const char *detail = NULL;
+    if (msa_login_verify_id_token(r, srv, app, c, id_token, NULL, &ident, &overage, &detail) !=
+        NULL) {
+        *err = apr_pstrcat(r->pool, "its id_token: ", detail ? detail : "refused", NULL);
+        return 0;
+    }
+    if (t->oid == NULL || ident.oid == NULL || strcmp(ident.oid, t->oid) != 0 ||
+        (t->tid != NULL && (ident.tid == NULL || strcmp(ident.tid, t->tid) != 0))) {
+        *err = "its id_token names another user or tenant than the session";
+        return 0;
+    }
+    return 1;
+}
+
+/*
  * Refreshes *v at Microsoft unless another request (of any server) already
  * is: then, when wait is set, its result. Logs every failure once (the lock
  * outlives a failure: the next try comes when it expires).
@@ -241,6 +266,10 @@ static refreshed_t refresh(request_rec *r, const msa_srv_t *srv, const msa_app_t
                  t->appid, msa_loggable(r, t->sub), err);
         msa_mstokens_drop(r, srv, t);
         return REFRESH_REFUSED;
+    }
+    if (rv == APR_SUCCESS && out.id_token != NULL &&
+        !refreshed_id_token_ok(r, srv, app, &c, t, out.id_token, &err)) {
+        rv = MSA_EPROTO;
     }
     if (rv != APR_SUCCESS) {
         /* The lock stays until it expires: the next try then, and whoever waits stops now. */

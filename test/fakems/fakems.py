@@ -113,7 +113,7 @@ FAULT_KNOBS = {
               "big", "no_id_token", "expires_in_string", "invalid_grant", "code_reuse"),
     "id_token": ("wrong_key", "unknown_kid", "alg_none", "hs256", "wrong_aud",
                  "wrong_iss", "wrong_tid", "iss_tid_mismatch", "wrong_nonce",
-                 "no_nonce", "expired", "future", "groups_overage"),
+                 "no_nonce", "expired", "future", "groups_overage", "other_user"),
     "graph": ("401", "403", "429", "500", "hang", "garbage", "empty", "no_id",
               "no_organization"),
     "jwks": ("500", "garbage", "hang", "empty_keys", "big"),
@@ -840,6 +840,10 @@ class FakeMS:
 
     def build_id_token(self, user, client, grant, nonce, knob, sid=None):
         now = int(time.time())
+        if knob == "other_user":
+            # Well signed and for this app and tenant, but of another user of the tenant.
+            user = next(u for u in self.users.values() if u["tid"] == user["tid"]
+                        and u["oid"] != user["oid"])
         tid = user["tid"]
         iss_tid = tid
         if knob in ("wrong_tid",):

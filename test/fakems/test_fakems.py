@@ -1080,6 +1080,8 @@ def test_id_token_alg_none_and_hs256(ms):
     ("expired", lambda c: c["exp"] < time.time() - 7000),
     ("future", lambda c: c["nbf"] > time.time() + 7000 and c["iat"] == c["nbf"]),
     ("groups_overage", lambda c: "groups" not in c and c["_claim_names"] == {"groups": "src1"}),
+    ("other_user", lambda c: c["tid"] == CONTOSO and c["aud"] == CLIENT_ID and
+     c["preferred_username"] != "alice@contoso.example"),
 ])
 def test_id_token_claim_knobs(ms, knob, check):
     jwks = ms.jwks()
