@@ -32,9 +32,27 @@ MSAuthSigninSuccess /
 MSAuthSigninFailure /?cause=?
 MSAuthCache %s
 LogLevel warn msauth:debug
+MSAuthMetrics On
+MSAuthHealth On
 <MSAuthApp b>
     MSAuthCookieName msauth-b
+    MSAuthSigninSuccess /?jwt=id
 </MSAuthApp>
+<Directory @DIR@/htdocs/di>
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
+    DirectoryIndex index.cgi
+    MSAuthPassTokens all
+    <Files "index.cgi">
+        MSAuthPassTokens id
+    </Files>
+</Directory>
+Alias /di/ @DIR@/htdocs/di/
+<Location /di/>
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    Require valid-user
+</Location>
 <Directory @DIR@/htdocs/ssi>
     Options +Includes
     AddOutputFilter INCLUDES .shtml
@@ -169,6 +187,13 @@ def start_server(store, fakems, backend, name="atk-tokens", extra=""):
                 'AFTER:<!--#if expr="-n %{HTTP:X-MS-TOKEN-AAD-ACCESS-TOKEN}" -->LEAKED'
                 '<!--#else -->clean<!--#endif -->\n'
                 '<!--#include virtual="/open/envall.cgi" -->\n')
+    os.makedirs(os.path.join(h.htdocs, "di"), exist_ok=True)
+    with open(os.path.join(h.htdocs, "cgi", "whoami.cgi")) as f:
+        whoami = f.read()
+    for name in ("index.cgi", "all.cgi"):
+        with open(os.path.join(h.htdocs, "di", name), "w") as f:
+            f.write(whoami)
+        os.chmod(os.path.join(h.htdocs, "di", name), 0o755)
     install_cgi(h, "redirect.cgi", "#!/bin/sh\nprintf 'Location: /open/envall.cgi\\r\\n\\r\\n'\n")
     # Every variable that names a token, under any prefix (REDIRECT_HTTP_..., say).
     install_cgi(h, "envall.cgi", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"
@@ -410,6 +435,109 @@ def test_many_requests_at_an_expired_token_make_one_refresh(fakems, server):
     assert refresh_grants(fakems) - before == 1
     assert {a.status_code for a in answers} == {200}, [a.text for a in answers]
     assert len({a.json()[0]["expires_on"] for a in answers}) == 1
+
+
+def test_a_directory_index_under_another_configuration_gets_only_its_kinds(fakems, server):
+    """/di/ passes all; its DirectoryIndex file index.cgi (a <Files> of its own) passes only
+    the id_token: mod_dir moves the request to the file's configuration after the access
+    token was set for the directory's."""
+    token = Browser(fakems).sign_in(server)
+    r = get(server, "/di/all.cgi", token)
+    assert r.status_code == 200 and ACCESS + "=" in r.text, r.text[:300]
+    for line in token_lines(r.text):
+        remember(line.partition("=")[2])
+    for path in ("/di/", "/di/index.cgi"):
+        r = get(server, path, token)
+        assert r.status_code == 200 and "REMOTE_USER=" in r.text, (path, r.text[:300])
+        for line in token_lines(r.text):
+            remember(line.partition("=")[2])
+        assert ID + "=" in r.text, (path, token_lines(r.text))
+        assert ACCESS + "=" not in r.text and EXPIRES + "=" not in r.text, (
+            path, [x.partition("=")[0] for x in token_lines(r.text)])
+
+
+@pytest.mark.parametrize("knob", ["garbage", "html", "empty", "truncated", "big", "500"])
+def test_refresh_answers_that_are_no_tokens(fakems, server, knob):
+    """Whatever the token endpoint answers a refresh with, /refresh says 502 (never a 500
+    or a crash) and the app keeps the valid token it had."""
+    token = Browser(fakems).sign_in(server)
+    first = env(server, "/all/", token)
+    fakems.faults(token=knob, count=1)
+    server.expect_warn(r"msauth: tokens: appid=default user=.*: the Microsoft tokens could not "
+                       r"be refreshed")
+    r = post_refresh(server, token)
+    assert r.status_code == 502, (knob, r.status_code, r.text[:200])
+    seen = env(server, "/all/", token)
+    assert seen[ACCESS] == first[ACCESS] and seen[ID] == first[ID]
+    server.check_log()
+
+
+def test_an_id_token_is_no_session_at_refresh(fakems, server):
+    """app b lands on /?jwt=<ID token>: that short-lived exchange token is not a session."""
+    b = Browser(fakems)
+    r = b.sites.get(server.url("/microsoft_auth/login?appid=b"), allow_redirects=False,
+                    timeout=15)
+    authorize = r.headers["Location"]
+    import urllib.parse
+    fields = {k: v[0] for k, v in
+              urllib.parse.parse_qs(urllib.parse.urlsplit(authorize).query).items()}
+    fields["user"] = "alice"
+    r = b.ms.post(fakems.base + urllib.parse.urlsplit(authorize).path, data=fields,
+                  allow_redirects=False, timeout=10)
+    r = b.sites.get(r.headers["Location"], allow_redirects=False, timeout=15)
+    assert r.status_code == 302, r.text[:200]
+    landing = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers["Location"]).query)
+    idt = landing["jwt"][0]
+    remember(idt)
+    before = refresh_grants(fakems)
+    for cookies, headers in (({"msauth-b": idt}, {}), ({}, {"Authorization": "Bearer " + idt})):
+        headers = dict(headers, Origin=server.origin)
+        r = requests.post(server.url(REFRESH + "?appid=b"), cookies=cookies, headers=headers,
+                          timeout=15)
+        assert r.status_code == 401, (cookies.keys(), headers.keys(), r.status_code)
+    r = requests.get(server.url("/b-all/whoami.cgi"), headers={"Authorization": "Bearer " + idt,
+                                                               "Accept": "application/json"},
+                     timeout=15)
+    assert r.status_code == 401 and not token_lines(r.text)
+    assert refresh_grants(fakems) == before
+
+
+def test_no_token_in_metrics_health_or_the_refresh_answer(fakems, server):
+    token = Browser(fakems).sign_in(server)
+    seen = env(server, "/all/", token)
+    r = post_refresh(server, token)
+    assert r.status_code == 200
+    later = env(server, "/all/", token)
+    rts = [t["token"] for t in fakems.control("refresh_tokens")["refresh_tokens"]]
+    for t in rts:
+        remember(t)
+    pages = [r.text, str(r.headers)]
+    for path in ("/microsoft_auth/metrics", "/microsoft_auth/health"):
+        page = requests.get(server.url(path), timeout=15)
+        assert page.status_code in (200, 503), (path, page.status_code)
+        pages += [page.text, str(page.headers)]
+    for secret in [seen[ACCESS], seen[ID], later[ACCESS], later[ID]] + rts:
+        for text in pages:
+            assert secret[-40:] not in text
+
+
+def test_one_refresh_when_two_servers_share_redis(request, fakems):
+    from test_cluster import two_servers
+    from test_pass_tokens import CONF as PASS_CONF
+    store, a, b = two_servers(request, fakems, "redis", name="atk-redis", conf=PASS_CONF)
+    lifetime(fakems, 3)
+    token = Browser(fakems).sign_in(a)
+    first = env(a, "/access/", token)
+    assert env(b, "/access/", token)[ACCESS] == first[ACCESS]
+    fakems.control("settings", {"refresh_delay": 1.0})
+    wait_past(first[EXPIRES])
+    before = refresh_grants(fakems)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [pool.submit(env, h, "/access/", token) for h in (a, b) * 4]
+        seen = [j.result() for j in jobs]
+    assert refresh_grants(fakems) - before == 1
+    tokens = {s.get(ACCESS) for s in seen}
+    assert len(tokens) == 1 and None not in tokens and first[ACCESS] not in tokens
 
 
 # -- logs -------------------------------------------------------------------------------------
