@@ -293,6 +293,16 @@ static refreshed_t refresh(request_rec *r, const msa_srv_t *srv, const msa_app_t
         MSA_RLOG(r, APLOG_WARNING, "tokens",
                  "appid=%s user=%s: the refreshed Microsoft tokens are not kept (%s)", t->appid,
                  msa_loggable(r, t->sub), err);
+    } else if (msa_cache_token_verdict(r, srv, t, NULL) != MSA_TOKEN_LIVE) {
+        /*
+         * Signed out while Microsoft answered: the sign-out's drop may have come before this
+         * record. It is dropped again, read after the store so a later sign-out drops it.
+         */
+        MSA_RLOG(r, APLOG_INFO, "tokens",
+                 "appid=%s user=%s: the session ended during the refresh: its tokens are dropped",
+                 t->appid, msa_loggable(r, t->sub));
+        msa_mstokens_drop(r, srv, t);
+        return REFRESH_REFUSED;
     } else {
         MSA_RLOG(r, APLOG_INFO, "tokens_refreshed",
                  "appid=%s user=%s: expires in %" APR_INT64_T_FMT " s", t->appid,

@@ -10,6 +10,7 @@ import concurrent.futures
 import http.server
 import os
 import threading
+import time
 
 import pytest
 import requests
@@ -538,6 +539,38 @@ def test_one_refresh_when_two_servers_share_redis(request, fakems):
     assert refresh_grants(fakems) - before == 1
     tokens = {s.get(ACCESS) for s in seen}
     assert len(tokens) == 1 and None not in tokens and first[ACCESS] not in tokens
+
+
+@pytest.mark.parametrize("how", ["logout", "revoke"])
+def test_a_logout_during_a_refresh_leaves_no_tokens_in_the_store(fakems, server, store, how):
+    """The user signs out while a request refreshes the access token: the refresh answered
+    after the sign-out does not bring the tokens (and the refresh token) back."""
+    from test_pass_tokens import record_of
+    lifetime(fakems, 3)
+    token = Browser(fakems).sign_in(server, user="erin" if how == "revoke" else "alice")
+    first = env(server, "/all/", token)
+    fakems.control("settings", {"refresh_delay": 2.0})
+    wait_past(first[EXPIRES])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        job = pool.submit(get, server, "/all/whoami.cgi", token)
+        time.sleep(0.8)       # the refresh is at Microsoft now
+        if how == "logout":
+            r = requests.get(server.url("/microsoft_auth/logout"), cookies={"msauth": token},
+                             timeout=15, allow_redirects=False)
+            assert r.status_code == 302
+        else:
+            r = requests.delete(server.url("/jwt_auth"),
+                                headers={"Authorization": "Bearer " + token}, timeout=15)
+            assert r.status_code == 200, r.text
+        assert record_of(store, token) == "-"
+        done = job.result()
+    for line in token_lines(done.text):
+        remember(line.partition("=")[2])
+    assert refresh_grants(fakems) >= 1
+    for t in fakems.control("refresh_tokens")["refresh_tokens"]:
+        remember(t["token"])
+    assert record_of(store, token) == "-", "the refreshed tokens are back in the store"
+    assert post_refresh(server, token).status_code == 401
 
 
 # -- logs -------------------------------------------------------------------------------------
