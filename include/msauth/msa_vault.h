@@ -47,4 +47,11 @@ apr_int64_t msa_vault_refresh_at(const msa_vault_tokens_t *t);
 /* "2026-12-02T10:21:47.0000000Z": how Easy Auth writes X-MS-TOKEN-AAD-EXPIRES-ON. */
 const char *msa_vault_iso_time(apr_pool_t *p, apr_int64_t epoch);
 
+/*
+ * Easy Auth's /.auth/me entry for the provider, without any token:
+ * [{"provider_name":"aad","user_id":<user>,"expires_on":<ISO time>}], JSON
+ * whatever user holds.
+ */
+char *msa_vault_me_json(apr_pool_t *p, const char *user, apr_int64_t expires_on);
+
 #endif

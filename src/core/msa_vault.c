@@ -154,3 +154,18 @@ const char *msa_vault_iso_time(apr_pool_t *p, apr_int64_t epoch)
     return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.0000000Z", x.tm_year + 1900, x.tm_mon + 1,
                         x.tm_mday, x.tm_hour, x.tm_min, x.tm_sec);
 }
+
+char *msa_vault_me_json(apr_pool_t *p, const char *user, apr_int64_t expires_on)
+{
+    json_object *entry = json_object_new_object();
+    json_object_object_add(entry, "provider_name", json_object_new_string("aad"));
+    json_object_object_add(entry, "user_id", json_object_new_string(user ? user : ""));
+    json_object_object_add(entry, "expires_on",
+                           json_object_new_string(msa_vault_iso_time(p, expires_on)));
+    json_object *list = json_object_new_array();
+    json_object_array_add(list, entry);
+    char *out = apr_pstrdup(p, json_object_to_json_string_ext(
+                                   list, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(list);
+    return out;
+}

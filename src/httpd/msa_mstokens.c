@@ -432,11 +432,11 @@ void msa_mstokens_guard(request_rec *r)
 /* Easy Auth's /.auth/me entry for the session, without any token. */
 static const char *refresh_answer(request_rec *r, const msa_token_t *t, const msa_vault_tokens_t *v)
 {
-    const char *user = t->email ? t->email : t->upn ? t->upn : t->sub;
-    return apr_psprintf(r->pool,
-                        "[{\"provider_name\":\"aad\",\"user_id\":\"%s\",\"expires_on\":\"%s\"}]",
-                        ap_escape_quotes(r->pool, msa_loggable(r, user)),
-                        msa_vault_iso_time(r->pool, v->expires_on));
+    return msa_vault_me_json(r->pool,
+                             t->email ? t->email
+                             : t->upn ? t->upn
+                                      : t->sub,
+                             v->expires_on);
 }
 
 int msa_mstokens_refresh_handler(request_rec *r, const msa_srv_t *srv)

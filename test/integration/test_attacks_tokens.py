@@ -573,6 +573,24 @@ def test_a_logout_during_a_refresh_leaves_no_tokens_in_the_store(fakems, server,
     assert post_refresh(server, token).status_code == 401
 
 
+@pytest.mark.parametrize("mail", [
+    "adelaide.vanderbilt-montgomery.of.the.finance.department@subsidiary.contoso.example",
+    'quote\\"x@contoso.example', "back\\@contoso.example"])
+def test_refresh_answer_is_json_with_the_whole_user_id(fakems, server, mail):
+    """The user's address as Microsoft gave it, whole, and valid JSON whatever it holds."""
+    name = "u%d" % (abs(hash(mail)) % 100000)
+    fakems.control("users", {"name": name, "mail": mail, "upn": name + "@contoso.example"})
+    token = Browser(fakems).sign_in(server, user=name)
+    env(server, "/all/", token)
+    r = post_refresh(server, token)
+    assert r.status_code == 200, r.text
+    try:
+        body = r.json()
+    except ValueError:
+        raise AssertionError("not JSON: %r" % r.text)
+    assert body[0]["user_id"] == mail, body
+
+
 # -- logs -------------------------------------------------------------------------------------
 
 def test_no_token_in_a_trace8_log(fakems, store, backend):

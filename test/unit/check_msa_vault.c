@@ -101,6 +101,22 @@ START_TEST(easy_auth_time)
 }
 END_TEST
 
+START_TEST(me_answer_is_json_whatever_the_user)
+{
+    ck_assert_str_eq(msa_vault_me_json(pool, "alice@contoso.example", 1764670907),
+                     "[{\"provider_name\":\"aad\",\"user_id\":\"alice@contoso.example\","
+                     "\"expires_on\":\"2025-12-02T10:21:47.0000000Z\"}]");
+    /* A quote, a backslash at the end, a control character: escaped, the whole of it. */
+    ck_assert_str_eq(msa_vault_me_json(pool, "a\"b\\", 0),
+                     "[{\"provider_name\":\"aad\",\"user_id\":\"a\\\"b\\\\\","
+                     "\"expires_on\":\"1970-01-01T00:00:00.0000000Z\"}]");
+    char longer[200];
+    memset(longer, 'x', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    ck_assert_ptr_nonnull(strstr(msa_vault_me_json(pool, longer, 0), longer));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("msa_vault");
@@ -111,6 +127,7 @@ int main(void)
     tcase_add_test(tc, damaged_records_refused);
     tcase_add_test(tc, refresh_ahead_of_expiry);
     tcase_add_test(tc, easy_auth_time);
+    tcase_add_test(tc, me_answer_is_json_whatever_the_user);
     suite_add_tcase(s, tc);
     return msa_test_run(s);
 }
