@@ -110,7 +110,8 @@ REQUEST_LOG_LIMIT = 10000
 
 FAULT_KNOBS = {
     "token": ("500", "hang", "garbage", "truncated", "html", "empty", "reset",
-              "big", "no_id_token", "expires_in_string", "invalid_grant", "code_reuse"),
+              "big", "no_id_token", "no_access_token", "expires_in_string", "invalid_grant",
+              "code_reuse"),
     "id_token": ("wrong_key", "unknown_kid", "alg_none", "hs256", "wrong_aud",
                  "wrong_iss", "wrong_tid", "iss_tid_mismatch", "wrong_nonce",
                  "no_nonce", "expired", "future", "groups_overage", "other_user"),
@@ -1780,6 +1781,8 @@ class Handler(BaseHTTPRequestHandler):
         if "offline_access" in grant.oidc:
             body["refresh_token"] = self.ms.issue_refresh_token(user, client["client_id"],
                                                                 grant, segment, sid)
+        if knob == "no_access_token":
+            del body["access_token"]
         if "openid" in grant.oidc and knob != "no_id_token":
             # A request answered after a "hang" is read by no one (its client
             # gave up): it must not use up a fault meant for a later request.

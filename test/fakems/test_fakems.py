@@ -1009,6 +1009,9 @@ def test_token_fault_hang(ms):
 def test_token_fault_content_knobs(ms):
     ms.faults(token="no_id_token", count=1)
     assert "id_token" not in ms.tokens()
+    ms.faults(token="no_access_token", count=1)
+    answer = ms.tokens()
+    assert "access_token" not in answer and answer["id_token"]
     ms.faults(token="expires_in_string", count=1)
     assert ms.tokens()["expires_in"] == "3599"
     ms.faults(token="invalid_grant", count=1)

@@ -457,7 +457,8 @@ def test_a_directory_index_under_another_configuration_gets_only_its_kinds(fakem
             path, [x.partition("=")[0] for x in token_lines(r.text)])
 
 
-@pytest.mark.parametrize("knob", ["garbage", "html", "empty", "truncated", "big", "500"])
+@pytest.mark.parametrize("knob", ["garbage", "html", "empty", "truncated", "big", "500",
+                                  "no_access_token"])
 def test_refresh_answers_that_are_no_tokens(fakems, server, knob):
     """Whatever the token endpoint answers a refresh with, /refresh says 502 (never a 500
     or a crash) and the app keeps the valid token it had."""
@@ -589,6 +590,36 @@ def test_refresh_answer_is_json_with_the_whole_user_id(fakems, server, mail):
     except ValueError:
         raise AssertionError("not JSON: %r" % r.text)
     assert body[0]["user_id"] == mail, body
+
+
+def test_the_store_lost_during_a_refresh(fakems, backend):
+    """The store goes while Microsoft answers a refresh: that request is served (with the
+    new token, or none), never a 500; the next ones are 503 and carry no token."""
+    s = Store("memcache")
+    h = start_server(s, fakems, backend, name="atk-lost")
+    try:
+        lifetime(fakems, 3)
+        token = Browser(fakems).sign_in(h)
+        first = env(h, "/all/", token)
+        fakems.control("settings", {"refresh_delay": 1.5})
+        wait_past(first[EXPIRES])
+        h.expect_warn(r"MSAuthCache|cache|not kept")
+        h.expect_error(r"cache_error: MSAuthCache .* cannot answer")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(get, h, "/all/whoami.cgi", token)
+            time.sleep(0.6)
+            s.stop()
+            done = job.result()
+        assert done.status_code in (200, 503), done.status_code
+        for line in token_lines(done.text):
+            remember(line.partition("=")[2])
+        assert first[ACCESS] not in done.text
+        r = get(h, "/all/whoami.cgi", token)
+        assert r.status_code == 503 and not token_lines(r.text), r.status_code
+        assert post_refresh(h, token).status_code == 503
+    finally:
+        h.cleanup()
+        s.stop()
 
 
 # -- logs -------------------------------------------------------------------------------------
