@@ -622,6 +622,28 @@ def test_the_store_lost_during_a_refresh(fakems, backend):
         s.stop()
 
 
+def test_tokens_end_with_the_session_timeout(fakems, backend):
+    """MSAuthSessionTimeout: once the session token expires, no tokens, no refresh, and the
+    store has forgotten the record."""
+    from test_pass_tokens import record_of
+    s = Store("memcache")
+    h = start_server(s, fakems, backend, name="atk-timeout",
+                     extra="MSAuthClockSkew 0\nMSAuthSessionTimeout 60\n")
+    try:
+        token = Browser(fakems).sign_in(h)
+        assert env(h, "/all/", token)[ACCESS]
+        assert record_of(s, token).startswith("v1.")
+        time.sleep(max(0.0, jwt_parts(token)[1]["exp"] - time.time() + 1.5))
+        assert get(h, "/all/whoami.cgi", token).status_code == 401
+        before = refresh_grants(fakems)
+        assert post_refresh(h, token).status_code == 401
+        assert refresh_grants(fakems) == before
+        assert record_of(s, token) is None
+    finally:
+        h.cleanup()
+        s.stop()
+
+
 # -- logs -------------------------------------------------------------------------------------
 
 def test_no_token_in_a_trace8_log(fakems, store, backend):
