@@ -9,8 +9,10 @@ loopback backend that records the headers mod_proxy hands it.
 import concurrent.futures
 import http.server
 import os
+import socket
 import threading
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -258,7 +260,6 @@ FORGED = [("X-MS-TOKEN-AAD-ACCESS-TOKEN", "forged-dash"),
 
 def raw_request(httpd, target, headers):
     """A GET with headers exactly as given (duplicates and underscores kept)."""
-    import socket
     lines = ["GET %s HTTP/1.1" % target, "Host: 127.0.0.1:%d" % httpd.port,
              "Connection: close", "Accept: application/json"]
     lines += ["%s: %s" % kv for kv in headers]
@@ -480,7 +481,6 @@ def test_an_id_token_is_no_session_at_refresh(fakems, server):
     r = b.sites.get(server.url("/microsoft_auth/login?appid=b"), allow_redirects=False,
                     timeout=15)
     authorize = r.headers["Location"]
-    import urllib.parse
     fields = {k: v[0] for k, v in
               urllib.parse.parse_qs(urllib.parse.urlsplit(authorize).query).items()}
     fields["user"] = "alice"
