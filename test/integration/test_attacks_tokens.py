@@ -182,7 +182,9 @@ def start_server(store, fakems, backend, name="atk-tokens", extra=""):
     os.makedirs(ssi, exist_ok=True)
     with open(os.path.join(ssi, "in-open.shtml"), "w") as f:
         # A page that passes tokens, including a page of a location that passes none.
-        f.write('<!--#include virtual="/open/envall.cgi" -->\n'
+        f.write('HERE:<!--#if expr="-n %{HTTP:X-MS-TOKEN-AAD-ACCESS-TOKEN}" -->present'
+                '<!--#else -->absent<!--#endif -->\n'
+                '<!--#include virtual="/open/envall.cgi" -->\n'
                 '<!--#include virtual="/none/envall.cgi" -->\n')
     with open(os.path.join(ssi, "in-all.shtml"), "w") as f:
         # A page that passes none, including one that does, then looking at its own headers.
@@ -324,6 +326,7 @@ def test_subrequests_and_internal_redirects_carry_no_tokens_out_of_their_locatio
     # An SSI page that passes tokens, including pages of locations that pass none.
     r = get(server, "/ssi-all/in-open.shtml", token)
     assert r.status_code == 200 and r.text.count("ENVALL") == 2, r.text[:300]
+    assert "HERE:present" in r.text, r.text[:300]   # the probe below sees a token set
     assert not token_lines(r.text), token_lines(r.text)
     # A page that passes none including one that does: the included CGI has its tokens, and
     # the including page, and whatever it includes next, none.
