@@ -2,8 +2,13 @@
  * JOSE through cjose: the only file that includes cjose's headers.
  *
  * cjose allocates with malloc; every cjose object made here is released
- * before returning, and results are copied into the caller's pool.
+ * before returning, and results are copied into the caller's pool. The
+ * module's own HS256 tokens and Microsoft's RS256 id_tokens take a shorter
+ * road: split, base64url and HMAC or RSA_verify on OpenSSL's primitives.
  */
+#define OPENSSL_API_COMPAT                                                                         \
+    0x10101000L /* RSA_verify & co: no provider fetch per call, not deprecated here */
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +20,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/bn.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 
 #include "msa_hmac.h"
 #include "msa_jose.h"
+#include "msa_json.h"
 
 #define JOSE_ERR(p, what, cerr)                                                                    \
     apr_psprintf((p), "%s: %s", (what), (cerr).message ? (cerr).message : "unknown cjose error")
@@ -87,38 +96,28 @@ static cjose_jws_t *jws_import(apr_pool_t *p, const char *compact, const char **
     return jws;
 }
 
+/* The header of every token the module signs: {"alg":"HS256","typ":"JWT"}. */
+static const char hs256_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.";
+
+/*
+ * header.payload.MAC with the header above (what cjose wrote, byte for byte):
+ * base64url and an HMAC on the stack, no JOSE objects on the heap.
+ */
 apr_status_t msa_jws_hs256_sign(apr_pool_t *p, const msa_key_t *key, const char *payload,
                                 char **jws_out, const char **err)
 {
-    cjose_err cerr;
-    apr_status_t rv = APR_EGENERAL;
-    cjose_jwk_t *jwk = cjose_jwk_create_oct_spec(key->data, key->len, &cerr);
-    cjose_header_t *hdr = cjose_header_new(&cerr);
-    cjose_jws_t *jws = NULL;
-    const char *ser = NULL;
-
-    if (jwk == NULL || hdr == NULL ||
-        !cjose_header_set(hdr, CJOSE_HDR_ALG, CJOSE_HDR_ALG_HS256, &cerr) ||
-        !cjose_header_set(hdr, "typ", "JWT", &cerr)) {
-        *err = JOSE_ERR(p, "HS256 key or header", cerr);
-        goto out;
+    if (key == NULL || key->data == NULL || key->len == 0 || payload == NULL) {
+        *err = "HS256 key or header: no key or no payload";
+        return APR_EGENERAL;
     }
-    jws = cjose_jws_sign(jwk, hdr, (const uint8_t *)payload, strlen(payload), &cerr);
-    if (jws == NULL || !cjose_jws_export(jws, &ser, &cerr)) {
-        *err = JOSE_ERR(p, "HS256 sign", cerr);
-        goto out;
-    }
-    *jws_out = apr_pstrdup(p, ser);
-    rv = APR_SUCCESS;
-out:
-    cjose_jws_release(jws);
-    cjose_header_release(hdr);
-    cjose_jwk_release(jwk);
-    return rv;
+    char *input =
+        apr_pstrcat(p, hs256_header,
+                    msa_b64url_encode(p, (const unsigned char *)payload, strlen(payload)), NULL);
+    unsigned char mac[32];
+    msa_hmac_sha256(key->data, key->len, (const unsigned char *)input, strlen(input), mac);
+    *jws_out = apr_pstrcat(p, input, ".", msa_b64url_encode(p, mac, sizeof(mac)), NULL);
+    return APR_SUCCESS;
 }
-
-/* The header of every token the module signs: {"alg":"HS256","typ":"JWT"}. */
-static const char hs256_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.";
 
 /*
  * Tokens this thread verified lately, with the key that verified them: a
@@ -279,11 +278,14 @@ out:
     return rv;
 }
 
-/* The JWK of kid in a JWKS document, serialised for cjose; NULL when absent. */
-static const char *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, apr_status_t *rv,
-                             const char **err)
+/*
+ * The RSA key of kid in a JWKS document (n and e, canonical base64url, n at
+ * least 1024 bits); NULL when absent or unusable, with *rv and *err set.
+ */
+static RSA *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, apr_status_t *rv,
+                      const char **err)
 {
-    const char *found = NULL;
+    RSA *found = NULL;
     json_object *doc = json_tokener_parse(jwks);
     json_object *keys = NULL;
     *rv = APR_EINVAL;
@@ -305,30 +307,33 @@ static const char *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, a
             *err = "JWKS key for this kid is not RSA";
             goto out;
         }
-        /*
-         * Only kty, n and e reach cjose, and only as canonical base64url: some cjose
-         * builds abort() on a malformed one, and the JWKS comes from the network.
+        /* Only n and e are read, and only as canonical base64url: the JWKS comes from the network.
          */
-        json_object *n = NULL, *e = NULL;
-        unsigned char *raw;
-        apr_size_t rawlen;
-        if (!json_object_object_get_ex(k, "n", &n) || !json_object_is_type(n, json_type_string) ||
-            !json_object_object_get_ex(k, "e", &e) || !json_object_is_type(e, json_type_string) ||
-            msa_b64url_decode(p, json_object_get_string(n), strlen(json_object_get_string(n)), &raw,
-                              &rawlen) != APR_SUCCESS ||
-            rawlen < 128 ||
-            msa_b64url_decode(p, json_object_get_string(e), strlen(json_object_get_string(e)), &raw,
-                              &rawlen) != APR_SUCCESS ||
-            rawlen == 0 || rawlen > 8) {
+        json_object *jn = NULL, *je = NULL;
+        unsigned char *nraw, *eraw;
+        apr_size_t nlen, elen;
+        if (!json_object_object_get_ex(k, "n", &jn) || !json_object_is_type(jn, json_type_string) ||
+            !json_object_object_get_ex(k, "e", &je) || !json_object_is_type(je, json_type_string) ||
+            msa_b64url_decode(p, json_object_get_string(jn), strlen(json_object_get_string(jn)),
+                              &nraw, &nlen) != APR_SUCCESS ||
+            nlen < 128 ||
+            msa_b64url_decode(p, json_object_get_string(je), strlen(json_object_get_string(je)),
+                              &eraw, &elen) != APR_SUCCESS ||
+            elen == 0 || elen > 8) {
             *err = "JWKS key for this kid has no usable n and e";
             goto out;
         }
-        json_object *clean = json_object_new_object();
-        json_object_object_add(clean, "kty", json_object_new_string("RSA"));
-        json_object_object_add(clean, "n", json_object_get(n));
-        json_object_object_add(clean, "e", json_object_get(e));
-        found = apr_pstrdup(p, json_object_to_json_string_ext(clean, JSON_C_TO_STRING_PLAIN));
-        json_object_put(clean);
+        RSA *rsa = RSA_new();
+        BIGNUM *bn = BN_bin2bn(nraw, (int)nlen, NULL), *be = BN_bin2bn(eraw, (int)elen, NULL);
+        if (rsa == NULL || bn == NULL || be == NULL || BN_is_zero(be) || !BN_is_odd(bn) ||
+            RSA_set0_key(rsa, bn, be, NULL) != 1) {
+            RSA_free(rsa);
+            BN_free(bn);
+            BN_free(be);
+            *err = "JWKS key import: not a usable RSA public key";
+            goto out;
+        }
+        found = rsa;
         *rv = APR_SUCCESS;
         goto out;
     }
@@ -342,54 +347,43 @@ out:
 /*
  * Keys imported lately from a JWKS document. Every login verifies its id_token
  * with a key of a document that changes rarely: while the document is the same
- * text, neither parsing it nor importing the key is done again. cjose counts
- * references without atomics, so every retain and release of a remembered key
- * is made under the lock.
+ * text, neither parsing it nor importing the key is done again. OpenSSL counts
+ * an RSA key's references atomically and verifies with one key from many
+ * threads at once; the lock guards the slots.
  */
 #define JWK_SLOTS 8
 
 typedef struct jwk_slot {
     char *doc, *kid;
     size_t doc_len;
-    cjose_jwk_t *jwk;
+    RSA *rsa;
 } jwk_slot_t;
 
 static jwk_slot_t jwk_slots[JWK_SLOTS];
 static unsigned jwk_next;
 static pthread_mutex_t jwk_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static cjose_jwk_t *jwk_remembered(const char *jwks, const char *kid)
+static RSA *jwk_remembered(const char *jwks, const char *kid)
 {
     size_t len = strlen(jwks);
-    cjose_jwk_t *found = NULL;
-    cjose_err cerr;
+    RSA *found = NULL;
     pthread_mutex_lock(&jwk_lock);
     for (int i = 0; i < JWK_SLOTS && found == NULL; i++) {
         const jwk_slot_t *s = &jwk_slots[i];
-        if (s->jwk != NULL && s->doc_len == len && strcmp(s->kid, kid) == 0 &&
-            memcmp(s->doc, jwks, len) == 0) {
-            found = cjose_jwk_retain(s->jwk, &cerr);
+        if (s->rsa != NULL && s->doc_len == len && strcmp(s->kid, kid) == 0 &&
+            memcmp(s->doc, jwks, len) == 0 && RSA_up_ref(s->rsa) == 1) {
+            found = s->rsa;
         }
     }
     pthread_mutex_unlock(&jwk_lock);
     return found;
 }
 
-static void jwk_release(cjose_jwk_t *jwk)
-{
-    if (jwk != NULL) {
-        pthread_mutex_lock(&jwk_lock);
-        cjose_jwk_release(jwk);
-        pthread_mutex_unlock(&jwk_lock);
-    }
-}
-
-static void jwk_remember(const char *jwks, const char *kid, cjose_jwk_t *jwk)
+static void jwk_remember(const char *jwks, const char *kid, RSA *rsa)
 {
     size_t len = strlen(jwks);
     char *doc = malloc(len + 1), *k = strdup(kid);
-    cjose_err cerr;
-    if (doc == NULL || k == NULL) {
+    if (doc == NULL || k == NULL || RSA_up_ref(rsa) != 1) {
         free(doc);
         free(k);
         return;
@@ -400,56 +394,107 @@ static void jwk_remember(const char *jwks, const char *kid, cjose_jwk_t *jwk)
     s->doc = doc;
     s->kid = k;
     s->doc_len = len;
-    s->jwk = cjose_jwk_retain(jwk, &cerr);
-    cjose_jwk_release(old.jwk);
+    s->rsa = rsa;
     pthread_mutex_unlock(&jwk_lock);
+    RSA_free(old.rsa);
     free(old.doc);
     free(old.kid);
+}
+
+/*
+ * A compact JWS's three parts: base64url characters only, two dots, bounded
+ * size. *hlen and *plen are the header's and the payload's lengths; the
+ * signature follows the second dot.
+ */
+static int jws_parts(const char *compact, size_t *hlen, size_t *plen, const char **sig,
+                     const char **err)
+{
+    size_t len = strlen(compact);
+    const char *dot[2] = {NULL, NULL};
+    int dots = 0;
+    if (len == 0 || len > MSA_MAX_TOKEN) {
+        *err = "JWS empty or too long";
+        return 0;
+    }
+    for (const char *c = compact; *c; c++) {
+        if (*c == '.') {
+            if (dots < 2) {
+                dot[dots] = c;
+            }
+            dots++;
+        } else if (!(apr_isalnum(*c) || *c == '-' || *c == '_')) {
+            *err = "JWS holds characters outside base64url";
+            return 0;
+        }
+    }
+    if (dots != 2) {
+        *err = "JWS is not three parts";
+        return 0;
+    }
+    *hlen = (size_t)(dot[0] - compact);
+    *plen = (size_t)(dot[1] - dot[0] - 1);
+    *sig = dot[1] + 1;
+    return 1;
 }
 
 apr_status_t msa_jws_rs256_verify(apr_pool_t *p, const char *compact, const char *jwks,
                                   char **payload, const char **err)
 {
-    cjose_err cerr;
-    cjose_jws_t *jws = jws_import(p, compact, err);
-    if (jws == NULL) {
+    size_t hlen, plen;
+    const char *sigtext;
+    if (!jws_parts(compact, &hlen, &plen, &sigtext, err)) {
         return APR_EINVAL;
     }
-    apr_status_t rv = APR_EINVAL;
-    cjose_jwk_t *jwk = NULL;
-    const char *kid = NULL;
-    const char *alg = jws_alg(p, jws, &kid);
-    if (alg == NULL || strcmp(alg, CJOSE_HDR_ALG_RS256) != 0) {
+    unsigned char *raw;
+    apr_size_t rawlen;
+    json_object *hdr = NULL;
+    if (msa_b64url_decode(p, compact, hlen, &raw, &rawlen) != APR_SUCCESS ||
+        (hdr = msa_json_parse_object(p, (const char *)raw, rawlen)) == NULL) {
+        *err = "JWS header is not a base64url JSON object";
+        return APR_EINVAL;
+    }
+    /* The header names the algorithm; only RS256 is acceptable (no none, no HS256). */
+    const char *alg = msa_json_str(p, hdr, "alg"), *kid = msa_json_str(p, hdr, "kid");
+    if (alg == NULL || strcmp(alg, "RS256") != 0) {
         *err = alg ? "id_token alg other than RS256 refused" : "id_token alg missing";
-        goto out;
+        return APR_EINVAL;
     }
     if (kid == NULL) {
         *err = "id_token has no kid";
-        goto out;
+        return APR_EINVAL;
     }
-    jwk = jwk_remembered(jwks, kid);
-    if (jwk == NULL) {
-        const char *jwk_json = jwks_find(p, jwks, kid, &rv, err);
-        if (jwk_json == NULL) {
-            goto out;
+    apr_status_t rv;
+    RSA *rsa = jwk_remembered(jwks, kid);
+    if (rsa == NULL) {
+        rsa = jwks_find(p, jwks, kid, &rv, err);
+        if (rsa == NULL) {
+            return rv;
         }
-        rv = APR_EINVAL;
-        jwk = cjose_jwk_import(jwk_json, strlen(jwk_json), &cerr);
-        if (jwk == NULL || cjose_jwk_get_kty(jwk, &cerr) != CJOSE_JWK_KTY_RSA) {
-            *err = JOSE_ERR(p, "JWKS key import", cerr);
-            goto out;
-        }
-        jwk_remember(jwks, kid, jwk);
+        jwk_remember(jwks, kid, rsa);
     }
     rv = APR_EINVAL;
-    if (!cjose_jws_verify(jws, jwk, &cerr)) {
-        *err = "id_token signature does not verify";
+    *err = "id_token signature does not verify";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    /* RSASSA-PKCS1-v1_5: the signature is exactly as long as the modulus. */
+    if (msa_b64url_decode(p, sigtext, strlen(sigtext), &raw, &rawlen) != APR_SUCCESS ||
+        rawlen != (apr_size_t)RSA_size(rsa) ||
+        SHA256((const unsigned char *)compact, hlen + 1 + plen, md) == NULL ||
+        RSA_verify(NID_sha256, md, sizeof(md), raw, (unsigned int)rawlen, rsa) != 1) {
         goto out;
     }
-    rv = jws_payload(p, jws, payload, err);
+    if (msa_b64url_decode(p, compact + hlen + 1, plen, &raw, &rawlen) != APR_SUCCESS) {
+        *err = "JWS payload is not base64url";
+        goto out;
+    }
+    if (memchr(raw, '\0', rawlen) != NULL) {
+        *err = "JWS payload holds a NUL byte";
+        goto out;
+    }
+    raw[rawlen] = '\0';
+    *payload = (char *)raw;
+    rv = APR_SUCCESS;
 out:
-    jwk_release(jwk);
-    cjose_jws_release(jws);
+    RSA_free(rsa);
     return rv;
 }
 
