@@ -401,6 +401,15 @@ static void jwk_remember(const char *jwks, const char *kid, RSA *rsa)
     free(old.kid);
 }
 
+static const unsigned char b64url_values[256];
+
+/* SHA-256 on the stack (the one-shot SHA256() goes through an EVP fetch and a heap context). */
+static int sha256(const char *data, size_t len, unsigned char md[SHA256_DIGEST_LENGTH])
+{
+    SHA256_CTX c;
+    return SHA256_Init(&c) == 1 && SHA256_Update(&c, data, len) == 1 && SHA256_Final(md, &c) == 1;
+}
+
 /*
  * A compact JWS's three parts: base64url characters only, two dots, bounded
  * size. *hlen and *plen are the header's and the payload's lengths; the
@@ -422,7 +431,7 @@ static int jws_parts(const char *compact, size_t *hlen, size_t *plen, const char
                 dot[dots] = c;
             }
             dots++;
-        } else if (!(apr_isalnum(*c) || *c == '-' || *c == '_')) {
+        } else if (b64url_values[(unsigned char)*c] == 64) {
             *err = "JWS holds characters outside base64url";
             return 0;
         }
@@ -477,8 +486,7 @@ apr_status_t msa_jws_rs256_verify(apr_pool_t *p, const char *compact, const char
     unsigned char md[SHA256_DIGEST_LENGTH];
     /* RSASSA-PKCS1-v1_5: the signature is exactly as long as the modulus. */
     if (msa_b64url_decode(p, sigtext, strlen(sigtext), &raw, &rawlen) != APR_SUCCESS ||
-        rawlen != (apr_size_t)RSA_size(rsa) ||
-        SHA256((const unsigned char *)compact, hlen + 1 + plen, md) == NULL ||
+        rawlen != (apr_size_t)RSA_size(rsa) || !sha256(compact, hlen + 1 + plen, md) ||
         RSA_verify(NID_sha256, md, sizeof(md), raw, (unsigned int)rawlen, rsa) != 1) {
         goto out;
     }
