@@ -325,8 +325,7 @@ static RSA *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, apr_stat
         }
         RSA *rsa = RSA_new();
         BIGNUM *bn = BN_bin2bn(nraw, (int)nlen, NULL), *be = BN_bin2bn(eraw, (int)elen, NULL);
-        if (rsa == NULL || bn == NULL || be == NULL || BN_is_zero(be) || !BN_is_odd(bn) ||
-            RSA_set0_key(rsa, bn, be, NULL) != 1) {
+        if (rsa == NULL || bn == NULL || be == NULL || RSA_set0_key(rsa, bn, be, NULL) != 1) {
             RSA_free(rsa);
             BN_free(bn);
             BN_free(be);
@@ -484,9 +483,9 @@ apr_status_t msa_jws_rs256_verify(apr_pool_t *p, const char *compact, const char
     rv = APR_EINVAL;
     *err = "id_token signature does not verify";
     unsigned char md[SHA256_DIGEST_LENGTH];
-    /* RSASSA-PKCS1-v1_5: the signature is exactly as long as the modulus. */
+    /* RSA_verify also wants the signature exactly as long as the modulus (RFC 8017 8.2.2). */
     if (msa_b64url_decode(p, sigtext, strlen(sigtext), &raw, &rawlen) != APR_SUCCESS ||
-        rawlen != (apr_size_t)RSA_size(rsa) || !sha256(compact, hlen + 1 + plen, md) ||
+        !sha256(compact, hlen + 1 + plen, md) ||
         RSA_verify(NID_sha256, md, sizeof(md), raw, (unsigned int)rawlen, rsa) != 1) {
         goto out;
     }

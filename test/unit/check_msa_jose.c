@@ -683,6 +683,13 @@ START_TEST(rs256_alg_none_and_others)
     ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
     jws = rsa_by_hand(EVP_sha256(), 1, "{\"alg\":\"PS256\",\"kid\":\"k1\"}", claims);
     ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
+    /* A good RS256 signature under a header that names another algorithm, or none. */
+    jws = rs256_by_hand("{\"alg\":\"HS256\",\"kid\":\"k1\"}", claims);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
+    jws = rs256_by_hand("{\"alg\":\"rs256\",\"kid\":\"k1\"}", claims);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
+    jws = rs256_by_hand("{\"kid\":\"k1\"}", claims);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
     ck_assert_ptr_null(payload);
 }
 END_TEST
@@ -705,6 +712,63 @@ START_TEST(rs256_malformed)
                       "accepted case %zu", i);
         ck_assert_ptr_null(payload);
     }
+}
+END_TEST
+
+/* header.payload.signature over raw payload bytes (which may hold a NUL). */
+static char *rs256_raw(const char *header, const void *payload, size_t plen, unsigned char *sig,
+                       size_t *siglen)
+{
+    char *input = apr_pstrcat(pool, b64s(header), ".", b64(payload, plen), NULL);
+    EVP_MD_CTX *mdctx = EVP_MD_CTX_new();
+    ck_assert_int_eq(EVP_DigestSignInit(mdctx, NULL, EVP_sha256(), NULL, rsa_key), 1);
+    ck_assert_int_eq(
+        EVP_DigestSign(mdctx, sig, siglen, (const unsigned char *)input, strlen(input)), 1);
+    EVP_MD_CTX_free(mdctx);
+    return input;
+}
+
+START_TEST(rs256_signature_length)
+{
+    char *payload = NULL;
+    const char *err = NULL;
+    const char *jwks = jwks_with("k1", "RSA", rsa_n());
+    unsigned char sig[512];
+    size_t siglen = 0;
+    char *input = NULL;
+    /* A signature whose first byte is 0 (one in 256): without it, it is one byte short. */
+    for (int i = 0; i < 20000; i++) {
+        siglen = sizeof sig;
+        const char *c = apr_psprintf(pool, "{\"sub\":\"alice\",\"n\":%d}", i);
+        input = rs256_raw(rs_header, c, strlen(c), sig, &siglen);
+        if (sig[0] == 0) {
+            break;
+        }
+    }
+    ck_assert_int_eq(sig[0], 0);
+    char *whole = apr_pstrcat(pool, input, ".", b64(sig, siglen), NULL);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, whole, jwks, &payload, &err), APR_SUCCESS);
+    payload = NULL;
+    char *shorter = apr_pstrcat(pool, input, ".", b64(sig + 1, siglen - 1), NULL);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, shorter, jwks, &payload, &err), APR_EINVAL);
+    ck_assert_ptr_null(payload);
+    ck_assert_str_eq(err, "id_token signature does not verify");
+}
+END_TEST
+
+START_TEST(rs256_payload_with_nul)
+{
+    char *payload = NULL;
+    const char *err = NULL;
+    const char *jwks = jwks_with("k1", "RSA", rsa_n());
+    static const char nul[] = "{\"sub\":\"alice\"}\0{\"sub\":\"admin\"}";
+    unsigned char sig[512];
+    size_t siglen = sizeof sig;
+    char *input = rs256_raw(rs_header, nul, sizeof nul - 1, sig, &siglen);
+    char *jws = apr_pstrcat(pool, input, ".", b64(sig, siglen), NULL);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, jws, jwks, &payload, &err), APR_EINVAL);
+    ck_assert_ptr_null(payload);
+    ck_assert_str_eq(err, "JWS payload holds a NUL byte");
 }
 END_TEST
 
@@ -1082,6 +1146,8 @@ static Suite *jose_suite(void)
     tcase_add_test(tc, rs256_alg_confusion);
     tcase_add_test(tc, rs256_alg_none_and_others);
     tcase_add_test(tc, rs256_malformed);
+    tcase_add_test(tc, rs256_signature_length);
+    tcase_add_test(tc, rs256_payload_with_nul);
     suite_add_tcase(s, tc);
 
     tc = msa_test_case("jwe");
