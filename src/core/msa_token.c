@@ -81,29 +81,125 @@ apr_status_t msa_token_id(apr_pool_t *p, const msa_identity_t *ident, const char
     X(idp) X(name) X(email) X(upn) X(tid) X(oid) X(picture) X(verified) X(jti) X(token_use) X(epoch)
 #define TOKEN_NUMBERS(X) X(iat) X(nbf) X(exp) X(refresh)
 
-char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
+/*
+ * The claims as JSON, byte for byte what json-c writes with JSON_C_TO_STRING_PLAIN (members
+ * in this order, '/' escaped, control characters as \u00xx, other bytes as they are), without
+ * building json-c objects: a token is written at every login and every refresh.
+ */
+typedef struct jout {
+    char *o;     /* the next byte (writing), NULL when only counting */
+    size_t need; /* bytes so far */
+} jout_t;
+
+static void jout_raw(jout_t *w, const char *s, size_t n)
 {
-    json_object *o = json_object_new_object();
-#define ADD_STRING(f)                                                                              \
+    if (w->o != NULL) {
+        memcpy(w->o, s, n);
+        w->o += n;
+    }
+    w->need += n;
+}
+
+static void jout_string(jout_t *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    jout_raw(w, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        const unsigned char *run = c;
+        while (*c >= 0x20 && *c != '"' && *c != '\\' && *c != '/') {
+            c++;
+        }
+        jout_raw(w, (const char *)run, (size_t)(c - run));
+        if (*c == '\0') {
+            break;
+        }
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (*c) {
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '"':
+        case '\\':
+        case '/':
+            esc[1] = (char)*c;
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[*c >> 4];
+            esc[5] = hex[*c & 0xf];
+            n = 6;
+        }
+        jout_raw(w, esc, n);
+    }
+    jout_raw(w, "\"", 1);
+}
+
+static void jout_name(jout_t *w, const char *name)
+{
+    jout_raw(w, w->need > 1 ? ",\"" : "\"", w->need > 1 ? 2 : 1);
+    jout_raw(w, name, strlen(name));
+    jout_raw(w, "\":", 2);
+}
+
+static void token_write(jout_t *w, const msa_token_t *t)
+{
+    jout_raw(w, "{", 1);
+#define PUT_STRING(f)                                                                              \
     if (t->f != NULL) {                                                                            \
-        json_object_object_add(o, #f, json_object_new_string(t->f));                               \
+        jout_name(w, #f);                                                                          \
+        jout_string(w, t->f);                                                                      \
     }
-#define ADD_NUMBER(f)                                                                              \
+#define PUT_NUMBER(f)                                                                              \
     if (t->f != 0) {                                                                               \
-        json_object_object_add(o, #f, json_object_new_int64(t->f));                                \
+        char num[24];                                                                              \
+        jout_name(w, #f);                                                                          \
+        jout_raw(w, num, (size_t)apr_snprintf(num, sizeof(num), "%" APR_INT64_T_FMT, t->f));       \
     }
-    TOKEN_STRINGS(ADD_STRING)
-    TOKEN_NUMBERS(ADD_NUMBER)
-#undef ADD_STRING
-#undef ADD_NUMBER
+    TOKEN_STRINGS(PUT_STRING)
+    TOKEN_NUMBERS(PUT_NUMBER)
+#undef PUT_STRING
+#undef PUT_NUMBER
     if (t->groups != NULL) {
-        json_object_object_add(o, "groups", msa_json_strings(t->groups));
+        jout_name(w, "groups");
+        jout_raw(w, "[", 1);
+        for (int i = 0; i < t->groups->nelts; i++) {
+            if (i > 0) {
+                jout_raw(w, ",", 1);
+            }
+            jout_string(w, APR_ARRAY_IDX(t->groups, i, const char *));
+        }
+        jout_raw(w, "]", 1);
     }
     if (t->groups_cached) {
-        json_object_object_add(o, "groups_cached", json_object_new_boolean(1));
+        jout_name(w, "groups_cached");
+        jout_raw(w, "true", 4);
     }
-    char *s = apr_pstrdup(p, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
+    jout_raw(w, "}", 1);
+}
+
+char *msa_token_to_json(apr_pool_t *p, const msa_token_t *t)
+{
+    jout_t count = {NULL, 0};
+    token_write(&count, t);
+    char *s = apr_palloc(p, count.need + 1);
+    jout_t w = {s, 0};
+    token_write(&w, t);
+    s[w.need] = '\0';
     return s;
 }
 

@@ -1,8 +1,11 @@
 /* Unit tests of src/core/msa_token.c: session and ID tokens, their JSON and HS256 JWTs. */
 #include <string.h>
 
+#include <stdint.h>
+
 #include <apr_strings.h>
 #include <apr_tables.h>
+#include <json-c/json.h>
 
 #include "msa_test.h"
 #include "msa_token.h"
@@ -193,6 +196,87 @@ static void assert_same_token(const msa_token_t *a, const msa_token_t *b)
         }
     }
 }
+
+/* The claims as json-c writes them (JSON_C_TO_STRING_PLAIN), member for member. */
+static char *json_c_claims(const msa_token_t *t)
+{
+    json_object *o = json_object_new_object();
+    const char *names[] = {"sub",   "identifier", "appid", "aud", "idp",      "name",
+                           "email", "upn",        "tid",   "oid", "picture",  "verified",
+                           "jti",   "token_use",  "epoch", "sid", "sid_epoch"};
+    const char *values[] = {t->sub,   t->identifier, t->appid, t->aud, t->idp,      t->name,
+                            t->email, t->upn,        t->tid,   t->oid, t->picture,  t->verified,
+                            t->jti,   t->token_use,  t->epoch, t->sid, t->sid_epoch};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (values[i] != NULL) {
+            json_object_object_add(o, names[i], json_object_new_string(values[i]));
+        }
+    }
+    const char *nnames[] = {"iat", "nbf", "exp", "refresh"};
+    apr_int64_t nums[] = {t->iat, t->nbf, t->exp, t->refresh};
+    for (size_t i = 0; i < 4; i++) {
+        if (nums[i] != 0) {
+            json_object_object_add(o, nnames[i], json_object_new_int64(nums[i]));
+        }
+    }
+    if (t->groups != NULL) {
+        json_object *a = json_object_new_array();
+        for (int i = 0; i < t->groups->nelts; i++) {
+            json_object_array_add(a, json_object_new_string(APR_ARRAY_IDX(t->groups, i, char *)));
+        }
+        json_object_object_add(o, "groups", a);
+    }
+    if (t->groups_cached) {
+        json_object_object_add(o, "groups_cached", json_object_new_boolean(1));
+    }
+    char *s = apr_pstrdup(pool, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return s;
+}
+
+START_TEST(json_written_as_json_c_writes_it)
+{
+    msa_token_t t;
+    memset(&t, 0, sizeof(t));
+    ck_assert_str_eq(msa_token_to_json(pool, &t), "{}");
+    ck_assert_str_eq(msa_token_to_json(pool, &t), json_c_claims(&t));
+    t.sub = "s/1";
+    t.identifier = "ms:\"x\"";
+    t.appid = "default";
+    t.aud = "aud\\";
+    t.idp = "microsoft";
+    t.name = "Zo\xc3\xab \"Q\" O'Brien / \\ \t\n\r\b\f\x01\x1f\x7f \xe2\x82\xac \xff";
+    t.email = "zoe@example.com";
+    t.upn = "zoe@contoso.onmicrosoft.com";
+    t.tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    t.oid = "00000000-0000-0000-aaaa-0123456789ab";
+    t.picture = "https://example.com/p.png?a=1&b=</script>";
+    t.verified = "email upn";
+    t.jti = "";
+    t.token_use = "session";
+    t.epoch = "e1";
+    t.sid = "sid-1";
+    t.sid_epoch = "se";
+    t.iat = 1700000000;
+    t.nbf = -1;
+    t.exp = INT64_MAX;
+    t.refresh = INT64_MIN;
+    t.groups = apr_array_make(pool, 3, sizeof(const char *));
+    ck_assert_str_eq(msa_token_to_json(pool, &t), json_c_claims(&t));
+    APR_ARRAY_PUSH(t.groups, const char *) = "g/1";
+    APR_ARRAY_PUSH(t.groups, const char *) = "g\"2";
+    APR_ARRAY_PUSH(t.groups, const char *) = "";
+    t.groups_cached = 1;
+    ck_assert_str_eq(msa_token_to_json(pool, &t), json_c_claims(&t));
+    /* Every byte but NUL, alone and between others. */
+    for (int b = 1; b < 256; b++) {
+        char one[2] = {(char)b, 0};
+        t.name = one;
+        t.email = apr_psprintf(pool, "a%cb%c", b, b);
+        ck_assert_str_eq(msa_token_to_json(pool, &t), json_c_claims(&t));
+    }
+}
+END_TEST
 
 START_TEST(json_round_trip)
 {
@@ -728,6 +812,7 @@ static Suite *token_suite(void)
 
     tc = msa_test_case("json");
     tcase_add_test(tc, json_round_trip);
+    tcase_add_test(tc, json_written_as_json_c_writes_it);
     tcase_add_test(tc, sid_round_trip);
     tcase_add_test(tc, json_null_and_unknown_claims);
     tcase_add_loop_test(tc, json_bad, 0, sizeof bad_claims / sizeof *bad_claims);
