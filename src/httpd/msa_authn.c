@@ -350,13 +350,18 @@ int msa_is_microsoft(request_rec *r)
      * configuration it was found under (a subrequest or an internal redirect is a
      * request of its own; mod_dir and mod_negotiation moving this one change it).
      */
-    msa_req_t *q = msa_request_record(r, 1);
-    if (q->type_for != r->per_dir_config) {
-        const char *type = ap_auth_type(r);
-        q->type_microsoft = type != NULL && strcasecmp(type, "Microsoft") == 0;
+    msa_req_t *q = msa_request_record(r, 0);
+    if (q != NULL && q->type_for == r->per_dir_config) {
+        return q->type_microsoft;
+    }
+    const char *type = ap_auth_type(r);
+    int yes = type != NULL && strcasecmp(type, "Microsoft") == 0;
+    if (yes || q != NULL) { /* an open request gets no record for it */
+        q = msa_request_record(r, 1);
+        q->type_microsoft = yes;
         q->type_for = r->per_dir_config;
     }
-    return q->type_microsoft;
+    return yes;
 }
 
 /* An environment variable that names a user: REMOTE_USER, MSAUTH_*, an identity header's. */
