@@ -280,7 +280,8 @@ out:
 
 /*
  * The RSA key of kid in a JWKS document (n and e, canonical base64url, n at
- * least 1024 bits); NULL when absent or unusable, with *rv and *err set.
+ * least 1024 bits, e odd and at least 3); NULL when absent or unusable, with
+ * *rv and *err set.
  */
 static RSA *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, apr_status_t *rv,
                       const char **err)
@@ -325,7 +326,19 @@ static RSA *jwks_find(apr_pool_t *p, const char *jwks, const char *kid, apr_stat
         }
         RSA *rsa = RSA_new();
         BIGNUM *bn = BN_bin2bn(nraw, (int)nlen, NULL), *be = BN_bin2bn(eraw, (int)elen, NULL);
-        if (rsa == NULL || bn == NULL || be == NULL || RSA_set0_key(rsa, bn, be, NULL) != 1) {
+        /*
+         * n of 1024 bits or more whatever zero bytes lead it; e odd and at least 3: under
+         * e = 1 the PKCS #1 encoding of any hash is its own signature.
+         */
+        if (bn == NULL || be == NULL || BN_num_bits(bn) < 1024 || !BN_is_odd(be) ||
+            BN_num_bits(be) < 2) {
+            RSA_free(rsa);
+            BN_free(bn);
+            BN_free(be);
+            *err = "JWKS key for this kid has no usable n and e";
+            goto out;
+        }
+        if (rsa == NULL || RSA_set0_key(rsa, bn, be, NULL) != 1) {
             RSA_free(rsa);
             BN_free(bn);
             BN_free(be);

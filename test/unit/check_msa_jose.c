@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 
 #include "msa_jose.h"
 #include "msa_test.h"
@@ -756,6 +757,78 @@ START_TEST(rs256_signature_length)
 }
 END_TEST
 
+/* The test key's n under another exponent, as base64url. */
+static const char *jwks_e(const char *n, const char *e)
+{
+    return apr_psprintf(
+        pool, "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"k1\",\"n\":\"%s\",\"e\":\"%s\"}]}", n, e);
+}
+
+/*
+ * With e = 1 a "signature" is its own message: the PKCS #1 v1.5 encoding of
+ * the hash, written by anyone, verifies. A JWKS naming such a key (or an even
+ * exponent, which is no RSA key) is refused, not used.
+ */
+START_TEST(rs256_weak_exponent)
+{
+    char *payload = NULL;
+    const char *err = NULL;
+    static const unsigned char info[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                         0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+    char *input = apr_pstrcat(pool, b64s(rs_header), ".", b64s(claims), NULL);
+    unsigned char em[256];
+    memset(em, 0xff, sizeof em);
+    em[0] = 0x00;
+    em[1] = 0x01;
+    size_t at = sizeof em - 32 - sizeof info;
+    em[at - 1] = 0x00;
+    memcpy(em + at, info, sizeof info);
+    SHA256((const unsigned char *)input, strlen(input), em + at + sizeof info);
+    char *forged = apr_pstrcat(pool, input, ".", b64(em, sizeof em), NULL);
+    const char *n = rsa_n();
+    const char *weak[] = {"AQ", "Ag", "AAE", "AQAA"};
+    for (size_t i = 0; i < sizeof weak / sizeof *weak; i++) {
+        ck_assert_msg(msa_jws_rs256_verify(pool, forged, jwks_e(n, weak[i]), &payload, &err) !=
+                          APR_SUCCESS,
+                      "forged signature accepted under e=%s", weak[i]);
+        ck_assert_ptr_null(payload);
+        ck_assert_msg(msa_jws_rs256_verify(pool, rs256_by_hand(rs_header, claims),
+                                           jwks_e(n, weak[i]), &payload, &err) != APR_SUCCESS,
+                      "key with e=%s used", weak[i]);
+        ck_assert_str_eq(err, "JWKS key for this kid has no usable n and e");
+    }
+    /* The test key's own exponent (65537) still verifies its signature. */
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, rs256_by_hand(rs_header, claims),
+                                          jwks_e(n, rsa_e()), &payload, &err),
+                     APR_SUCCESS);
+}
+END_TEST
+
+/* A modulus under 1024 bits is refused however many leading zero bytes pad it to 128. */
+START_TEST(rs256_short_modulus_padded)
+{
+    char *payload = NULL;
+    const char *err = NULL;
+    EVP_PKEY *big = rsa_key;
+    rsa_key = EVP_RSA_gen(1000);
+    ck_assert_ptr_nonnull(rsa_key);
+    BIGNUM *bn = NULL;
+    ck_assert_int_eq(EVP_PKEY_get_bn_param(rsa_key, OSSL_PKEY_PARAM_RSA_N, &bn), 1);
+    unsigned char nb[128];
+    ck_assert_int_eq(BN_bn2binpad(bn, nb, sizeof nb), 128);
+    BN_free(bn);
+    ck_assert_int_eq(nb[0], 0);
+    char *jws = rs256_by_hand(rs_header, claims);
+    const char *jwks = jwks_e(b64(nb, sizeof nb), rsa_e());
+    apr_status_t rv = msa_jws_rs256_verify(pool, jws, jwks, &payload, &err);
+    EVP_PKEY_free(rsa_key);
+    rsa_key = big;
+    ck_assert_int_ne(rv, APR_SUCCESS);
+    ck_assert_ptr_null(payload);
+    ck_assert_str_eq(err, "JWKS key for this kid has no usable n and e");
+}
+END_TEST
+
 START_TEST(rs256_payload_with_nul)
 {
     char *payload = NULL;
@@ -1148,6 +1221,8 @@ static Suite *jose_suite(void)
     tcase_add_test(tc, rs256_malformed);
     tcase_add_test(tc, rs256_signature_length);
     tcase_add_test(tc, rs256_payload_with_nul);
+    tcase_add_test(tc, rs256_weak_exponent);
+    tcase_add_test(tc, rs256_short_modulus_padded);
     suite_add_tcase(s, tc);
 
     tc = msa_test_case("jwe");
