@@ -215,6 +215,18 @@ static void end_session_issued_before(request_rec *r, const msa_srv_t *srv, cons
     if (t == NULL || msa_cae_not_before(r->pool, json, &at) != APR_SUCCESS || t->iat >= at) {
         return;
     }
+    /*
+     * The event is past when Microsoft challenges for it. A time still to come would end
+     * the sessions signed in again after this challenge too, each at its next challenge.
+     */
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    if (at > now + srv->clock_skew) {
+        MSA_RLOG(r, APLOG_INFO, "cae_refused",
+                 "appid=%s: the revocation the app's claims name is %" APR_INT64_T_FMT
+                 "s to come: no session is ended",
+                 msa_app_token_id(app), at - now);
+        return;
+    }
     if (msa_session_revoke(r, srv, t) != APR_SUCCESS) {
         /* Every protected request refuses its sessions while the store cannot answer. */
         MSA_RLOG(r, APLOG_ERR, "cache_error",

@@ -1,0 +1,52 @@
+"""Attacks on the latest fixes, against a real httpd and fakems: MSAuthCAE's revocation
+challenge (a claims challenge whose access_token.nbf is later than the session's issue ends
+the session)."""
+import time
+
+import pytest
+
+from msauth import CAE_CGI, Httpd, install_cgi
+from test_cae import (CHALLENGE_CGI, CONF, Browser, _copy_of_session, _whoami, b64, challenge,
+                      challenge_path, nbf_claims)
+
+
+@pytest.fixture(scope="module")
+def httpd(request, fakems):
+    h = Httpd(CONF, fakems, name="attacks_latest")
+    install_cgi(h, "cae.cgi", CAE_CGI)
+    install_cgi(h, "challenge.cgi", CHALLENGE_CGI)
+    h.start()
+    request.addfinalizer(h.cleanup)
+    return h
+
+
+@pytest.fixture(autouse=True)
+def _log(httpd):
+    httpd.new_log()
+
+
+@pytest.mark.parametrize("ahead", [3600, 10 ** 11 - 1 - int(time.time())],
+                         ids=["an-hour-ahead", "year-5138"])
+def test_revocation_time_to_come_ends_no_session(httpd, fakems, ahead):
+    """A revocation event is in the past when Microsoft challenges for it. An nbf still to
+    come (beyond MSAuthClockSkew) would end every session, the ones signed in again after the
+    challenge too: each challenged page would sign the user out again. The browser is still
+    sent to sign in with the claims, but no session ends."""
+    b = Browser(httpd, fakems)
+    b.login()
+    copy = _copy_of_session(b)
+    nbf = int(time.time()) + ahead
+    auth = b.to_microsoft(b.get(challenge_path(challenge(b64(nbf_claims(nbf))))))
+    r = _whoami(httpd, copy)
+    assert r.status_code == 200, (r.status_code, r.text[:200])
+    httpd.wait_log(r"cae_refused.*the revocation the app's claims name is \d+s to come: "
+                   r"no session is ended")
+    # Signed in again: another page's same challenge leaves the new session alone too.
+    back = fakems.pick_user(auth, "alice")
+    assert b.get(back).status_code == 302
+    again = _copy_of_session(b)
+    b.to_microsoft(b.get(challenge_path(challenge(b64(nbf_claims(nbf))),
+                                        page="/other/challenge.cgi")))
+    r = _whoami(httpd, again)
+    assert r.status_code == 200, (r.status_code, r.text[:200])
+    assert "cae_revoked" not in httpd.new_log()
