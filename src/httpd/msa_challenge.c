@@ -27,7 +27,8 @@
 #include "msa_session.h"
 
 typedef struct cae_ctx {
-    int replaced; /* the app's answer was replaced: the rest of its body is dropped */
+    int replaced;    /* the app's answer was replaced: the rest of its body is dropped */
+    int revoke_only; /* no browser navigation: the 401 goes on, a revocation still ends */
 } cae_ctx_t;
 
 /* The original request (an ErrorDocument or internal redirect came from it). */
@@ -63,10 +64,9 @@ void msa_cae_insert_filter(request_rec *r)
     const msa_req_t *q = msa_request_record(r, 0);
     const char *authz =
         q && q->kept ? q->sent_authorization : apr_table_get(r->headers_in, "Authorization");
-    if (authz != NULL || !msa_is_navigation(r) || !sent_as_get(r)) {
-        return;
-    }
-    ap_add_output_filter(MSA_CAE_FILTER, NULL, r, r->connection);
+    cae_ctx_t *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    ctx->revoke_only = authz != NULL || !msa_is_navigation(r) || !sent_as_get(r);
+    ap_add_output_filter(MSA_CAE_FILTER, ctx, r, r->connection);
 }
 
 typedef struct find_ctx {
@@ -241,6 +241,22 @@ static void end_session_issued_before(request_rec *r, const msa_srv_t *srv, cons
 }
 
 /*
+ * A client that is not sent to sign in (an API client, a fetch() call, a POST) gets
+ * the app's 401 as it is; the session a revocation challenge names still ends:
+ * whoever holds a copy of it chooses how to ask.
+ */
+static void revoke_if_challenged(request_rec *r)
+{
+    find_ctx_t fc = {r->pool, NULL, NULL};
+    apr_table_do(find_field, &fc, r->headers_out, "WWW-Authenticate", NULL);
+    apr_table_do(find_field, &fc, r->err_headers_out, "WWW-Authenticate", NULL);
+    const char *json, *why;
+    if (fc.claims != NULL && msa_cae_merge(r->pool, fc.claims, &json, &why) == APR_SUCCESS) {
+        end_session_issued_before(r, msa_srv_get(r->server), msa_request_app(r), json);
+    }
+}
+
+/*
  * Whether the app's 401 is a claims challenge the browser is sent to answer:
  * then the login is started (state cookie, Location) and 1 returned.
  */
@@ -294,11 +310,17 @@ apr_status_t msa_cae_output_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         apr_brigade_cleanup(bb); /* the rest of the app's 401 body */
         return APR_SUCCESS;
     }
-    if (r->status != HTTP_UNAUTHORIZED || !start_challenged_login(r)) {
+    if (r->status == HTTP_UNAUTHORIZED && ctx != NULL && ctx->revoke_only) {
+        revoke_if_challenged(r);
+    }
+    if (r->status != HTTP_UNAUTHORIZED || (ctx != NULL && ctx->revoke_only) ||
+        !start_challenged_login(r)) {
         ap_remove_output_filter(f);
         return ap_pass_brigade(f->next, bb);
     }
-    f->ctx = ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    if (ctx == NULL) {
+        f->ctx = ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    }
     ctx->replaced = 1;
     const char *location = apr_table_get(r->headers_out, "Location");
     drop_answer_headers(r);

@@ -4,10 +4,11 @@ the session)."""
 import time
 
 import pytest
+import requests
 
 from msauth import CAE_CGI, Httpd, install_cgi
-from test_cae import (CHALLENGE_CGI, CONF, Browser, _copy_of_session, _whoami, b64, challenge,
-                      challenge_path, nbf_claims)
+from test_cae import (CHALLENGE_CGI, CONF, NAV, Browser, _copy_of_session, _whoami,
+                      assert_passed_on, b64, challenge, challenge_path, nbf_claims)
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,37 @@ def test_revocation_time_to_come_ends_no_session(httpd, fakems, ahead):
     r = _whoami(httpd, again)
     assert r.status_code == 200, (r.status_code, r.text[:200])
     assert "cae_revoked" not in httpd.new_log()
+
+
+def _fetch(httpd, b, path):
+    return b.s.get(httpd.url(path),
+                   headers={"Accept": "application/json", "Sec-Fetch-Mode": "cors"},
+                   allow_redirects=False, timeout=30)
+
+
+def _post(httpd, b, path):
+    return b.s.post(httpd.url(path), headers=dict(NAV), data={"a": "b"}, allow_redirects=False,
+                    timeout=30)
+
+
+def _bearer(httpd, b, path):
+    return requests.get(httpd.url(path),
+                        headers=dict(NAV, Authorization="Bearer " + b.s.cookies.get("msauth")),
+                        allow_redirects=False, timeout=30)
+
+
+@pytest.mark.parametrize("send", [_fetch, _post, _bearer], ids=["fetch", "post", "bearer"])
+def test_revocation_challenge_to_a_client_not_sent_to_sign_in(httpd, fakems, send):
+    """Whoever holds a copy of the session decides how it asks: as a fetch() call, a POST or
+    with the cookie's token as Authorization: Bearer, the app's revocation challenge comes
+    back as the app sent it. The session it names still ends: the copy is worth nothing
+    after it, as it is after the challenge of a browser's navigation."""
+    b = Browser(httpd, fakems)
+    b.login()
+    copy = _copy_of_session(b)
+    time.sleep(1.1)
+    field = challenge(b64(nbf_claims(int(time.time()))))
+    assert_passed_on(send(httpd, b, challenge_path(field)), [field])
+    r = _whoami(httpd, copy)
+    assert r.status_code == 401, (r.status_code, r.text[:200])
+    httpd.wait_log(r"cae_revoked.*: the session was issued \d+s before the revocation")
