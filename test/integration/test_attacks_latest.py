@@ -85,3 +85,4 @@ def test_revocation_challenge_to_a_client_not_sent_to_sign_in(httpd, fakems, sen
     r = _whoami(httpd, copy)
     assert r.status_code == 401, (r.status_code, r.text[:200])
     httpd.wait_log(r"cae_revoked.*: the session was issued \d+s before the revocation")
+
