@@ -829,6 +829,26 @@ START_TEST(rs256_short_modulus_padded)
 }
 END_TEST
 
+/* A good signature with a zero byte put before it is longer than the modulus: refused. */
+START_TEST(rs256_signature_longer_than_modulus)
+{
+    char *payload = NULL;
+    const char *err = NULL;
+    const char *jwks = jwks_with("k1", "RSA", rsa_n());
+    unsigned char sig[513];
+    size_t siglen = sizeof sig - 1;
+    char *input = rs256_raw(rs_header, claims, strlen(claims), sig + 1, &siglen);
+    sig[0] = 0;
+    char *whole = apr_pstrcat(pool, input, ".", b64(sig + 1, siglen), NULL);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, whole, jwks, &payload, &err), APR_SUCCESS);
+    payload = NULL;
+    char *longer = apr_pstrcat(pool, input, ".", b64(sig, siglen + 1), NULL);
+    ck_assert_int_eq(msa_jws_rs256_verify(pool, longer, jwks, &payload, &err), APR_EINVAL);
+    ck_assert_ptr_null(payload);
+    ck_assert_str_eq(err, "id_token signature does not verify");
+}
+END_TEST
+
 START_TEST(rs256_payload_with_nul)
 {
     char *payload = NULL;
@@ -1222,6 +1242,7 @@ static Suite *jose_suite(void)
     tcase_add_test(tc, rs256_signature_length);
     tcase_add_test(tc, rs256_payload_with_nul);
     tcase_add_test(tc, rs256_weak_exponent);
+    tcase_add_test(tc, rs256_signature_longer_than_modulus);
     tcase_add_test(tc, rs256_short_modulus_padded);
     suite_add_tcase(s, tc);
 
