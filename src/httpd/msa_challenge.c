@@ -23,8 +23,8 @@
 #include "msa_hmac.h"
 #include "msa_jose.h"
 #include "msa_login.h"
+#include "msa_logout.h"
 #include "msa_request.h"
-#include "msa_session.h"
 
 typedef struct cae_ctx {
     int replaced;    /* the app's answer was replaced: the rest of its body is dropped */
@@ -227,7 +227,7 @@ static void end_session_issued_before(request_rec *r, const msa_srv_t *srv, cons
                  msa_app_token_id(app), at - now);
         return;
     }
-    if (msa_session_revoke(r, srv, t) != APR_SUCCESS) {
+    if (msa_logout_session(r, srv, t) != APR_SUCCESS) {
         /* Every protected request refuses its sessions while the store cannot answer. */
         MSA_RLOG(r, APLOG_ERR, "cache_error",
                  "MSAuthCache %s cannot end the session the app's claims challenge revoked",

@@ -21,6 +21,17 @@
 #include "msa_session.h"
 #include "msa_url.h"
 
+apr_status_t msa_logout_session(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
+{
+    apr_status_t rv =
+        msa_cache_put(r, srv, MSA_REC_REVOKED, msa_cache_owner(r->pool, t->appid, t->sub), t->jti,
+                      "1", apr_time_from_sec(t->exp + srv->clock_skew));
+    if (rv == APR_SUCCESS) {
+        msa_mstokens_drop(r, srv, t);
+    }
+    return rv;
+}
+
 int msa_logout_handler(request_rec *r, const msa_srv_t *srv)
 {
     apr_table_t *q;
@@ -44,14 +55,11 @@ int msa_logout_handler(request_rec *r, const msa_srv_t *srv)
     }
     if (t != NULL) {
         /* The token dies everywhere the cache is shared, not just in this browser. */
-        if (msa_cache_put(r, srv, MSA_REC_REVOKED, msa_cache_owner(r->pool, t->appid, t->sub),
-                          t->jti, "1",
-                          apr_time_from_sec(t->exp + srv->clock_skew)) != APR_SUCCESS) {
+        if (msa_logout_session(r, srv, t) != APR_SUCCESS) {
             MSA_RLOG(r, APLOG_ERR, "cache_error", "MSAuthCache %s cannot record a logout",
                      srv->cache);
             return HTTP_SERVICE_UNAVAILABLE;
         }
-        msa_mstokens_drop(r, srv, t);
         MSA_RLOG(r, APLOG_INFO, "logout", "appid=%s user=%s", msa_app_token_id(app),
                  msa_loggable(r, t->sub));
     }

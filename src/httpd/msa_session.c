@@ -14,7 +14,6 @@
 #include "msa_apps.h"
 #include "msa_cache.h"
 #include "msa_metrics.h"
-#include "msa_mstokens.h"
 #include "msa_request.h"
 #include "msa_session.h"
 #include "msa_url.h"
@@ -298,15 +297,4 @@ int msa_endpoint_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *
         return 0;
     }
     return 1;
-}
-
-apr_status_t msa_session_revoke(request_rec *r, const msa_srv_t *srv, const msa_token_t *t)
-{
-    apr_status_t rv =
-        msa_cache_put(r, srv, MSA_REC_REVOKED, msa_cache_owner(r->pool, t->appid, t->sub), t->jti,
-                      "1", apr_time_from_sec(t->exp + srv->clock_skew));
-    if (rv == APR_SUCCESS) {
-        msa_mstokens_drop(r, srv, t);
-    }
-    return rv;
 }

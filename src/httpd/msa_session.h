@@ -51,12 +51,6 @@ int msa_issue_session(request_rec *r, const msa_srv_t *srv, const msa_app_t *app
  */
 int msa_spend_id_token(request_rec *r, const msa_srv_t *srv, const char *appid, const char *token,
                        const msa_app_t **app, msa_identity_t *ident);
-/*
- * Ends session t on every server sharing MSAuthCache (its jti revoked until its
- * expiry) and drops the user's Microsoft tokens kept for it. APR_SUCCESS, else
- * the store cannot answer (and the session may still be live).
- */
-apr_status_t msa_session_revoke(request_rec *r, const msa_srv_t *srv, const msa_token_t *t);
 /* The identity a verified token records (for a session issued from it). */
 void msa_identity_of_token(const msa_token_t *t, msa_identity_t *ident);
 
