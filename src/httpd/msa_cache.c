@@ -36,6 +36,8 @@ static const struct {
     [MSA_REC_REVOKED_SID] = {"revoked_sid", MSA_CLASS_DURABLE, 1},
     [MSA_REC_MS_TOKENS] = {"mstokens", MSA_CLASS_BULK, 0},
     [MSA_REC_REFRESHING] = {"refreshing", MSA_CLASS_TRANSIENT, 0},
+    [MSA_REC_MS_INDEX] = {"mstokens_index", MSA_CLASS_BULK, 0},
+    [MSA_REC_MS_INDEX_TAKEN] = {"mstokens_taken", MSA_CLASS_DURABLE, 0},
 };
 
 /*
@@ -255,7 +257,21 @@ apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, msa_rec_t rec
     if (st == NULL) {
         return APR_EGENERAL;
     }
-    apr_status_t rv = st->ops->add(st, r, records[rec].cls, owner, records[rec].kind, id, expiry);
+    apr_status_t rv =
+        st->ops->add(st, r, records[rec].cls, owner, records[rec].kind, id, NULL, expiry);
+    count_error(rv);
+    return rv;
+}
+
+apr_status_t msa_cache_add(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
+                           const char *id, const char *val, apr_time_t expiry)
+{
+    msa_store_t *st = store(srv);
+    if (st == NULL || strlen(val) > MAX_VALUE) {
+        return APR_EGENERAL;
+    }
+    apr_status_t rv =
+        st->ops->add(st, r, records[rec].cls, owner, records[rec].kind, id, val, expiry);
     count_error(rv);
     return rv;
 }

@@ -22,6 +22,13 @@ typedef enum msa_rec {
     MSA_REC_MS_TOKENS,
     /* jti/<generation>: one refresh of a session's Microsoft tokens is under way (transient) */
     MSA_REC_REFRESHING,
+    /*
+     * <user or sid>/<slot> -> "<exp> <owner> <jti>": a session whose Microsoft tokens are kept,
+     * where a revocation finds its record (bulk, like the records)
+     */
+    MSA_REC_MS_INDEX,
+    /* <slot>/<jti>: that slot's entry for jti is being replaced (durable) */
+    MSA_REC_MS_INDEX_TAKEN,
 } msa_rec_t;
 int msa_cache_pre_config(apr_pool_t *pconf);
 /* MSAuthCache's value: an error message (for the directive) or NULL. */
@@ -47,6 +54,9 @@ apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, 
  */
 apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
                              const char *id, apr_time_t expiry);
+/* The same with a value of the caller's (a number in the local store's durable tables). */
+apr_status_t msa_cache_add(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
+                           const char *id, const char *val, apr_time_t expiry);
 /* The epoch tokens of owner are issued in now (created when the store has none). */
 apr_status_t msa_cache_epoch(request_rec *r, const msa_srv_t *srv, const char *owner,
                              const char **epoch);

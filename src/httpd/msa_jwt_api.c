@@ -198,6 +198,7 @@ static int revoke_all(request_rec *r, const msa_srv_t *srv)
         return error(r, HTTP_SERVICE_UNAVAILABLE, "the token store is unavailable");
     }
     msa_mstokens_drop(r, srv, t);
+    msa_mstokens_drop_user(r, srv, t->appid, t->sub);
     MSA_RLOG(r, APLOG_INFO, "tokens_revoked", "appid=%s user=%s", t->appid, t->sub);
     return msa_answer_json(
         r, HTTP_OK,

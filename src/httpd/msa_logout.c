@@ -150,6 +150,10 @@ int msa_frontchannel_handler(request_rec *r, const msa_srv_t *srv)
                  srv->cache);
         return HTTP_SERVICE_UNAVAILABLE;
     }
+    /* The sessions are dead; their Microsoft tokens (a refresh token each) go too. */
+    if (ended > 0) {
+        msa_mstokens_drop_sid(r, srv, sid);
+    }
     MSA_RLOG(r, APLOG_INFO, "logout", "front-channel logout: %s",
              ended ? apr_psprintf(r->pool,
                                   "the sessions of a Microsoft sign-in ended (%d users' "

@@ -49,11 +49,193 @@ static apr_time_t record_expiry(const msa_srv_t *srv, const msa_token_t *t)
     return apr_time_from_sec(t->exp + srv->clock_skew);
 }
 
+/*
+ * Where a revocation finds the records. Each kept record is entered in two
+ * indexes: its user's (appid:sub), for DELETE /jwt_auth, and its Microsoft
+ * session's (sid), for the front-channel logout. An index is INDEX_SLOTS
+ * records of their own ("<exp> <owner> <jti>"), each taken by an atomic add:
+ * two logins of one user on two servers at once never take the same slot,
+ * and nothing is read, changed and written back. When every slot is taken,
+ * the oldest entry gives way and its record is dropped at once: beyond the
+ * newest INDEX_SLOTS sessions with tokens, a session keeps none. Replacing
+ * an entry is claimed once (an add named by the slot and the entry's jti).
+ * A record is written only after both its entries: none that a revocation
+ * could not find.
+ */
+#define INDEX_SLOTS  16
+#define INDEX_ROUNDS 3 /* tries at replacing an entry that others replace too */
+#define INDEX_MARGIN 5 /* seconds: an entry about to expire is not replaced (it frees itself) */
+
+typedef struct index {
+    const char *place; /* where its slots live (the shard of a sharded store) */
+    const char *base;  /* its slots' names: base/0 ... */
+} index_t;
+
+static index_t user_index(apr_pool_t *p, const char *appid, const char *sub)
+{
+    const char *owner = msa_cache_owner(p, appid, sub);
+    index_t x = {owner, apr_pstrcat(p, "u/", owner, NULL)};
+    return x;
+}
+
+/* Beside the records of who holds the sid (msa_cache.c's "sid:<sid>"): on the same shard. */
+static index_t sid_index(apr_pool_t *p, const char *sid)
+{
+    index_t x = {apr_pstrcat(p, "sid:", sid, NULL), apr_pstrcat(p, "s/", sid, NULL)};
+    return x;
+}
+
+static const char *slot_id(apr_pool_t *p, const index_t *x, int i)
+{
+    return apr_psprintf(p, "%s/%d", x->base, i);
+}
+
+/* An entry's parts; 0 when it is not one. */
+static int entry_parts(apr_pool_t *p, const char *val, apr_int64_t *exp, const char **owner,
+                       const char **jti)
+{
+    const char *first = val ? strchr(val, ' ') : NULL, *last = val ? strrchr(val, ' ') : NULL;
+    if (first == NULL || last == first || last[1] == '\0') {
+        return 0;
+    }
+    *exp = apr_atoi64(val);
+    *owner = apr_pstrmemdup(p, first + 1, (apr_size_t)(last - first - 1));
+    *jti = last + 1;
+    return *exp > 0 && **owner != '\0';
+}
+
+/* A record dropped: its tombstone lives as long as the record would have. */
+static apr_status_t tombstone(request_rec *r, const msa_srv_t *srv, const char *owner,
+                              const char *jti, apr_int64_t exp)
+{
+    return msa_cache_put(r, srv, MSA_REC_MS_TOKENS, owner, jti, TOMBSTONE, apr_time_from_sec(exp));
+}
+
+/* Enters session t (its record living until exp) in x. APR_SUCCESS, else not entered. */
+static apr_status_t index_add(request_rec *r, const msa_srv_t *srv, const index_t *x,
+                              const msa_token_t *t, apr_int64_t exp)
+{
+    const char *owner = owner_of(r->pool, t);
+    const char *val = apr_psprintf(r->pool, "%" APR_INT64_T_FMT " %s %s", exp, owner, t->jti);
+    apr_status_t rv;
+    for (int i = 0; i < INDEX_SLOTS; i++) {
+        rv = msa_cache_add(r, srv, MSA_REC_MS_INDEX, x->place, slot_id(r->pool, x, i), val,
+                           apr_time_from_sec(exp));
+        if (rv != APR_EEXIST) {
+            return rv;
+        }
+    }
+    for (int round = 0; round < INDEX_ROUNDS; round++) {
+        int oldest = -1;
+        apr_int64_t oldest_exp = 0, now = apr_time_sec(apr_time_now());
+        const char *old_owner = NULL, *old_jti = NULL;
+        for (int i = 0; i < INDEX_SLOTS; i++) {
+            char *cur = NULL;
+            const char *o, *j, *id = slot_id(r->pool, x, i);
+            apr_int64_t e;
+            rv = msa_cache_get(r, srv, MSA_REC_MS_INDEX, x->place, id, 1024, &cur);
+            if (rv == APR_NOTFOUND) {
+                /* Freed since: take it, or go on looking when another just did. */
+                rv = msa_cache_add(r, srv, MSA_REC_MS_INDEX, x->place, id, val,
+                                   apr_time_from_sec(exp));
+                if (rv != APR_EEXIST) {
+                    return rv;
+                }
+                continue;
+            }
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+            if (!entry_parts(r->pool, cur, &e, &o, &j)) {
+                e = now + INDEX_MARGIN + 1; /* not an entry: the oldest possible, replaced */
+                o = owner;
+                j = apr_pstrcat(r->pool, "-", cur, NULL);
+            }
+            if (e > now + INDEX_MARGIN && (oldest < 0 || e < oldest_exp)) {
+                oldest = i, oldest_exp = e, old_owner = o, old_jti = j;
+            }
+        }
+        if (oldest < 0) {
+            return APR_EBUSY; /* every entry about to expire */
+        }
+        const char *id = slot_id(r->pool, x, oldest);
+        rv = msa_cache_claim(r, srv, MSA_REC_MS_INDEX_TAKEN, x->place,
+                             apr_pstrcat(r->pool, id, "/", old_jti, NULL),
+                             apr_time_from_sec(oldest_exp));
+        if (rv == APR_EEXIST) {
+            continue; /* another login replaces that one: look again */
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        /* Forgotten only once dropped: a store that cannot drop it keeps it in the index. */
+        rv = tombstone(r, srv, old_owner, old_jti, oldest_exp);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        MSA_RLOG(r, APLOG_INFO, "tokens",
+                 "appid=%s user=%s: more than %d sessions with Microsoft tokens: the oldest "
+                 "one's are dropped",
+                 t->appid, msa_loggable(r, t->sub), INDEX_SLOTS);
+        return msa_cache_put(r, srv, MSA_REC_MS_INDEX, x->place, id, val, apr_time_from_sec(exp));
+    }
+    return APR_EBUSY;
+}
+
+/* Drops every record x names: APR_SUCCESS, else the last failure (the others still tried). */
+static apr_status_t index_drop(request_rec *r, const msa_srv_t *srv, const index_t *x, int *dropped)
+{
+    apr_status_t last = APR_SUCCESS;
+    *dropped = 0;
+    for (int i = 0; i < INDEX_SLOTS; i++) {
+        char *cur = NULL;
+        const char *o, *j;
+        apr_int64_t e;
+        apr_status_t rv =
+            msa_cache_get(r, srv, MSA_REC_MS_INDEX, x->place, slot_id(r->pool, x, i), 1024, &cur);
+        if (rv == APR_NOTFOUND) {
+            continue;
+        }
+        if (rv == APR_SUCCESS && !entry_parts(r->pool, cur, &e, &o, &j)) {
+            continue;
+        }
+        if (rv == APR_SUCCESS) {
+            rv = tombstone(r, srv, o, j, e);
+        }
+        if (rv != APR_SUCCESS) {
+            last = rv;
+        } else {
+            (*dropped)++;
+        }
+    }
+    return last;
+}
+
+/* A session's first record: entered in its indexes before it is written. */
+static apr_status_t index_session(request_rec *r, const msa_srv_t *srv, const msa_token_t *t,
+                                  const char **err)
+{
+    apr_int64_t exp = t->exp + srv->clock_skew;
+    index_t user = user_index(r->pool, t->appid, t->sub);
+    apr_status_t rv = index_add(r, srv, &user, t, exp);
+    if (rv == APR_SUCCESS && t->sid != NULL) {
+        index_t sid = sid_index(r->pool, t->sid);
+        rv = index_add(r, srv, &sid, t, exp);
+    }
+    if (rv != APR_SUCCESS) {
+        *err = "the store cannot enter them where a revocation finds them";
+    }
+    return rv;
+}
+
 static apr_status_t store_tokens(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,
-                                 const msa_token_t *t, const msa_vault_tokens_t *v,
+                                 const msa_token_t *t, const msa_vault_tokens_t *v, int first,
                                  const char **err)
 {
     char *record = NULL;
+    if (first && index_session(r, srv, t, err) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
     const msa_key_t *key = &APR_ARRAY_IDX(app->keys, 0, msa_key_t);
     apr_status_t rv = msa_vault_seal(r->pool, key, binding(r->pool, t), v, &record, err);
     if (rv != APR_SUCCESS) {
@@ -82,7 +264,7 @@ void msa_mstokens_keep(request_rec *r, const msa_srv_t *srv, const msa_app_t *ap
         .obtained = now,
     };
     const char *err = NULL;
-    if (store_tokens(r, srv, app, st, &v, &err) != APR_SUCCESS) {
+    if (store_tokens(r, srv, app, st, &v, 1, &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_WARNING, "tokens",
                  "appid=%s user=%s: the Microsoft tokens of the login are not kept (%s): the "
                  "app gets none for this session",
@@ -107,6 +289,45 @@ void msa_mstokens_drop(request_rec *r, const msa_srv_t *srv, const msa_token_t *
                  "tokens; they expire with it",
                  t->appid, msa_loggable(r, t->sub), srv->cache);
     }
+}
+
+void msa_mstokens_drop_user(request_rec *r, const msa_srv_t *srv, const char *appid,
+                            const char *sub)
+{
+    if (!srv->tokens_wanted) {
+        return;
+    }
+    int dropped;
+    index_t user = user_index(r->pool, appid, sub);
+    if (index_drop(r, srv, &user, &dropped) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_WARNING, "tokens",
+                 "appid=%s user=%s: MSAuthCache %s cannot drop every Microsoft token record "
+                 "of the user's sessions (%d dropped); the sessions are revoked, the records "
+                 "expire with them",
+                 appid, msa_loggable(r, sub), srv->cache, dropped);
+        return;
+    }
+    MSA_RLOG(r, APLOG_DEBUG, "tokens", "appid=%s user=%s: %d Microsoft token records dropped",
+             appid, msa_loggable(r, sub), dropped);
+}
+
+void msa_mstokens_drop_sid(request_rec *r, const msa_srv_t *srv, const char *sid)
+{
+    if (!srv->tokens_wanted) {
+        return;
+    }
+    int dropped;
+    index_t x = sid_index(r->pool, sid);
+    if (index_drop(r, srv, &x, &dropped) != APR_SUCCESS) {
+        MSA_RLOG(r, APLOG_WARNING, "tokens",
+                 "MSAuthCache %s cannot drop every Microsoft token record of a signed-out "
+                 "Microsoft session (%d dropped); its sessions are revoked, the records expire "
+                 "with them",
+                 srv->cache, dropped);
+        return;
+    }
+    MSA_RLOG(r, APLOG_DEBUG, "tokens", "front-channel logout: %d Microsoft token records dropped",
+             dropped);
 }
 
 /* The session's record: APR_SUCCESS with *v, APR_NOTFOUND when there is none (or dropped). */
@@ -146,7 +367,7 @@ void msa_mstokens_carry(request_rec *r, const msa_srv_t *srv, const msa_app_t *a
     if (!srv->tokens_wanted || read_tokens(r, srv, app, from, &v) != APR_SUCCESS) {
         return;
     }
-    if (store_tokens(r, srv, app, to, &v, &err) != APR_SUCCESS) {
+    if (store_tokens(r, srv, app, to, &v, 1, &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_WARNING, "tokens",
                  "appid=%s user=%s: the Microsoft tokens do not follow the new session token "
                  "(%s)",
@@ -289,7 +510,7 @@ static refreshed_t refresh(request_rec *r, const msa_srv_t *srv, const msa_app_t
         /* A new generation even within the second the last one began. */
         .obtained = now > v->obtained ? now : v->obtained + 1,
     };
-    if (store_tokens(r, srv, app, t, &fresh, &err) != APR_SUCCESS) {
+    if (store_tokens(r, srv, app, t, &fresh, 0, &err) != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_WARNING, "tokens",
                  "appid=%s user=%s: the refreshed Microsoft tokens are not kept (%s)", t->appid,
                  msa_loggable(r, t->sub), err);

@@ -31,6 +31,13 @@ void msa_mstokens_carry(request_rec *r, const msa_srv_t *srv, const msa_app_t *a
 /* Forgets the tokens of session t (logout, revocation). */
 void msa_mstokens_drop(request_rec *r, const msa_srv_t *srv, const msa_token_t *t);
 
+/* Forgets the tokens of every session of the user (DELETE /jwt_auth revoked them all). */
+void msa_mstokens_drop_user(request_rec *r, const msa_srv_t *srv, const char *appid,
+                            const char *sub);
+
+/* Forgets the tokens of every session of the Microsoft session sid (front-channel logout). */
+void msa_mstokens_drop_sid(request_rec *r, const msa_srv_t *srv, const char *sid);
+
 /* Every request: X-MS-TOKEN-AAD-* headers a client sent are removed (post_perdir_config). */
 int msa_mstokens_strip(request_rec *r);
 

@@ -43,9 +43,12 @@ typedef struct msa_store_ops {
                         const char *kind, const char *id, apr_size_t max, char **val);
     apr_status_t (*put)(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
                         const char *kind, const char *id, const char *val, apr_time_t expiry);
-    /* Atomic: APR_SUCCESS for exactly one caller among all, APR_EEXIST for the others. */
+    /*
+     * Atomic: APR_SUCCESS for exactly one caller among all, APR_EEXIST for the others; the
+     * record then holds val ("1" when NULL; a number in the local store's tables).
+     */
     apr_status_t (*add)(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
-                        const char *kind, const char *id, apr_time_t expiry);
+                        const char *kind, const char *id, const char *val, apr_time_t expiry);
     /*
      * One lock or one round trip: the epoch of owner's shard (created when
      * missing) and n durable records (vals[i] NULL when absent). APR_SUCCESS

@@ -303,15 +303,15 @@ static apr_status_t memcache_put(msa_store_t *st, request_rec *r, msa_class_t cl
 
 static apr_status_t memcache_add(msa_store_t *st, request_rec *r, msa_class_t cls,
                                  const char *owner, const char *kind, const char *id,
-                                 apr_time_t expiry)
+                                 const char *val, apr_time_t expiry)
 {
     apr_memcache_t *mc = shard(st->impl, owner);
     if (mc == NULL) {
         return APR_EGENERAL;
     }
-    char one[] = "1";
-    apr_status_t rv =
-        apr_memcache_add(mc, msa_store_text_key(r->pool, kind, id), one, 1, exptime(expiry), 0);
+    char *v = apr_pstrdup(r->pool, val ? val : "1");
+    apr_status_t rv = apr_memcache_add(mc, msa_store_text_key(r->pool, kind, id), v, strlen(v),
+                                       exptime(expiry), 0);
     return rv == APR_NOTFOUND ? APR_ECONNREFUSED : rv;
 }
 

@@ -392,9 +392,9 @@ static apr_status_t redis_put(msa_store_t *st, request_rec *r, msa_class_t cls, 
 }
 
 static apr_status_t redis_add(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
-                              const char *kind, const char *id, apr_time_t expiry)
+                              const char *kind, const char *id, const char *val, apr_time_t expiry)
 {
-    return set(st, r, owner, msa_store_text_key(r->pool, kind, id), "1", expiry, 1);
+    return set(st, r, owner, msa_store_text_key(r->pool, kind, id), val ? val : "1", expiry, 1);
 }
 
 const msa_store_ops_t msa_store_redis = {

@@ -278,13 +278,30 @@ static apr_status_t shmcb_put(msa_store_t *st, request_rec *r, msa_class_t cls, 
 }
 
 static apr_status_t shmcb_add(msa_store_t *st, request_rec *r, msa_class_t cls, const char *owner,
-                              const char *kind, const char *id, apr_time_t expiry)
+                              const char *kind, const char *id, const char *val, apr_time_t expiry)
 {
-    if (cls == MSA_CLASS_BULK) {
-        return APR_ENOTIMPL; /* nothing is spent in the bulk area */
+    local_t *l = st->impl;
+    if (cls != MSA_CLASS_BULK) {
+        /* Looked for and written under the one lock every child takes: nobody comes in between. */
+        return table_write(l, st, r, cls, kind, id, val ? apr_atoi64(val) : 1, expiry, 1);
     }
-    /* Looked for and written under the one lock every child takes: nobody comes in between. */
-    return table_write(st->impl, st, r, cls, kind, id, 1, expiry, 1);
+    /* The bulk area too is read and written under that lock only. */
+    /* Room for any value: shmcb calls one that does not fit absent. */
+    unsigned int len = 64 * 1024;
+    unsigned char key[KEY_LEN], *probe = apr_palloc(r->pool, len);
+    const char *v = val ? val : "1";
+    bulk_key(kind, id, key);
+    lock(l);
+    apr_status_t rv = l->provider->retrieve(l->bulk, r->server, key, KEY_LEN, probe, &len, r->pool);
+    if (rv == APR_NOTFOUND) {
+        rv = l->provider->store(l->bulk, r->server, key, KEY_LEN, expiry,
+                                (unsigned char *)apr_pstrdup(r->pool, v), (unsigned int)strlen(v),
+                                r->pool);
+    } else if (rv == APR_SUCCESS || rv == APR_ENOSPC) {
+        rv = APR_EEXIST;
+    }
+    unlock(l);
+    return rv;
 }
 
 static apr_status_t shmcb_lookup(msa_store_t *st, request_rec *r, const char *owner, int n,
