@@ -53,7 +53,8 @@ static apr_time_t record_expiry(const msa_srv_t *srv, const msa_token_t *t)
  * Where a revocation finds the records. Each kept record is entered in two
  * indexes: its user's (appid:sub), for DELETE /jwt_auth, and its Microsoft
  * session's (sid), for the front-channel logout. An index is INDEX_SLOTS
- * records of their own ("<exp> <owner> <jti>"), each taken by an atomic add:
+ * records of their own ("<exp> <entered> <owner> <jti>": the record's expiry,
+ * when it was entered in microseconds), each taken by an atomic add:
  * two logins of one user on two servers at once never take the same slot,
  * and nothing is read, changed and written back. When every slot is taken,
  * the oldest entry gives way and its record is dropped at once: beyond the
@@ -91,15 +92,18 @@ static const char *slot_id(apr_pool_t *p, const index_t *x, int i)
 }
 
 /* An entry's parts; 0 when it is not one. */
-static int entry_parts(apr_pool_t *p, const char *val, apr_int64_t *exp, const char **owner,
-                       const char **jti)
+static int entry_parts(apr_pool_t *p, const char *val, apr_int64_t *exp, apr_int64_t *entered,
+                       const char **owner, const char **jti)
 {
-    const char *first = val ? strchr(val, ' ') : NULL, *last = val ? strrchr(val, ' ') : NULL;
-    if (first == NULL || last == first || last[1] == '\0') {
+    const char *first = val ? strchr(val, ' ') : NULL;
+    const char *second = first ? strchr(first + 1, ' ') : NULL;
+    const char *last = val ? strrchr(val, ' ') : NULL;
+    if (second == NULL || last == second || last[1] == '\0') {
         return 0;
     }
     *exp = apr_atoi64(val);
-    *owner = apr_pstrmemdup(p, first + 1, (apr_size_t)(last - first - 1));
+    *entered = apr_atoi64(first + 1);
+    *owner = apr_pstrmemdup(p, second + 1, (apr_size_t)(last - second - 1));
     *jti = last + 1;
     return *exp > 0 && **owner != '\0';
 }
@@ -116,7 +120,8 @@ static apr_status_t index_add(request_rec *r, const msa_srv_t *srv, const index_
                               const msa_token_t *t, apr_int64_t exp)
 {
     const char *owner = owner_of(r->pool, t);
-    const char *val = apr_psprintf(r->pool, "%" APR_INT64_T_FMT " %s %s", exp, owner, t->jti);
+    const char *val = apr_psprintf(r->pool, "%" APR_INT64_T_FMT " %" APR_INT64_T_FMT " %s %s", exp,
+                                   (apr_int64_t)apr_time_now(), owner, t->jti);
     apr_status_t rv;
     for (int i = 0; i < INDEX_SLOTS; i++) {
         rv = msa_cache_add(r, srv, MSA_REC_MS_INDEX, x->place, slot_id(r->pool, x, i), val,
@@ -127,12 +132,12 @@ static apr_status_t index_add(request_rec *r, const msa_srv_t *srv, const index_
     }
     for (int round = 0; round < INDEX_ROUNDS; round++) {
         int oldest = -1;
-        apr_int64_t oldest_exp = 0, now = apr_time_sec(apr_time_now());
+        apr_int64_t oldest_exp = 0, oldest_entered = 0, now = apr_time_sec(apr_time_now());
         const char *old_owner = NULL, *old_jti = NULL;
         for (int i = 0; i < INDEX_SLOTS; i++) {
             char *cur = NULL;
             const char *o, *j, *id = slot_id(r->pool, x, i);
-            apr_int64_t e;
+            apr_int64_t e, n;
             rv = msa_cache_get(r, srv, MSA_REC_MS_INDEX, x->place, id, 1024, &cur);
             if (rv == APR_NOTFOUND) {
                 /* Freed since: take it, or go on looking when another just did. */
@@ -146,13 +151,15 @@ static apr_status_t index_add(request_rec *r, const msa_srv_t *srv, const index_
             if (rv != APR_SUCCESS) {
                 return rv;
             }
-            if (!entry_parts(r->pool, cur, &e, &o, &j)) {
+            if (!entry_parts(r->pool, cur, &e, &n, &o, &j)) {
                 e = now + INDEX_MARGIN + 1; /* not an entry: the oldest possible, replaced */
+                n = 0;
                 o = owner;
                 j = apr_pstrcat(r->pool, "-", cur, NULL);
             }
-            if (e > now + INDEX_MARGIN && (oldest < 0 || e < oldest_exp)) {
-                oldest = i, oldest_exp = e, old_owner = o, old_jti = j;
+            /* The first entered gives way (the sessions of a sid may have several lifetimes). */
+            if (e > now + INDEX_MARGIN && (oldest < 0 || n < oldest_entered)) {
+                oldest = i, oldest_exp = e, oldest_entered = n, old_owner = o, old_jti = j;
             }
         }
         if (oldest < 0) {
@@ -190,13 +197,13 @@ static apr_status_t index_drop(request_rec *r, const msa_srv_t *srv, const index
     for (int i = 0; i < INDEX_SLOTS; i++) {
         char *cur = NULL;
         const char *o, *j;
-        apr_int64_t e;
+        apr_int64_t e, n;
         apr_status_t rv =
             msa_cache_get(r, srv, MSA_REC_MS_INDEX, x->place, slot_id(r->pool, x, i), 1024, &cur);
         if (rv == APR_NOTFOUND) {
             continue;
         }
-        if (rv == APR_SUCCESS && !entry_parts(r->pool, cur, &e, &o, &j)) {
+        if (rv == APR_SUCCESS && !entry_parts(r->pool, cur, &e, &n, &o, &j)) {
             continue;
         }
         if (rv == APR_SUCCESS) {

@@ -422,6 +422,71 @@ def test_tokens_gone_after_front_channel_logout(fakems, server):
     assert post_refresh(server, token).status_code == 401
 
 
+def test_front_channel_logout_on_one_server_drops_the_records_of_its_sid_on_the_other(
+        request, fakems):
+    store, a, b = two_servers(request, fakems, "memcache", name="tokens-fc", conf=CONF)
+    browser = Browser(fakems)
+    on_a = browser.sign_in(a)
+    on_b = browser.sign_in(b)      # the same Microsoft session: the same sid
+    sid = jwt_parts(on_a)[1]["sid"]
+    assert jwt_parts(on_b)[1]["sid"] == sid
+    other = Browser(fakems).sign_in(b)   # the same user, another Microsoft session
+    assert jwt_parts(other)[1]["sid"] != sid
+    for h, t in ((a, on_a), (b, on_b), (b, other)):
+        assert env(h, "/access/", t)[ACCESS]
+        assert record_of(store, t).startswith("v1.")
+    r = requests.get(a.url("/microsoft_auth/logout/frontchannel?sid=" + sid), timeout=15)
+    assert r.status_code == 200
+    # Dropped from the shared store, not just out of reach: the refresh token is gone.
+    assert record_of(store, on_b) in ("-", None), record_of(store, on_b)[:8]
+    assert record_of(store, on_a) in ("-", None), record_of(store, on_a)[:8]
+    assert status(b, "/access/", on_b) == 401
+    # The user's other Microsoft session keeps its session and its tokens.
+    assert record_of(store, other).startswith("v1.")
+    assert env(b, "/access/", other)[ACCESS]
+
+
+def test_revocation_by_the_jwt_api_drops_the_records_of_every_session_of_the_user(
+        fakems, server, store):
+    one = Browser(fakems).sign_in(server, user="carol")
+    two = Browser(fakems).sign_in(server, user="carol")
+    third = Browser(fakems).sign_in(server, user="dave")
+    for t in (one, two, third):
+        assert env(server, "/access/", t)[ACCESS]
+        assert record_of(store, t).startswith("v1.")
+    r = requests.delete(server.url("/jwt_auth"), headers={"Authorization": "Bearer " + one},
+                        timeout=15)
+    assert r.status_code == 200, r.text
+    assert record_of(store, one) == "-"
+    assert record_of(store, two) == "-", record_of(store, two)[:8]
+    assert status(server, "/access/", two) == 401
+    # Another user's record is untouched.
+    assert record_of(store, third).startswith("v1.")
+    assert env(server, "/access/", third)[ACCESS]
+
+
+INDEX_SLOTS = 16   # the newest sessions of a user whose tokens are kept (msa_mstokens.c)
+
+
+def test_a_user_with_more_sessions_than_the_index_holds(fakems, server, store):
+    time.sleep(1.1)   # after the revocations of the user by the tests above
+    tokens = [Browser(fakems).sign_in(server, user="erin") for _ in range(INDEX_SLOTS + 2)]
+    # Beyond the newest INDEX_SLOTS, the oldest records are dropped at once, not forgotten.
+    records = [record_of(store, t) for t in tokens]
+    assert records[:2] == ["-", "-"], [(r or "")[:4] for r in records]
+    assert all(r.startswith("v1.") for r in records[2:]), [(r or "")[:4] for r in records]
+    assert ACCESS not in env(server, "/access/", tokens[0])
+    assert env(server, "/access/", tokens[-1])[ACCESS]
+    server.wait_log(r"msauth: tokens: appid=default user=.*: more than 16 sessions with "
+                    r"Microsoft tokens: the oldest one's are dropped", count=2)
+    # A revocation of the user then finds every record that is left.
+    r = requests.delete(server.url("/jwt_auth"),
+                        headers={"Authorization": "Bearer " + tokens[-1]}, timeout=15)
+    assert r.status_code == 200, r.text
+    left = [t for t in tokens if record_of(store, t) not in ("-", None)]
+    assert not left, len(left)
+
+
 def test_jwt_api_refresh_carries_the_tokens_to_the_new_session(fakems, server):
     token = Browser(fakems).sign_in(server)
     before = env(server, "/access/", token)
