@@ -475,7 +475,7 @@ def test_a_user_with_more_sessions_than_the_index_holds(fakems, server, store):
     records = [record_of(store, t) for t in tokens]
     assert records[:2] == ["-", "-"], [(r or "")[:4] for r in records]
     assert all(r.startswith("v1.") for r in records[2:]), [(r or "")[:4] for r in records]
-    assert ACCESS not in env(server, "/access/", tokens[0])
+    assert (ACCESS in env(server, "/access/", tokens[0])) is False
     assert env(server, "/access/", tokens[-1])[ACCESS]
     server.wait_log(r"msauth: tokens: appid=default user=.*: more than 16 sessions with "
                     r"Microsoft tokens: the oldest one's are dropped", count=2)
@@ -485,6 +485,37 @@ def test_a_user_with_more_sessions_than_the_index_holds(fakems, server, store):
     assert r.status_code == 200, r.text
     left = [t for t in tokens if record_of(store, t) not in ("-", None)]
     assert not left, len(left)
+
+
+@pytest.mark.parametrize("kind", ["shmcb", "redis"])
+def test_the_index_on_the_other_stores(request, fakems, kind):
+    # What the app sees: beyond the newest INDEX_SLOTS sessions, the oldest have no tokens.
+    if kind == "shmcb":
+        h = Httpd(CONF % "shmcb", fakems, name="tokens-shmcb")
+    else:
+        s = Store("redis")
+        request.addfinalizer(s.stop)
+        h = Httpd(CONF % s.spec, fakems, modules=["socache_redis"], name="tokens-redis")
+        h.expect_warn(fresh_store_epoch(s.spec))
+    h.start()
+    request.addfinalizer(h.cleanup)
+    tokens = [Browser(fakems).sign_in(h, user="alice") for _ in range(INDEX_SLOTS + 1)]
+    passed = [ACCESS in env(h, "/access/", t) for t in tokens]
+    assert passed == [False] + [True] * INDEX_SLOTS, passed
+    h.check_log()
+
+
+def test_logins_of_one_user_at_once_on_two_servers_are_each_found_by_the_revocation(
+        request, fakems):
+    store, a, b = two_servers(request, fakems, "memcache", name="tokens-race", conf=CONF)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        tokens = list(pool.map(lambda h: Browser(fakems).sign_in(h, user="dave"), (a, b) * 5))
+    assert all(record_of(store, t).startswith("v1.") for t in tokens)
+    r = requests.delete(b.url("/jwt_auth"), headers={"Authorization": "Bearer " + tokens[0]},
+                        timeout=15)
+    assert r.status_code == 200, r.text
+    left = [t for t in tokens if record_of(store, t) not in ("-", None)]
+    assert not left, "%d of %d records left" % (len(left), len(tokens))
 
 
 def test_jwt_api_refresh_carries_the_tokens_to_the_new_session(fakems, server):
