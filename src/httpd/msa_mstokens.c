@@ -301,9 +301,6 @@ void msa_mstokens_drop(request_rec *r, const msa_srv_t *srv, const msa_token_t *
 void msa_mstokens_drop_user(request_rec *r, const msa_srv_t *srv, const char *appid,
                             const char *sub)
 {
-    if (!srv->tokens_wanted) {
-        return;
-    }
     int dropped;
     index_t user = user_index(r->pool, appid, sub);
     if (index_drop(r, srv, &user, &dropped) != APR_SUCCESS) {
@@ -320,9 +317,6 @@ void msa_mstokens_drop_user(request_rec *r, const msa_srv_t *srv, const char *ap
 
 void msa_mstokens_drop_sid(request_rec *r, const msa_srv_t *srv, const char *sid)
 {
-    if (!srv->tokens_wanted) {
-        return;
-    }
     int dropped;
     index_t x = sid_index(r->pool, sid);
     if (index_drop(r, srv, &x, &dropped) != APR_SUCCESS) {

@@ -31,7 +31,10 @@ void msa_mstokens_carry(request_rec *r, const msa_srv_t *srv, const msa_app_t *a
 /* Forgets the tokens of session t (logout, revocation). */
 void msa_mstokens_drop(request_rec *r, const msa_srv_t *srv, const msa_token_t *t);
 
-/* Forgets the tokens of every session of the user (DELETE /jwt_auth revoked them all). */
+/*
+ * Forgets the tokens of every session of the user (DELETE /jwt_auth revoked them all),
+ * whether this virtual host passes tokens or not: another sharing the store may.
+ */
 void msa_mstokens_drop_user(request_rec *r, const msa_srv_t *srv, const char *appid,
                             const char *sub);
 
