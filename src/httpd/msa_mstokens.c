@@ -252,8 +252,22 @@ static apr_status_t store_tokens(request_rec *r, const msa_srv_t *srv, const msa
                        record_expiry(srv, t));
     if (rv != APR_SUCCESS) {
         *err = "the store cannot keep them";
+        return rv;
     }
-    return rv;
+    /*
+     * A revocation writes its record, then drops the tokens; here the tokens were written,
+     * then the revocations are read: one that came meanwhile (a refresh or a login takes
+     * seconds) is seen here, or its drop came after this write.
+     */
+    msa_verdict_t verdict = msa_cache_token_verdict(r, srv, t, NULL);
+    if (verdict != MSA_TOKEN_LIVE) {
+        rv = tombstone(r, srv, owner_of(r->pool, t), t->jti, t->exp + srv->clock_skew);
+        *err = verdict == MSA_TOKEN_UNKNOWN || rv != APR_SUCCESS
+                   ? "the store cannot tell whether the session was revoked meanwhile"
+                   : "the session was revoked meanwhile: dropped";
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
 }
 
 void msa_mstokens_keep(request_rec *r, const msa_srv_t *srv, const msa_app_t *app,

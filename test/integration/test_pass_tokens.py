@@ -465,6 +465,30 @@ def test_revocation_by_the_jwt_api_drops_the_records_of_every_session_of_the_use
     assert env(server, "/access/", third)[ACCESS]
 
 
+def test_a_refresh_under_way_when_the_user_is_revoked_leaves_no_record(fakems, server, store):
+    token = Browser(fakems).sign_in(server, user="alice")
+    other = Browser(fakems).sign_in(server, user="alice")
+    assert env(server, "/access/", token)[ACCESS]
+    fakems.control("settings", {"refresh_delay": 2.0})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        refreshing = pool.submit(post_refresh, server, token)
+        deadline = time.time() + 5
+        while refresh_grants(fakems) == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        r = requests.delete(server.url("/jwt_auth"),
+                            headers={"Authorization": "Bearer " + other}, timeout=15)
+        assert r.status_code == 200, r.text
+        assert record_of(store, token) == "-"
+        refreshing.result()
+    # The refresh that Microsoft answered after the revocation does not write the tokens back.
+    assert record_of(store, token) == "-", (record_of(store, token) or "")[:8]
+    server.expect_warn(r"msauth: tokens: appid=default user=.*: the refreshed Microsoft tokens "
+                       r"are not kept \(the session was revoked meanwhile: dropped\)")
+    server.wait_log(r"the refreshed Microsoft tokens are not kept \(the session was revoked "
+                    r"meanwhile: dropped\)")
+    server.check_log()
+
+
 INDEX_SLOTS = 16   # the newest sessions of a user whose tokens are kept (msa_mstokens.c)
 
 
