@@ -115,6 +115,12 @@ static apr_status_t tombstone(request_rec *r, const msa_srv_t *srv, const char *
     return msa_cache_put(r, srv, MSA_REC_MS_TOKENS, owner, jti, TOMBSTONE, apr_time_from_sec(exp));
 }
 
+/* The mark of a session whose entry gave way: its tokens are not written again (a refresh). */
+static const char *given_way(apr_pool_t *p, const char *jti)
+{
+    return apr_pstrcat(p, "gave-way/", jti, NULL);
+}
+
 /* Enters session t (its record living until exp) in x. APR_SUCCESS, else not entered. */
 static apr_status_t index_add(request_rec *r, const msa_srv_t *srv, const index_t *x,
                               const msa_token_t *t, apr_int64_t exp)
@@ -176,7 +182,11 @@ static apr_status_t index_add(request_rec *r, const msa_srv_t *srv, const index_
             return rv;
         }
         /* Forgotten only once dropped: a store that cannot drop it keeps it in the index. */
-        rv = tombstone(r, srv, old_owner, old_jti, oldest_exp);
+        rv = msa_cache_claim(r, srv, MSA_REC_MS_INDEX_TAKEN, old_owner, given_way(r->pool, old_jti),
+                             apr_time_from_sec(oldest_exp));
+        if (rv == APR_SUCCESS || rv == APR_EEXIST) {
+            rv = tombstone(r, srv, old_owner, old_jti, oldest_exp);
+        }
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -260,11 +270,21 @@ static apr_status_t store_tokens(request_rec *r, const msa_srv_t *srv, const msa
      * seconds) is seen here, or its drop came after this write.
      */
     msa_verdict_t verdict = msa_cache_token_verdict(r, srv, t, NULL);
+    char *mark = NULL;
+    if (verdict == MSA_TOKEN_LIVE) {
+        /* The same for an entry that gave way to newer sessions' (it is no longer indexed). */
+        rv = msa_cache_get(r, srv, MSA_REC_MS_INDEX_TAKEN, owner_of(r->pool, t),
+                           given_way(r->pool, t->jti), 64, &mark);
+        verdict = rv == APR_NOTFOUND  ? MSA_TOKEN_LIVE
+                  : rv == APR_SUCCESS ? MSA_TOKEN_REVOKED
+                                      : MSA_TOKEN_UNKNOWN;
+    }
     if (verdict != MSA_TOKEN_LIVE) {
         rv = tombstone(r, srv, owner_of(r->pool, t), t->jti, t->exp + srv->clock_skew);
         *err = verdict == MSA_TOKEN_UNKNOWN || rv != APR_SUCCESS
                    ? "the store cannot tell whether the session was revoked meanwhile"
-                   : "the session was revoked meanwhile: dropped";
+               : mark != NULL ? "newer sessions of the user took its place: dropped"
+                              : "the session was revoked meanwhile: dropped";
         return APR_EGENERAL;
     }
     return APR_SUCCESS;

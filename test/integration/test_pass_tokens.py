@@ -511,6 +511,27 @@ def test_a_user_with_more_sessions_than_the_index_holds(fakems, server, store):
     assert not left, len(left)
 
 
+def test_a_refresh_under_way_when_newer_sessions_take_its_place_leaves_no_record(
+        fakems, server, store):
+    tokens = [Browser(fakems).sign_in(server, user="carol") for _ in range(INDEX_SLOTS)]
+    assert all(record_of(store, t).startswith("v1.") for t in tokens)
+    fakems.control("settings", {"refresh_delay": 2.0})
+    server.expect_warn(r"msauth: tokens: appid=default user=.*: the refreshed Microsoft tokens "
+                       r"are not kept \(newer sessions of the user took its place: dropped\)")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        refreshing = pool.submit(post_refresh, server, tokens[0])
+        deadline = time.time() + 5
+        while refresh_grants(fakems) == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        newest = Browser(fakems).sign_in(server, user="carol")
+        assert record_of(store, tokens[0]) == "-"
+        refreshing.result()
+    assert record_of(store, tokens[0]) == "-", (record_of(store, tokens[0]) or "")[:8]
+    assert record_of(store, newest).startswith("v1.")
+    server.wait_log(r"newer sessions of the user took its place: dropped")
+    server.check_log()
+
+
 @pytest.mark.parametrize("kind", ["shmcb", "redis"])
 def test_the_index_on_the_other_stores(request, fakems, kind):
     # What the app sees: beyond the newest INDEX_SLOTS sessions, the oldest have no tokens.
