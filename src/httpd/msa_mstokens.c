@@ -70,19 +70,21 @@ static apr_time_t record_expiry(const msa_srv_t *srv, const msa_token_t *t)
 typedef struct index {
     const char *place; /* where its slots live (the shard of a sharded store) */
     const char *base;  /* its slots' names: base/0 ... */
+    const char *whose; /* for the log */
 } index_t;
 
 static index_t user_index(apr_pool_t *p, const char *appid, const char *sub)
 {
     const char *owner = msa_cache_owner(p, appid, sub);
-    index_t x = {owner, apr_pstrcat(p, "u/", owner, NULL)};
+    index_t x = {owner, apr_pstrcat(p, "u/", owner, NULL), "user"};
     return x;
 }
 
 /* Beside the records of who holds the sid (msa_cache.c's "sid:<sid>"): on the same shard. */
 static index_t sid_index(apr_pool_t *p, const char *sid)
 {
-    index_t x = {apr_pstrcat(p, "sid:", sid, NULL), apr_pstrcat(p, "s/", sid, NULL)};
+    index_t x = {apr_pstrcat(p, "sid:", sid, NULL), apr_pstrcat(p, "s/", sid, NULL),
+                 "Microsoft session"};
     return x;
 }
 
@@ -191,9 +193,9 @@ static apr_status_t index_add(request_rec *r, const msa_srv_t *srv, const index_
             return rv;
         }
         MSA_RLOG(r, APLOG_INFO, "tokens",
-                 "appid=%s user=%s: more than %d sessions with Microsoft tokens: the oldest "
-                 "one's are dropped",
-                 t->appid, msa_loggable(r, t->sub), INDEX_SLOTS);
+                 "appid=%s user=%s: more than %d sessions with Microsoft tokens for this %s: "
+                 "the oldest one's are dropped",
+                 t->appid, msa_loggable(r, t->sub), INDEX_SLOTS, x->whose);
         return msa_cache_put(r, srv, MSA_REC_MS_INDEX, x->place, id, val, apr_time_from_sec(exp));
     }
     return APR_EBUSY;

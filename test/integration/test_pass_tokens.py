@@ -502,7 +502,7 @@ def test_a_user_with_more_sessions_than_the_index_holds(fakems, server, store):
     assert (ACCESS in env(server, "/access/", tokens[0])) is False
     assert env(server, "/access/", tokens[-1])[ACCESS]
     server.wait_log(r"msauth: tokens: appid=default user=.*: more than 16 sessions with "
-                    r"Microsoft tokens: the oldest one's are dropped", count=2)
+                    r"Microsoft tokens for this user: the oldest one's are dropped", count=2)
     # A revocation of the user then finds every record that is left.
     r = requests.delete(server.url("/jwt_auth"),
                         headers={"Authorization": "Bearer " + tokens[-1]}, timeout=15)
