@@ -31,6 +31,7 @@
 #define MAX_RECORD        (60 * 1024) /* msa_vault's records are smaller */
 #define WAIT_STEP         100000      /* microseconds between looks at another's refresh */
 #define FALLBACK_LIFETIME 300         /* an answer without expires_in: assume five minutes */
+#define SESSION_ENDED     APR_EOF     /* store_tokens: the session ended meanwhile, dropped */
 
 /* The session a record is sealed for: its app, its jti and its user. */
 static const char *binding(apr_pool_t *p, const msa_token_t *t)
@@ -283,11 +284,13 @@ static apr_status_t store_tokens(request_rec *r, const msa_srv_t *srv, const msa
     }
     if (verdict != MSA_TOKEN_LIVE) {
         rv = tombstone(r, srv, owner_of(r->pool, t), t->jti, t->exp + srv->clock_skew);
-        *err = verdict == MSA_TOKEN_UNKNOWN || rv != APR_SUCCESS
-                   ? "the store cannot tell whether the session was revoked meanwhile"
-               : mark != NULL ? "newer sessions of the user took its place: dropped"
-                              : "the session was revoked meanwhile: dropped";
-        return APR_EGENERAL;
+        if (verdict == MSA_TOKEN_UNKNOWN || rv != APR_SUCCESS) {
+            *err = "the store cannot tell whether the session was revoked meanwhile";
+            return APR_EGENERAL;
+        }
+        *err = mark != NULL ? "newer sessions of the user took its place"
+                            : "the session was revoked meanwhile";
+        return SESSION_ENDED;
     }
     return APR_SUCCESS;
 }
@@ -547,20 +550,21 @@ static refreshed_t refresh(request_rec *r, const msa_srv_t *srv, const msa_app_t
         /* A new generation even within the second the last one began. */
         .obtained = now > v->obtained ? now : v->obtained + 1,
     };
-    if (store_tokens(r, srv, app, t, &fresh, 0, &err) != APR_SUCCESS) {
+    rv = store_tokens(r, srv, app, t, &fresh, 0, &err);
+    if (rv == SESSION_ENDED) {
+        /*
+         * Signed out (or given way) while Microsoft answered: the drop may have come before
+         * this record, which store_tokens dropped again after reading the session's state.
+         */
+        MSA_RLOG(r, APLOG_INFO, "tokens",
+                 "appid=%s user=%s: the session ended during the refresh (%s): its tokens are "
+                 "dropped",
+                 t->appid, msa_loggable(r, t->sub), err);
+        return REFRESH_REFUSED;
+    } else if (rv != APR_SUCCESS) {
         MSA_RLOG(r, APLOG_WARNING, "tokens",
                  "appid=%s user=%s: the refreshed Microsoft tokens are not kept (%s)", t->appid,
                  msa_loggable(r, t->sub), err);
-    } else if (msa_cache_token_verdict(r, srv, t, NULL) != MSA_TOKEN_LIVE) {
-        /*
-         * Signed out while Microsoft answered: the sign-out's drop may have come before this
-         * record. It is dropped again, read after the store so a later sign-out drops it.
-         */
-        MSA_RLOG(r, APLOG_INFO, "tokens",
-                 "appid=%s user=%s: the session ended during the refresh: its tokens are dropped",
-                 t->appid, msa_loggable(r, t->sub));
-        msa_mstokens_drop(r, srv, t);
-        return REFRESH_REFUSED;
     } else {
         MSA_RLOG(r, APLOG_INFO, "tokens_refreshed",
                  "appid=%s user=%s: expires in %" APR_INT64_T_FMT " s", t->appid,

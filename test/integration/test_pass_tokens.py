@@ -482,10 +482,8 @@ def test_a_refresh_under_way_when_the_user_is_revoked_leaves_no_record(fakems, s
         refreshing.result()
     # The refresh that Microsoft answered after the revocation does not write the tokens back.
     assert record_of(store, token) == "-", (record_of(store, token) or "")[:8]
-    server.expect_warn(r"msauth: tokens: appid=default user=.*: the refreshed Microsoft tokens "
-                       r"are not kept \(the session was revoked meanwhile: dropped\)")
-    server.wait_log(r"the refreshed Microsoft tokens are not kept \(the session was revoked "
-                    r"meanwhile: dropped\)")
+    server.wait_log(r"msauth: tokens: appid=default user=.*: the session ended during the "
+                    r"refresh \(the session was revoked meanwhile\): its tokens are dropped")
     server.check_log()
 
 
@@ -516,8 +514,6 @@ def test_a_refresh_under_way_when_newer_sessions_take_its_place_leaves_no_record
     tokens = [Browser(fakems).sign_in(server, user="carol") for _ in range(INDEX_SLOTS)]
     assert all(record_of(store, t).startswith("v1.") for t in tokens)
     fakems.control("settings", {"refresh_delay": 2.0})
-    server.expect_warn(r"msauth: tokens: appid=default user=.*: the refreshed Microsoft tokens "
-                       r"are not kept \(newer sessions of the user took its place: dropped\)")
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         refreshing = pool.submit(post_refresh, server, tokens[0])
         deadline = time.time() + 5
@@ -528,7 +524,9 @@ def test_a_refresh_under_way_when_newer_sessions_take_its_place_leaves_no_record
         refreshing.result()
     assert record_of(store, tokens[0]) == "-", (record_of(store, tokens[0]) or "")[:8]
     assert record_of(store, newest).startswith("v1.")
-    server.wait_log(r"newer sessions of the user took its place: dropped")
+    server.wait_log(r"msauth: tokens: appid=default user=.*: the session ended during the "
+                    r"refresh \(newer sessions of the user took its place\): its tokens are "
+                    r"dropped")
     server.check_log()
 
 
