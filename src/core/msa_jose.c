@@ -187,11 +187,11 @@ static void verified_keep(const char *compact, size_t len, const msa_key_t *key,
 static int hs256_verify_own(apr_pool_t *p, const char *compact, const msa_key_t *keys, int nkeys,
                             char **payload, const char **err, apr_status_t *rv)
 {
-    const size_t hlen = sizeof(hs256_header) - 1;
-    if (strncmp(compact, hs256_header, hlen) != 0) {
+    const size_t hlen = sizeof(hs256_header) - 1, n = strlen(compact);
+    if (n <= hlen || memcmp(compact, hs256_header, hlen) != 0) {
         return 0;
     }
-    const char *body = compact + hlen, *dot = strchr(body, '.');
+    const char *body = compact + hlen, *dot = memchr(body, '.', n - hlen);
     if (dot == NULL || strlen(dot + 1) != 43 || strchr(dot + 1, '.') != NULL) {
         return 0;
     }
