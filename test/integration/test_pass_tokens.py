@@ -668,6 +668,25 @@ def test_one_refresh_when_two_servers_need_it_at_once(request, fakems):
 
 # -- the other ways a request reaches an app --------------------------------------------------
 
+def index_directory(name, files):
+    """A directory whose DirectoryIndex CGI has settings of its own (files) under a
+    directory passing every token."""
+    return """Alias /{0}/ @DIR@/htdocs/{0}/
+<Directory @DIR@/htdocs/{0}>
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
+    DirectoryIndex index.cgi
+    AuthType Microsoft
+    MSAuthUnauthAction 401
+    MSAuthPassTokens all
+    Require valid-user
+    <Files "index.cgi">
+        {1}
+    </Files>
+</Directory>
+""".format(name, files)
+
+
 PATHS_CONF = """
 <Directory @DIR@/htdocs/ssi>
     Options +Includes
@@ -681,47 +700,10 @@ Alias /ssi-all/ @DIR@/htdocs/ssi/
     Require valid-user
 </Location>
 Alias /ssi-open/ @DIR@/htdocs/ssi/
-Alias /idx/ @DIR@/htdocs/idx/
-<Directory @DIR@/htdocs/idx>
-    Options +ExecCGI
-    AddHandler cgi-script .cgi
-    DirectoryIndex index.cgi
-    AuthType Microsoft
-    MSAuthUnauthAction 401
-    MSAuthPassTokens all
-    Require valid-user
-    <Files "index.cgi">
-        MSAuthPassTokens off
-    </Files>
-</Directory>
-Alias /idx-access/ @DIR@/htdocs/idx-access/
-<Directory @DIR@/htdocs/idx-access>
-    Options +ExecCGI
-    AddHandler cgi-script .cgi
-    DirectoryIndex index.cgi
-    AuthType Microsoft
-    MSAuthUnauthAction 401
-    MSAuthPassTokens all
-    Require valid-user
-    <Files "index.cgi">
-        MSAuthPassTokens access
-    </Files>
-</Directory>
-Alias /idx-open/ @DIR@/htdocs/idx-open/
-<Directory @DIR@/htdocs/idx-open>
-    Options +ExecCGI
-    AddHandler cgi-script .cgi
-    DirectoryIndex index.cgi
-    AuthType Microsoft
-    MSAuthUnauthAction 401
-    MSAuthPassTokens all
-    Require valid-user
-    <Files "index.cgi">
-        AuthType None
-        Require all granted
-    </Files>
-</Directory>
-Alias /copy/ @DIR@/htdocs/cgi/
+""" + "".join(index_directory(name, files) for name, files in (
+    ("idx", "MSAuthPassTokens off"),
+    ("idx-access", "MSAuthPassTokens access"),
+    ("idx-open", "AuthType None\n        Require all granted"))) + """Alias /copy/ @DIR@/htdocs/cgi/
 <Location /copy/>
     RequestHeader set X-MS-Graph-Bearer "expr=%{req:X-MS-TOKEN-AAD-ACCESS-TOKEN}"
 </Location>
