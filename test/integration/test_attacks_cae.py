@@ -20,9 +20,9 @@ import urllib.parse
 
 import pytest
 
-from msauth import CAE_CGI, FAKEMS_APP, Httpd, install_cgi
-from test_cae import (CHALLENGE_CGI, CP1, NAV, Browser, b64, challenge, challenge_path, claims_sent,
-                      nbf_claims)
+from msauth import FAKEMS_APP, Httpd, install_cgi
+from test_cae import (CHALLENGE_CGI, CP1, NAV, Browser, b64, cae_httpd, challenge,
+                      challenge_path, claims_sent, nbf_claims)
 
 STATE_COOKIE_MAX = 4   # MSA_STATE_COOKIE_MAX: parallel logins a browser keeps
 
@@ -82,14 +82,8 @@ Alias /offtok/ @DIR@/htdocs/cgi/
 
 @pytest.fixture(scope="module")
 def httpd(request, fakems):
-    h = Httpd(CONF, fakems, name="caeattacks")
-    install_cgi(h, "cae.cgi", CAE_CGI)
-    install_cgi(h, "challenge.cgi", CHALLENGE_CGI)
-    install_cgi(h, "graph.cgi", GRAPH_CGI)
-    install_cgi(h, "post.cgi", POST_CGI)
-    h.start()
-    request.addfinalizer(h.cleanup)
-    return h
+    return cae_httpd(request, fakems, CONF, "caeattacks",
+                     **{"graph.cgi": GRAPH_CGI, "post.cgi": POST_CGI})
 
 
 @pytest.fixture(autouse=True)

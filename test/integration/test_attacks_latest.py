@@ -6,19 +6,13 @@ import time
 import pytest
 import requests
 
-from msauth import CAE_CGI, Httpd, install_cgi
-from test_cae import (CHALLENGE_CGI, CONF, NAV, Browser, _copy_of_session, _whoami,
+from test_cae import (CONF, NAV, Browser, _copy_of_session, _whoami, cae_httpd,
                       assert_passed_on, b64, challenge, challenge_path, nbf_claims)
 
 
 @pytest.fixture(scope="module")
 def httpd(request, fakems):
-    h = Httpd(CONF, fakems, name="attacks_latest")
-    install_cgi(h, "cae.cgi", CAE_CGI)
-    install_cgi(h, "challenge.cgi", CHALLENGE_CGI)
-    h.start()
-    request.addfinalizer(h.cleanup)
-    return h
+    return cae_httpd(request, fakems, CONF, "attacks_latest")
 
 
 @pytest.fixture(autouse=True)

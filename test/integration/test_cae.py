@@ -54,14 +54,20 @@ Alias /open/ @DIR@/htdocs/cgi/
 """
 
 
-@pytest.fixture(scope="module")
-def httpd(request, fakems):
-    h = Httpd(CONF, fakems, name="cae")
-    install_cgi(h, "cae.cgi", CAE_CGI)
-    install_cgi(h, "challenge.cgi", CHALLENGE_CGI)
+def cae_httpd(request, fakems, conf, name, **cgis):
+    """A started server of conf with the Graph-calling and the challenging CGIs (and cgis,
+    name to text), stopped with the module."""
+    h = Httpd(conf, fakems, name=name)
+    for cgi, text in dict({"cae.cgi": CAE_CGI, "challenge.cgi": CHALLENGE_CGI}, **cgis).items():
+        install_cgi(h, cgi, text)
     h.start()
     request.addfinalizer(h.cleanup)
     return h
+
+
+@pytest.fixture(scope="module")
+def httpd(request, fakems):
+    return cae_httpd(request, fakems, CONF, "cae")
 
 
 @pytest.fixture(autouse=True)
