@@ -253,21 +253,14 @@ apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, 
 apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
                              const char *id, apr_time_t expiry)
 {
-    msa_store_t *st = store(srv);
-    if (st == NULL) {
-        return APR_EGENERAL;
-    }
-    apr_status_t rv =
-        st->ops->add(st, r, records[rec].cls, owner, records[rec].kind, id, NULL, expiry);
-    count_error(rv);
-    return rv;
+    return msa_cache_add(r, srv, rec, owner, id, NULL, expiry);
 }
 
 apr_status_t msa_cache_add(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
                            const char *id, const char *val, apr_time_t expiry)
 {
     msa_store_t *st = store(srv);
-    if (st == NULL || strlen(val) > MAX_VALUE) {
+    if (st == NULL || (val != NULL && strlen(val) > MAX_VALUE)) {
         return APR_EGENERAL;
     }
     apr_status_t rv =

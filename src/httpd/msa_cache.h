@@ -54,7 +54,7 @@ apr_status_t msa_cache_put(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, 
  */
 apr_status_t msa_cache_claim(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
                              const char *id, apr_time_t expiry);
-/* The same with a value of the caller's (a number in the local store's durable tables). */
+/* The same with a value of the caller's (NULL: "1"; in the local store's tables a number). */
 apr_status_t msa_cache_add(request_rec *r, const msa_srv_t *srv, msa_rec_t rec, const char *owner,
                            const char *id, const char *val, apr_time_t expiry);
 /* The epoch tokens of owner are issued in now (created when the store has none). */
